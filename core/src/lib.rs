@@ -1,0 +1,3 @@
+//! The rscst SCSI target core (skeleton; filled by the core issue).
+#![no_std]
+#![forbid(unsafe_code)]

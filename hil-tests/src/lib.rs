@@ -1,0 +1,2 @@
+//! Hardware-in-the-loop scenarios (skeleton; filled with the driver issue).
+#![forbid(unsafe_code)]

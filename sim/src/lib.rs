@@ -1,0 +1,2 @@
+//! The ISP firmware simulator (skeleton; filled by the simulator issue).
+#![forbid(unsafe_code)]

@@ -1,0 +1,4 @@
+//! The `rscst` command (skeleton).
+#![forbid(unsafe_code)]
+
+fn main() {}
