@@ -8,6 +8,8 @@
 extern crate std;
 
 mod addr;
+#[cfg(feature = "std")]
+pub mod alloc_count;
 mod dma;
 mod fence;
 #[cfg(feature = "std")]
