@@ -165,7 +165,7 @@ const WR: u16 = MEDIUM | WRITES;
 
 /// The table, sorted by opcode then service action.
 #[rustfmt::skip]
-const TABLE: [OpInfo; 50] = [
+const TABLE: [OpInfo; 51] = [
     op(0x00, None, "TEST UNIT READY", &[FF, 0, 0, 0, 0, CTL], N, (0, 0), (0, 0), MEDIUM, K::TestUnitReady, T_SHORT, P::Allowed),
     op(0x03, None, "REQUEST SENSE", &[FF, 0x01, 0, 0, FF, CTL], I, (0, 0), (4, 1), INFO_FLAGS, K::RequestSense, T_SHORT, P::Allowed),
     op(0x04, None, "FORMAT UNIT", &[FF, 0x3f, 0, 0, 0, CTL], O, (0, 0), (0, 0), WR, K::FormatUnit, T_LONG, P::Write),
@@ -216,6 +216,7 @@ const TABLE: [OpInfo; 50] = [
     op(0xaa, None, "WRITE(12)", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::Write, T_IO, P::Write),
     op(0xae, None, "WRITE AND VERIFY(12)", &[FF, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::WriteVerify, T_IO, P::Write),
     op(0xaf, None, "VERIFY(12)", &[FF, 0x16, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), RW, K::Verify, T_IO, P::Read),
+    op(0xb7, None, "READ DEFECT DATA(12)", &[FF, 0x1f, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), MEDIUM, K::ReadDefectData, T_SHORT, P::Read),
 ];
 
 /// Rows with the same opcode are contiguous; this maps an opcode to its

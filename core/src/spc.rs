@@ -287,8 +287,10 @@ impl Target<'_> {
     }
 
     /// UNMAP block descriptors one parameter list may carry.
+    /// One descriptor of room is kept, so a list just over the limit is
+    /// still received and refused with INVALID FIELD IN PARAMETER LIST.
     pub(crate) fn max_unmap_descriptors(&self) -> u64 {
-        ((self.pool.capacity() - 8) / 16).min(4096)
+        ((self.pool.capacity() - 8) / 16 - 1).min(4096)
     }
 
     fn gen_block_limits(&self, l: usize, p: &mut Payload<'_>) {
