@@ -139,7 +139,7 @@ fn vpd_extended_inquiry_block_limits_characteristics_provisioning() {
     // 512 KiB pool: COMPARE AND WRITE holds 3 x N blocks -> 255 (capped).
     assert_eq!(d[5], 255);
     assert_eq!(u32_at(20), u32::MAX, "MAXIMUM UNMAP LBA COUNT");
-    assert_eq!(u32_at(24), ((512 * 1024 - 8) / 16).min(4096) as u32);
+    assert_eq!(u32_at(24), 4096, "MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT");
     assert_eq!(u32_at(28), 1, "OPTIMAL UNMAP GRANULARITY");
     assert_eq!(u32_at(32), 0x8000_0000, "UGAVALID");
     assert_eq!(
