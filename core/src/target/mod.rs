@@ -572,6 +572,8 @@ impl<'a> Target<'a> {
         if map.iter().any(|e| e.in_use && e.lun == lun) {
             return Err(ConfigError::Duplicate);
         }
+        // A LU the group sees already (at another LUN) is not new to its nexuses.
+        let known = map.iter().any(|e| e.in_use && usize::from(e.lu) == l);
         let e = map
             .iter_mut()
             .find(|e| !e.in_use)
@@ -582,7 +584,7 @@ impl<'a> Target<'a> {
             lu: l as u16,
             read_only: access == Access::ReadOnly,
         };
-        self.lun_map_changed(g, Some(l));
+        self.lun_map_changed(g, (!known).then_some(l));
         Ok(())
     }
 
