@@ -72,11 +72,19 @@ impl Target<'_> {
         }
     }
 
-    /// INVALID FIELD IN CDB when a transfer exceeds MAXIMUM TRANSFER LENGTH.
-    fn check_max_transfer(&self, i: usize, blocks: u64) -> Result<(), SenseReason> {
-        let max = self.lus[self.lu_of(i)].cfg.max_transfer_blocks;
-        let count = self.cmds[i].op.map_or((0, 0), |o| o.count);
+    /// [`Self::check_range`], then INVALID FIELD IN CDB when a transfer
+    /// exceeds MAXIMUM TRANSFER LENGTH (one LU lookup for both).
+    fn check_transfer(&self, i: usize, lba: u64, blocks: u64) -> Result<(), SenseReason> {
+        let Some(lu) = self.lus.get(self.lu_of(i)) else {
+            return Err(SenseReason::InternalTargetFailure);
+        };
+        match lba.checked_add(blocks) {
+            Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
+            _ => return Err(SenseReason::LbaOutOfRange),
+        }
+        let max = lu.cfg.max_transfer_blocks;
         if max != 0 && blocks > u64::from(max) {
+            let count = self.cmds[i].op.map_or((0, 0), |o| o.count);
             return Err(invalid_cdb(u16::from(count.0), 7));
         }
         Ok(())
@@ -101,8 +109,7 @@ impl Target<'_> {
             match self.cmds[i].stage {
                 S_PARSE => {
                     let (lba, blocks) = self.lba_blocks(i);
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
                     c.lba = lba;
@@ -215,8 +222,7 @@ impl Target<'_> {
                         .is_some_and(|o| o.kind == crate::cdb::OpKind::WriteVerify);
                     let c = &mut self.cmds[i];
                     c.intended = blocks * bs;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     let expected = c.expected(DataDirection::Out);
                     if expected < c.intended && !expected.is_multiple_of(bs) {
@@ -335,8 +341,7 @@ impl Target<'_> {
                         _ => bs,
                     };
                     self.cmds[i].intended = intended;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     if c.expected(DataDirection::Out) < intended {
                         return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
@@ -823,8 +828,7 @@ impl Target<'_> {
                 0 => {
                     let (lba, blocks) = self.lba_blocks(i);
                     self.cmds[i].intended = blocks * bs;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     if c.expected(DataDirection::Out) < c.intended {
                         return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
@@ -1272,6 +1276,7 @@ impl Target<'_> {
             waiter: if immed { NIL } else { i as u16 },
             waiter_gen: c.generation,
         });
+        self.bg_active += 1;
         if matches!(kind, BgKind::Overwrite { .. } | BgKind::BlockErase) {
             self.lus[l].sanitize_failed = false;
         }
@@ -1299,6 +1304,9 @@ impl Target<'_> {
 
     /// Advance the background operations that are due.
     pub(crate) fn run_background<B: Backend>(&mut self, b: &mut B) -> bool {
+        if self.bg_active == 0 {
+            return false;
+        }
         let mut moved = false;
         for l in 0..self.lus.len() {
             // A paced operation catches up after a late poll, a few steps at a time.
@@ -1430,6 +1438,7 @@ impl Target<'_> {
         let Some(bg) = self.lus[l].bg.take() else {
             return;
         };
+        self.bg_active = self.bg_active.saturating_sub(1);
         if let Some(pb) = bg.buf {
             self.pool.release(pb);
             if self.waiting_buffers {

@@ -42,6 +42,28 @@ fn write_then_read_every_size_of_cdb() {
 }
 
 #[test]
+fn maximum_transfer_length_is_enforced_and_reported() {
+    let (mut h, _) = ram_target_with(1024, 512, |c| c.max_transfer_blocks = 64);
+    let s = h.login_clean("iqn.t:a", 0);
+    let vpd = h
+        .read_cmd(s, 0, &[0x12, 1, 0xb0, 0, 64, 0], 64)
+        .good()
+        .data
+        .clone();
+    assert_eq!(&vpd[8..12], &[0, 0, 0, 64]);
+    assert_eq!(
+        &vpd[44..48],
+        &[0, 0, 0, 64],
+        "atomic limit within the transfer limit"
+    );
+    h.read_cmd(s, 0, &rd10(0, 64), 64 * 512).good();
+    h.read_cmd(s, 0, &rd10(0, 65), 65 * 512)
+        .invalid_cdb(7, Some(7));
+    h.write_cmd(s, 0, &wr16(0, 65), &[0; 65 * 512])
+        .invalid_cdb(10, Some(7));
+}
+
+#[test]
 fn read6_zero_length_means_256_blocks() {
     let (mut h, _) = ram_target(1024);
     let s = h.login_clean("iqn.t:a", 0);

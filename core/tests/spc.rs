@@ -138,6 +138,7 @@ fn vpd_extended_inquiry_block_limits_characteristics_provisioning() {
     assert_eq!(d[4] & 1, 0, "WSNZ");
     // 512 KiB pool: COMPARE AND WRITE holds 3 x N blocks -> 255 (capped).
     assert_eq!(d[5], 255);
+    assert_eq!(u32_at(8), u32::MAX, "MAXIMUM TRANSFER LENGTH: no limit");
     assert_eq!(u32_at(20), u32::MAX, "MAXIMUM UNMAP LBA COUNT");
     assert_eq!(u32_at(24), 4096, "MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT");
     assert_eq!(u32_at(28), 1, "OPTIMAL UNMAP GRANULARITY");
