@@ -74,6 +74,16 @@ impl Transport for Ring {
 }
 
 fn main() {
+    // Speak enough of the libtest command line for test runners (cargo
+    // nextest lists tests with `--list --format terse`).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("no_alloc: test");
+        }
+        return;
+    }
+    drop(args);
     // Everything allocated up front.
     let lun: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
     let lun = Box::leak(Box::new(SliceMemory::new(lun, 0x4000_0000)));

@@ -548,6 +548,25 @@ impl<B: Backend> H<B> {
             .expect("submit_tmf")
     }
 
+    /// Submit a TMF if a slot is free; remembers the session it came from.
+    pub fn tmf_try(
+        &mut self,
+        s: SessionHandle,
+        lun: u16,
+        f: TmfFunction,
+    ) -> Option<(TmfHandle, SessionHandle)> {
+        let tag = self.tag();
+        self.t
+            .submit_tmf(&TmfRequest {
+                session: s,
+                tag,
+                lun: Lun::single_level(lun).unwrap(),
+                function: f,
+            })
+            .ok()
+            .map(|t| (t, s))
+    }
+
     /// One poll.
     pub fn poll(&mut self) -> Progress {
         self.t.poll(self.now, &mut self.tr, &mut self.b)
@@ -598,6 +617,10 @@ impl<B: Backend> H<B> {
                 self.t.tmf_response_sent(tmf.handle).unwrap();
             }
             Ev::Aborted { cmd } => {
+                // The exchange is terminated: its other queued work is gone
+                // and is never completed after abort_done.
+                self.tr.pending.retain(|e| e.cmd() != Some(cmd.handle));
+                self.partial.remove(&cmd.handle.to_u32());
                 let st = St {
                     status: ScsiStatus::TaskAborted,
                     sense: vec![],
