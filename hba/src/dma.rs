@@ -59,8 +59,9 @@ impl fmt::Display for DmaError {
 
 impl core::error::Error for DmaError {}
 
-/// Check that `[offset, offset + len)` lies within `region_len` bytes.
-pub(crate) fn check_range(offset: usize, len: usize, region_len: usize) -> Result<(), DmaError> {
+/// Check that `[offset, offset + len)` lies within `region_len` bytes, without
+/// overflow. A helper for `DmaRegion` implementations.
+pub fn check_range(offset: usize, len: usize, region_len: usize) -> Result<(), DmaError> {
     match offset.checked_add(len) {
         Some(end) if end <= region_len => Ok(()),
         _ => Err(DmaError::OutOfBounds {
