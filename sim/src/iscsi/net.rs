@@ -47,7 +47,11 @@ const FIRST_CONN: usize = 2;
 /// Parses `ADDR:PORT`, `ADDR` (port 3260), `:PORT`/`PORT` (127.0.0.1) or `[V6]:PORT`.
 pub fn parse_listen(s: &str) -> io::Result<SocketAddr> {
     let s = s.trim();
-    if let Ok(port) = s.trim_start_matches(':').parse::<u16>() {
+    let port_only = s.strip_prefix(':').unwrap_or(s);
+    if !port_only.is_empty() && port_only.bytes().all(|b| b.is_ascii_digit()) {
+        let port = port_only
+            .parse::<u16>()
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
