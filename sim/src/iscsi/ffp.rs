@@ -9,7 +9,8 @@
 //!   FirstBurstLength, ending with F) are buffered; the SAN's `ready_to_transfer` requests
 //!   are served from that buffer, then with R2Ts of at most MaxBurstLength, at most
 //!   MaxOutstandingR2T at a time. DataSN, offsets and lengths are checked; at
-//!   ErrorRecoveryLevel 0 any violation rejects the PDU and drops the connection (§7.1.4).
+//!   ErrorRecoveryLevel 0 there is no within-command recovery, so a violation ends that
+//!   task with CHECK CONDITION (ABORTED COMMAND) and the connection stays up.
 //! * Read data (§11.7): Data-In PDUs no larger than the initiator's
 //!   MaxRecvDataSegmentLength, sequences no longer than MaxBurstLength (F bit at each
 //!   end); a GOOD status without sense rides on the last Data-In (S bit) when that PDU has
@@ -42,6 +43,13 @@ const MAX_TEXT: usize = 64 * 1024;
 const IMMEDIATE_SLACK: usize = 16;
 
 const STATUS_TASK_SET_FULL: u8 = 0x28;
+/// WRITE ERROR (SPC-4 Annex D, ASC 0x0C) with ASCQ 0x0C: unexpected unsolicited data.
+const ASC_WRITE_ERROR: u8 = 0x0c;
+const ASCQ_UNEXPECTED_UNSOLICITED: u8 = 0x0c;
+/// ASC 0x4B: DATA PHASE ERROR (ASCQ 0) and DATA OFFSET ERROR (ASCQ 5).
+const ASC_DATA_PHASE: u8 = 0x4b;
+const ASCQ_DATA_PHASE_ERROR: u8 = 0x00;
+const ASCQ_DATA_OFFSET_ERROR: u8 = 0x05;
 
 fn header(bhs: &[u8]) -> [u8; BHS_LEN] {
     let mut h = [0u8; BHS_LEN];
@@ -310,10 +318,35 @@ impl Portal {
         san.command(nexus, TaskId { conn: ch, task: h }, &cmd);
     }
 
-    fn protocol_failure(&mut self, c: &mut Conn, ch: Handle, bhs: &[u8], reason: RejectReason) {
-        self.reject(c, reason, &header(bhs));
+    /// Ends a task the initiator broke (bad DataSN, offset, length or TTT in its
+    /// Data-Out): at ErrorRecoveryLevel 0 there is no within-command recovery, so the task
+    /// ends with CHECK CONDITION, ABORTED COMMAND and the iSCSI-specific ASC/ASCQ of
+    /// RFC 7143 §11.4.7.2 / SPC-4; the connection stays up. Its later Data-Out PDUs are
+    /// discarded as strays.
+    fn fail_task(&mut self, c: &mut Conn, ch: Handle, h: Handle, asc: u8, ascq: u8) {
+        let nexus = c.session.as_ref().and_then(|s| s.nexus());
+        let Some(t) = c.remove_task(h) else {
+            return;
+        };
         self.stats.protocol_errors += 1;
-        self.fail_conn(c, ch, NexusLoss::ProtocolError);
+        match (t.state, nexus) {
+            (TaskState::Active, Some(n)) => self
+                .deferred
+                .push_back(Deferred::Abort(n, TaskId { conn: ch, task: h })),
+            _ => {
+                if let Some(q) = c.session.as_mut().and_then(|s| s.queued.get_mut(&t.cmdsn)) {
+                    *q = Queued::Tombstone;
+                }
+            }
+        }
+        self.update_window(c);
+        let mut sense = [0u8; 18];
+        sense[0] = 0x70;
+        sense[2] = 0x0b; // ABORTED COMMAND
+        sense[7] = 10;
+        sense[12] = asc;
+        sense[13] = ascq;
+        self.send_response(c, t.itt, 0x02, &sense, Residual::None, t.in_sn);
     }
 
     fn on_data_out<S: SanPort + ?Sized>(
@@ -337,16 +370,21 @@ impl Portal {
         };
         let n = data.len() as u32;
         if !t.write {
-            return self.protocol_failure(c, ch, bhs, RejectReason::ProtocolError);
+            // Data for a command that expects none: unexpected unsolicited data.
+            return self.fail_task(c, ch, h, ASC_WRITE_ERROR, ASCQ_UNEXPECTED_UNSOLICITED);
         }
         if d.ttt == RESERVED_TAG {
             // Unsolicited Data-Out (RFC 7143 §4.2.5.2).
-            let ok = t.unsol_open
-                && d.datasn == t.unsol_next_datasn
-                && d.offset as usize == t.unsol_buf.len()
-                && u64::from(d.offset) + u64::from(n) <= u64::from(t.unsol_limit);
-            if !ok {
-                return self.protocol_failure(c, ch, bhs, RejectReason::ProtocolError);
+            if !t.unsol_open
+                || u64::from(d.offset) + u64::from(n) > u64::from(t.unsol_limit)
+            {
+                return self.fail_task(c, ch, h, ASC_WRITE_ERROR, ASCQ_UNEXPECTED_UNSOLICITED);
+            }
+            if d.datasn != t.unsol_next_datasn {
+                return self.fail_task(c, ch, h, ASC_DATA_PHASE, ASCQ_DATA_PHASE_ERROR);
+            }
+            if d.offset as usize != t.unsol_buf.len() {
+                return self.fail_task(c, ch, h, ASC_DATA_PHASE, ASCQ_DATA_OFFSET_ERROR);
             }
             t.unsol_buf.extend_from_slice(data);
             t.unsol_next_datasn = t.unsol_next_datasn.wrapping_add(1);
@@ -358,15 +396,17 @@ impl Portal {
             }
         } else {
             let Some(i) = t.r2ts.iter().position(|r| r.ttt == d.ttt) else {
-                return self.protocol_failure(c, ch, bhs, RejectReason::InvalidPduField);
+                return self.fail_task(c, ch, h, ASC_DATA_PHASE, ASCQ_DATA_PHASE_ERROR);
             };
             let r = &mut t.r2ts[i];
-            let ok = d.datasn == r.next_datasn
-                && d.offset == r.offset + r.received
+            if d.datasn != r.next_datasn {
+                return self.fail_task(c, ch, h, ASC_DATA_PHASE, ASCQ_DATA_PHASE_ERROR);
+            }
+            let ok = d.offset == r.offset + r.received
                 && r.received + n <= r.len
                 && (!d.final_ || r.received + n == r.len);
             if !ok {
-                return self.protocol_failure(c, ch, bhs, RejectReason::ProtocolError);
+                return self.fail_task(c, ch, h, ASC_DATA_PHASE, ASCQ_DATA_OFFSET_ERROR);
             }
             r.received += n;
             r.next_datasn = r.next_datasn.wrapping_add(1);
