@@ -104,7 +104,8 @@ impl Portal {
         let Some(s) = c.session.as_mut() else {
             return;
         };
-        if cmdsn == s.exp_cmdsn {
+        // MaxCmdSN = ExpCmdSN - 1 closes the window: even the expected CmdSN waits.
+        if cmdsn == s.exp_cmdsn && sn_le(cmdsn, s.max_cmdsn) {
             s.exp_cmdsn = s.exp_cmdsn.wrapping_add(1);
             self.process(c, ch, bhs, ahs_area, data, san);
             self.drain_queue(c, ch, san);
@@ -599,13 +600,13 @@ impl Portal {
         if t.parked.is_some() {
             return Err(EventError::Invalid("status already given"));
         }
-        if offset < t.granted_end {
+        let limit = if t.write { t.edtl } else { 0 };
+        let start = offset.min(limit);
+        let end = offset.saturating_add(len).min(limit).max(start);
+        if start < t.granted_end {
             return Err(EventError::Invalid("request overlaps an earlier one"));
         }
-        let limit = if t.write { t.edtl } else { 0 };
-        let end = offset.saturating_add(len).min(limit).max(offset.min(limit));
-        let start = offset.min(limit);
-        t.granted_end = offset.saturating_add(len);
+        t.granted_end = end;
         t.grants.push_back(Grant {
             offset: start,
             len: end - start,

@@ -559,9 +559,13 @@ impl Portal {
                 && s.cid == ls.cid
                 && matches!(s.kind, SessionKind::Normal { target: t, .. } if t == target)
         });
-        let Some(mut s) = oc.session.take().filter(|_| same) else {
+        if !same {
             self.conns.put_back(old, oc);
             return Err(LoginStatus::TOO_MANY_CONNECTIONS);
+        }
+        let Some(mut s) = oc.session.take() else {
+            self.conns.put_back(old, oc);
+            return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
         };
         // The old connection's tasks end; the session, its nexus and its CmdSN state
         // move to the new connection.

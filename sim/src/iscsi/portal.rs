@@ -286,6 +286,12 @@ impl Portal {
             .and_then(|s| s.nexus())
     }
 
+    /// The handle under which a login on `conn` is (or would be) given to the SAN in
+    /// [`SessionLogin::login`](super::san::SessionLogin).
+    pub fn login_id(&self, conn: ConnId) -> LoginId {
+        LoginId { conn: conn.0 }
+    }
+
     pub(crate) fn random(&mut self) -> u64 {
         // SplitMix64.
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -323,10 +323,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Bhs<T> {
         self.bm()[field::FLAGS] = v;
     }
 
-    /// Writes TotalAHSLength from a byte count (must be a multiple of 4, at most 1020).
+    /// Writes TotalAHSLength from a byte count, rounded up to 4-byte words and clipped
+    /// to the field's 1020 bytes.
     pub fn set_total_ahs_len(&mut self, bytes: usize) {
-        debug_assert!(bytes % 4 == 0 && bytes <= 1020);
-        self.bm()[field::TOTAL_AHS] = (bytes / 4).min(255) as u8;
+        self.bm()[field::TOTAL_AHS] = bytes.div_ceil(4).min(255) as u8;
     }
 
     /// Writes DataSegmentLength (24 bits; larger values are clipped, never silently wrapped).

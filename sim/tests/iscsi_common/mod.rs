@@ -48,6 +48,12 @@ pub struct MemSan {
     open: HashMap<TaskId, (NexusId, Lun)>,
     /// When false, commands are recorded but not answered.
     pub auto: bool,
+    /// Every `data_out` call: task, offset, length, last.
+    pub data_outs: Vec<(TaskId, u32, usize, bool)>,
+    /// Every command: task, CDB, EDTL, unsolicited bytes already received.
+    pub commands: Vec<(TaskId, Vec<u8>, u32, u32)>,
+    /// Answer logins with `Pending` (decided later by the test).
+    pub login_pending: bool,
 }
 
 fn be32(b: &[u8]) -> u32 {
@@ -75,6 +81,9 @@ impl MemSan {
             writes: HashMap::new(),
             open: HashMap::new(),
             auto: true,
+            data_outs: Vec::new(),
+            commands: Vec::new(),
+            login_pending: false,
         }
     }
 
@@ -378,11 +387,16 @@ impl SanPort for MemSan {
         self.next_nexus += 1;
         self.nexuses.insert(n, req.initiator_name.to_owned());
         self.seen.push(Seen::Login(req.initiator_name.to_owned(), n));
+        if self.login_pending {
+            return LoginDecision::Pending;
+        }
         LoginDecision::Accept(n)
     }
 
     fn command(&mut self, nexus: NexusId, task: TaskId, cmd: &Command<'_>) {
         self.seen.push(Seen::Command(nexus, task, cmd.cdb[0]));
+        self.commands
+            .push((task, cmd.cdb.to_vec(), cmd.expected_len, cmd.unsolicited_received));
         self.open.insert(task, (nexus, cmd.lun));
         if self.auto {
             self.run(nexus, task, cmd);
@@ -390,6 +404,7 @@ impl SanPort for MemSan {
     }
 
     fn data_out(&mut self, _nexus: NexusId, task: TaskId, offset: u32, data: &[u8], last: bool) {
+        self.data_outs.push((task, offset, data.len(), last));
         let Some(p) = self.writes.get_mut(&task) else {
             return;
         };
@@ -604,9 +619,10 @@ impl TestInit {
                 if pdu.opcode() != Opcode::R2t && !(pdu.opcode() == Opcode::NopIn && v.itt() == wire::RESERVED_TAG) {
                     self.exp_statsn = v.u32_at(24).wrapping_add(1);
                 }
-                if pdu.opcode() != Opcode::LoginResponse {
-                    self.max_cmdsn = v.u32_at(32);
-                }
+                self.max_cmdsn = v.u32_at(32);
+            } else if pdu.opcode() == Opcode::DataIn && pdu.view().flags() & 0x01 != 0 {
+                self.exp_statsn = pdu.view().u32_at(24).wrapping_add(1);
+                self.max_cmdsn = pdu.view().u32_at(32);
             }
         }
         pdus
@@ -730,6 +746,19 @@ impl TestInit {
 
 pub fn keys_of(p: &Pdu) -> Vec<(String, String)> {
     rscst_sim::iscsi::text::parse(&p.data).expect("well-formed text")
+}
+
+/// Key/value pairs in order, duplicates allowed (SendTargets answers repeat keys).
+pub fn pairs_of(p: &Pdu) -> Vec<(String, String)> {
+    String::from_utf8(p.data.clone())
+        .expect("UTF-8 text")
+        .split('\0')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
 }
 
 pub fn key<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
