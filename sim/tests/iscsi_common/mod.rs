@@ -193,8 +193,16 @@ impl MemSan {
             }
             0x12 => self.inquiry(task, cmd, li),
             0x1a => {
-                // MODE SENSE(6): header only (no block descriptors, not write-protected).
-                let mut d = vec![3u8, 0, 0, 0];
+                // MODE SENSE(6): no block descriptors, not write-protected; the Control
+                // page (SPC-4 §7.5.8) for page 0x0a or 0x3f.
+                let page = cdb[2] & 0x3f;
+                let mut d = vec![0u8, 0, 0, 0];
+                match page {
+                    0x0a | 0x3f => d.extend_from_slice(&[0x0a, 10, 0x02, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0]),
+                    0x00 => {}
+                    _ => return self.check(task, 5, 0x24, 0),
+                }
+                d[0] = (d.len() - 1) as u8;
                 d.truncate(usize::from(cdb[4]));
                 self.data_in_and_status(task, cmd.dir, cmd.expected_len, d);
             }
@@ -286,7 +294,14 @@ impl MemSan {
             d
         } else {
             match page {
-                0x00 => vec![0, 0x00, 0, 3, 0x00, 0x80, 0x83],
+                0x00 => vec![0, 0x00, 0, 4, 0x00, 0x80, 0x83, 0xb0],
+                0xb0 => {
+                    // Block Limits (SBC-4 §6.6.4): 64-byte page, transfer limits unset.
+                    let mut d = vec![0u8; 64];
+                    d[1] = 0xb0;
+                    d[3] = 0x3c;
+                    d
+                }
                 0x80 => {
                     let sn = format!("MEM{li:05}");
                     let mut d = vec![0, 0x80, 0, sn.len() as u8];
