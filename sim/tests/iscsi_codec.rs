@@ -25,11 +25,9 @@ fn hex(s: &str) -> Vec<u8> {
 #[test]
 fn scsi_command_rfc3720_example() {
     // RFC 3720 B.4: a READ (10) command PDU.
-    let b = hex(
-        "01 c0 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let b = hex("01 c0 00 00 00 00 00 00 00 00 00 00 00 00 00 00
          14 00 00 00 00 00 04 00 00 00 00 14 00 00 00 18
-         28 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00",
-    );
+         28 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00");
     let c = ScsiCommandRepr::parse(&bhs(&b)).unwrap();
     assert!(!c.immediate && c.final_ && c.read && !c.write);
     assert_eq!(c.attr, TaskAttr::Untagged);
@@ -41,7 +39,10 @@ fn scsi_command_rfc3720_example() {
     assert_eq!(&c.cdb[..10], &[0x28, 0, 0, 0, 0, 0, 0, 0, 2, 0]);
     let out = emit(|o| c.emit(o));
     assert_eq!(&out[..], &b[..]);
-    assert_eq!(c.to_string(), "SCSI-Cmd itt=0x14000000 lun=0 op=0x28 RF edtl=1024 cmdsn=20 untagged");
+    assert_eq!(
+        c.to_string(),
+        "SCSI-Cmd itt=0x14000000 lun=0 op=0x28 RF edtl=1024 cmdsn=20 untagged"
+    );
 }
 
 #[test]
@@ -56,11 +57,9 @@ fn scsi_response_golden() {
         max_cmdsn: 0x24,
         exp_datasn: 2,
     };
-    let want = hex(
-        "21 82 00 02 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("21 82 00 02 00 00 00 00 00 00 00 00 00 00 00 00
          11 22 33 44 00 00 00 00 01 02 03 04 00 00 00 05
-         00 00 00 24 00 00 00 02 00 00 00 00 00 00 01 00",
-    );
+         00 00 00 24 00 00 00 02 00 00 00 00 00 00 01 00");
     assert_eq!(&emit(|o| r.emit(o))[..], &want[..]);
     assert_eq!(ScsiResponseRepr::parse(&bhs(&want)).unwrap(), r);
     // O and U together are invalid.
@@ -84,11 +83,9 @@ fn data_in_with_status_golden() {
         datasn: 3,
         offset: 0x2000,
     };
-    let want = hex(
-        "25 85 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("25 85 00 00 00 00 00 00 00 00 00 00 00 00 00 00
          00 00 00 10 ff ff ff ff 00 00 00 07 00 00 00 08
-         00 00 00 09 00 00 00 03 00 00 20 00 00 00 00 08",
-    );
+         00 00 00 09 00 00 00 03 00 00 20 00 00 00 00 08");
     assert_eq!(&emit(|o| d.emit(o))[..], &want[..]);
     assert_eq!(DataInRepr::parse(&bhs(&want)).unwrap(), d);
     // Without S: StatSN and residual are reserved (zero).
@@ -121,11 +118,9 @@ fn r2t_golden() {
         offset: 0x10000,
         desired_len: 0x4000,
     };
-    let want = hex(
-        "31 80 00 00 00 00 00 00 00 01 00 00 00 00 00 00
+    let want = hex("31 80 00 00 00 00 00 00 00 01 00 00 00 00 00 00
          00 00 00 20 00 00 12 34 00 00 00 05 00 00 00 06
-         00 00 00 07 00 00 00 01 00 01 00 00 00 00 40 00",
-    );
+         00 00 00 07 00 00 00 01 00 01 00 00 00 00 40 00");
     assert_eq!(&emit(|o| r.emit(o))[..], &want[..]);
     assert_eq!(R2tRepr::parse(&bhs(&want)).unwrap(), r);
 }
@@ -133,11 +128,9 @@ fn r2t_golden() {
 #[test]
 fn login_golden_both_directions() {
     // Initiator side: I=1, T=1, CSG=0, NSG=1.
-    let req = hex(
-        "43 81 00 00 00 00 01 2c 80 00 00 12 34 56 00 00
+    let req = hex("43 81 00 00 00 00 01 2c 80 00 00 12 34 56 00 00
          00 00 00 07 00 01 00 00 00 00 00 64 00 00 00 00
-         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
     let l = LoginRequestRepr::parse(&bhs(&req)).unwrap();
     assert!(l.transit && !l.cont);
     assert_eq!((l.csg, l.nsg), (Stage::Security, Stage::Operational));
@@ -168,11 +161,9 @@ fn login_golden_both_directions() {
         max_cmdsn: 3,
         status: LoginStatus::AUTHENTICATION_FAILURE,
     };
-    let want = hex(
-        "23 87 00 00 00 00 00 00 80 00 00 12 34 56 01 02
+    let want = hex("23 87 00 00 00 00 00 00 80 00 00 12 34 56 01 02
          00 00 ab cd 00 00 00 00 00 00 00 01 00 00 00 02
-         00 00 00 03 02 01 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 03 02 01 00 00 00 00 00 00 00 00 00 00");
     assert_eq!(&emit(|o| rsp.emit(o))[..], &want[..]);
     assert_eq!(LoginResponseRepr::parse(&bhs(&want)).unwrap(), rsp);
     assert_eq!(rsp.status.class(), 2);
@@ -182,16 +173,17 @@ fn login_golden_both_directions() {
 
 #[test]
 fn tmf_golden_both_directions() {
-    let req = hex(
-        "42 81 00 00 00 00 00 00 00 02 00 00 00 00 00 00
+    let req = hex("42 81 00 00 00 00 00 00 00 02 00 00 00 00 00 00
          00 00 00 09 00 00 00 05 00 00 00 20 00 00 00 30
-         00 00 00 1f 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 1f 00 00 00 00 00 00 00 00 00 00 00 00");
     let t = TmfRequestRepr::parse(&bhs(&req)).unwrap();
     assert!(t.immediate);
     assert_eq!(t.function, TmfFunction::AbortTask);
     assert_eq!(t.lun.index(), Some(2));
-    assert_eq!((t.itt, t.ref_itt, t.cmdsn, t.exp_statsn, t.ref_cmdsn), (9, 5, 0x20, 0x30, 0x1f));
+    assert_eq!(
+        (t.itt, t.ref_itt, t.cmdsn, t.exp_statsn, t.ref_cmdsn),
+        (9, 5, 0x20, 0x30, 0x1f)
+    );
     assert_eq!(&emit(|o| t.emit(o))[..], &req[..]);
     let rsp = TmfResponseRepr {
         response: TmfResponseCode::TaskDoesNotExist,
@@ -200,27 +192,29 @@ fn tmf_golden_both_directions() {
         exp_cmdsn: 0x21,
         max_cmdsn: 0x40,
     };
-    let want = hex(
-        "22 80 01 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("22 80 01 00 00 00 00 00 00 00 00 00 00 00 00 00
          00 00 00 09 00 00 00 00 00 00 00 31 00 00 00 21
-         00 00 00 40 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 40 00 00 00 00 00 00 00 00 00 00 00 00");
     assert_eq!(&emit(|o| rsp.emit(o))[..], &want[..]);
     // Unknown function codes survive for logs.
     let mut odd = req.clone();
     odd[1] = 0x80 | 0x33;
-    assert_eq!(TmfRequestRepr::parse(&bhs(&odd)).unwrap().function, TmfFunction::Unknown(0x33));
+    assert_eq!(
+        TmfRequestRepr::parse(&bhs(&odd)).unwrap().function,
+        TmfFunction::Unknown(0x33)
+    );
 }
 
 #[test]
 fn nop_data_out_text_logout_reject_async_golden() {
-    let nop_out = hex(
-        "40 80 00 00 00 00 00 04 00 00 00 00 00 00 00 00
+    let nop_out = hex("40 80 00 00 00 00 00 04 00 00 00 00 00 00 00 00
          00 00 00 0a ff ff ff ff 00 00 00 0b 00 00 00 0c
-         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
     let n = NopOutRepr::parse(&bhs(&nop_out)).unwrap();
-    assert_eq!((n.immediate, n.itt, n.ttt, n.cmdsn, n.exp_statsn), (true, 10, RESERVED_TAG, 11, 12));
+    assert_eq!(
+        (n.immediate, n.itt, n.ttt, n.cmdsn, n.exp_statsn),
+        (true, 10, RESERVED_TAG, 11, 12)
+    );
     assert_eq!(bhs(&nop_out).data_segment_len(), 4);
 
     let nop_in = NopInRepr {
@@ -231,20 +225,19 @@ fn nop_data_out_text_logout_reject_async_golden() {
         exp_cmdsn: 2,
         max_cmdsn: 3,
     };
-    let want = hex(
-        "20 80 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("20 80 00 00 00 00 00 00 00 00 00 00 00 00 00 00
          ff ff ff ff 00 00 00 77 00 00 00 01 00 00 00 02
-         00 00 00 03 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 03 00 00 00 00 00 00 00 00 00 00 00 00");
     assert_eq!(&emit(|o| nop_in.emit(o))[..], &want[..]);
 
-    let data_out = hex(
-        "05 80 00 00 00 00 02 00 00 00 00 00 00 00 00 00
+    let data_out = hex("05 80 00 00 00 00 02 00 00 00 00 00 00 00 00 00
          00 00 00 21 00 00 00 42 00 00 00 00 00 00 00 05
-         00 00 00 00 00 00 00 02 00 00 04 00 00 00 00 00",
-    );
+         00 00 00 00 00 00 00 02 00 00 04 00 00 00 00 00");
     let d = DataOutRepr::parse(&bhs(&data_out)).unwrap();
-    assert_eq!((d.final_, d.itt, d.ttt, d.exp_statsn, d.datasn, d.offset), (true, 0x21, 0x42, 5, 2, 0x400));
+    assert_eq!(
+        (d.final_, d.itt, d.ttt, d.exp_statsn, d.datasn, d.offset),
+        (true, 0x21, 0x42, 5, 2, 0x400)
+    );
     assert_eq!(bhs(&data_out).data_segment_len(), 512);
 
     let text = TextResponseRepr {
@@ -257,11 +250,9 @@ fn nop_data_out_text_logout_reject_async_golden() {
         exp_cmdsn: 5,
         max_cmdsn: 6,
     };
-    let want = hex(
-        "24 40 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("24 40 00 00 00 00 00 00 00 00 00 00 00 00 00 00
          00 00 00 03 00 00 00 99 00 00 00 04 00 00 00 05
-         00 00 00 06 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 06 00 00 00 00 00 00 00 00 00 00 00 00");
     assert_eq!(&emit(|o| text.emit(o))[..], &want[..]);
 
     let logout = LogoutResponseRepr {
@@ -273,11 +264,9 @@ fn nop_data_out_text_logout_reject_async_golden() {
         time2wait: 2,
         time2retain: 20,
     };
-    let want = hex(
-        "26 80 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("26 80 00 00 00 00 00 00 00 00 00 00 00 00 00 00
          00 00 00 55 00 00 00 00 00 00 00 08 00 00 00 09
-         00 00 00 0a 00 00 00 00 00 02 00 14 00 00 00 00",
-    );
+         00 00 00 0a 00 00 00 00 00 02 00 14 00 00 00 00");
     assert_eq!(&emit(|o| logout.emit(o))[..], &want[..]);
 
     let reject = RejectRepr {
@@ -287,11 +276,9 @@ fn nop_data_out_text_logout_reject_async_golden() {
         max_cmdsn: 0x12,
         datasn: 0,
     };
-    let want = hex(
-        "3f 80 09 00 00 00 00 00 00 00 00 00 00 00 00 00
+    let want = hex("3f 80 09 00 00 00 00 00 00 00 00 00 00 00 00 00
          ff ff ff ff 00 00 00 00 00 00 00 10 00 00 00 11
-         00 00 00 12 00 00 00 00 00 00 00 00 00 00 00 00",
-    );
+         00 00 00 12 00 00 00 00 00 00 00 00 00 00 00 00");
     assert_eq!(&emit(|o| reject.emit(o))[..], &want[..]);
 
     let asy = AsyncMessageRepr {
@@ -305,21 +292,25 @@ fn nop_data_out_text_logout_reject_async_golden() {
         param2: 0,
         param3: 5,
     };
-    let want = hex(
-        "32 80 00 00 00 00 00 00 00 03 00 00 00 00 00 00
+    let want = hex("32 80 00 00 00 00 00 00 00 03 00 00 00 00 00 00
          ff ff ff ff 00 00 00 00 00 00 00 01 00 00 00 02
-         00 00 00 03 01 00 00 00 00 00 00 05 00 00 00 00",
-    );
+         00 00 00 03 01 00 00 00 00 00 00 05 00 00 00 00");
     assert_eq!(&emit(|o| asy.emit(o))[..], &want[..]);
 }
 
 #[test]
 fn lun_forms_and_ahs() {
     assert_eq!(Lun::from_index(5).unwrap().0, [0, 5, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(Lun::from_index(300).unwrap().0, [0x41, 0x2c, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        Lun::from_index(300).unwrap().0,
+        [0x41, 0x2c, 0, 0, 0, 0, 0, 0]
+    );
     assert_eq!(Lun::from_index(300).unwrap().index(), Some(300));
     assert_eq!(Lun::from_index(0x4000), None);
-    assert_eq!(Lun([0xc0, 0, 0, 0, 0, 0, 0, 1]).to_string(), "c000000000000001");
+    assert_eq!(
+        Lun([0xc0, 0, 0, 0, 0, 0, 0, 1]).to_string(),
+        "c000000000000001"
+    );
     // Extended CDB AHS: length 17 (reserved byte + 16 CDB bytes), type 1; then a bidi AHS.
     let mut area = vec![0, 17, 1, 0];
     area.extend(0u8..16);

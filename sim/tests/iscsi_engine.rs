@@ -10,8 +10,7 @@ use iscsi_common::*;
 use rscst_sim::iscsi::chap::{self, ChapConfig, ChapCredentials};
 use rscst_sim::iscsi::wire::{
     self, BHS_LEN, DataInRepr, LoginStatus, Lun, NopInRepr, NopOutRepr, Opcode, R2tRepr,
-    RESERVED_TAG, Residual, ScsiResponseRepr, Stage, TmfFunction, TmfRequestRepr,
-    TmfResponseCode,
+    RESERVED_TAG, Residual, ScsiResponseRepr, Stage, TmfFunction, TmfRequestRepr, TmfResponseCode,
 };
 use rscst_sim::iscsi::{
     EventError, NexusLoss, Portal, PortalConfig, SanEvents, ScsiStatus, TargetConfig, text,
@@ -119,24 +118,39 @@ fn login_error_status_classes() {
         LoginStatus::MISSING_PARAMETER
     );
     assert_eq!(
-        login_status(&[("InitiatorName", "iqn.x"), ("TargetName", "iqn.nope")], op, ff),
+        login_status(
+            &[("InitiatorName", "iqn.x"), ("TargetName", "iqn.nope")],
+            op,
+            ff
+        ),
         LoginStatus::NOT_FOUND
     );
     assert_eq!(
         login_status(
-            &[("InitiatorName", "iqn.x"), ("TargetName", "iqn.2024-01.org.rscst:acl")],
+            &[
+                ("InitiatorName", "iqn.x"),
+                ("TargetName", "iqn.2024-01.org.rscst:acl")
+            ],
             op,
             ff
         ),
         LoginStatus::AUTHORIZATION_FAILURE
     );
     assert_eq!(
-        login_status(&[("InitiatorName", "iqn.x"), ("SessionType", "Bogus")], op, ff),
+        login_status(
+            &[("InitiatorName", "iqn.x"), ("SessionType", "Bogus")],
+            op,
+            ff
+        ),
         LoginStatus::SESSION_TYPE_NOT_SUPPORTED
     );
     assert_eq!(
         login_status(
-            &[("InitiatorName", "iqn.x"), ("TargetName", TARGET), ("MaxRecvDataSegmentLength", "12")],
+            &[
+                ("InitiatorName", "iqn.x"),
+                ("TargetName", TARGET),
+                ("MaxRecvDataSegmentLength", "12")
+            ],
             op,
             ff
         ),
@@ -144,12 +158,20 @@ fn login_error_status_classes() {
     );
     // Operational stage cannot go "back" to security, and security keys do not belong there.
     assert_eq!(
-        login_status(&[("InitiatorName", "iqn.x"), ("TargetName", TARGET)], op, Stage::Security),
+        login_status(
+            &[("InitiatorName", "iqn.x"), ("TargetName", TARGET)],
+            op,
+            Stage::Security
+        ),
         LoginStatus::INITIATOR_ERROR
     );
     assert_eq!(
         login_status(
-            &[("InitiatorName", "iqn.x"), ("TargetName", TARGET), ("AuthMethod", "None")],
+            &[
+                ("InitiatorName", "iqn.x"),
+                ("TargetName", TARGET),
+                ("AuthMethod", "None")
+            ],
             op,
             ff
         ),
@@ -157,7 +179,11 @@ fn login_error_status_classes() {
     );
     // A discovery session needs no TargetName.
     assert_eq!(
-        login_status(&[("InitiatorName", "iqn.x"), ("SessionType", "Discovery")], op, ff),
+        login_status(
+            &[("InitiatorName", "iqn.x"), ("SessionType", "Discovery")],
+            op,
+            ff
+        ),
         LoginStatus::SUCCESS
     );
 }
@@ -235,7 +261,10 @@ fn login_text_continuation() {
     ti.send(&mut p, &mut san, &hdr, a);
     let r = ti.recv(&mut p);
     assert_eq!(r.len(), 1);
-    assert!(r[0].data.is_empty(), "continued requests get empty responses");
+    assert!(
+        r[0].data.is_empty(),
+        "continued requests get empty responses"
+    );
     assert_eq!(status_of(&r[0]), LoginStatus::SUCCESS);
     req.cont = false;
     req.transit = true;
@@ -269,7 +298,13 @@ fn chap_portal(mutual: bool) -> Portal {
 }
 
 /// Runs the security stage; returns the final security-stage response.
-fn chap_exchange(p: &mut Portal, san: &mut MemSan, ti: &mut TestInit, secret: &[u8], mutual: Option<&[u8]>) -> Pdu {
+fn chap_exchange(
+    p: &mut Portal,
+    san: &mut MemSan,
+    ti: &mut TestInit,
+    secret: &[u8],
+    mutual: Option<&[u8]>,
+) -> Pdu {
     let sec = Stage::Security;
     let op = Stage::Operational;
     let r = ti.login_keys(
@@ -286,7 +321,11 @@ fn chap_exchange(p: &mut Portal, san: &mut MemSan, ti: &mut TestInit, secret: &[
         true,
     );
     assert_eq!(status_of(&r), LoginStatus::SUCCESS);
-    assert_eq!(r.view().flags() & 0x80, 0, "no transit before authentication");
+    assert_eq!(
+        r.view().flags() & 0x80,
+        0,
+        "no transit before authentication"
+    );
     let k = keys_of(&r);
     assert_eq!(key(&k, "AuthMethod"), Some("CHAP"));
     assert_eq!(key(&k, "TargetPortalGroupTag"), Some("1"));
@@ -314,7 +353,14 @@ fn chap_one_way_and_mutual() {
     let r = chap_exchange(&mut p, &mut san, &mut ti, b"alice-secret", None);
     assert_eq!(status_of(&r), LoginStatus::SUCCESS);
     assert_eq!(r.view().flags(), 0x80 | 1, "T=1 CSG=0 NSG=1");
-    let r = ti.login_keys(&mut p, &mut san, &[("HeaderDigest", "None")], Stage::Operational, Stage::FullFeature, true);
+    let r = ti.login_keys(
+        &mut p,
+        &mut san,
+        &[("HeaderDigest", "None")],
+        Stage::Operational,
+        Stage::FullFeature,
+        true,
+    );
     assert_eq!(status_of(&r), LoginStatus::SUCCESS);
     assert_eq!(p.session_count(), 1);
 
@@ -351,7 +397,11 @@ fn chap_required_cannot_be_skipped() {
     let r = ti.login_keys(
         &mut p,
         &mut san,
-        &[("InitiatorName", "iqn.x"), ("TargetName", TARGET), ("AuthMethod", "None")],
+        &[
+            ("InitiatorName", "iqn.x"),
+            ("TargetName", TARGET),
+            ("AuthMethod", "None"),
+        ],
         Stage::Security,
         Stage::Operational,
         true,
@@ -386,7 +436,10 @@ fn login_pending_until_the_san_decides() {
     }
     .emit(&mut hdr);
     ti.send(&mut p, &mut san, &hdr, &data);
-    assert!(ti.recv(&mut p).is_empty(), "no response before the SAN decides");
+    assert!(
+        ti.recv(&mut p).is_empty(),
+        "no response before the SAN decides"
+    );
     let nexus = match san.seen[0] {
         Seen::Login(_, n) => n,
         _ => unreachable!(),
@@ -433,7 +486,10 @@ fn discovery_session_send_targets() {
     let k = keys_of(&r);
     assert_eq!(key(&k, "ImmediateData"), Some("Irrelevant"));
     assert_eq!(key(&k, "TargetPortalGroupTag"), None);
-    assert!(san.seen.is_empty(), "discovery sessions do not reach the SAN");
+    assert!(
+        san.seen.is_empty(),
+        "discovery sessions do not reach the SAN"
+    );
 
     let mut hdr = [0u8; BHS_LEN];
     wire::TextRequestRepr {
@@ -452,9 +508,16 @@ fn discovery_session_send_targets() {
     assert_eq!(r.len(), 1);
     let k = pairs_of(&r[0]);
     assert_eq!(r[0].view().flags() & 0x80, 0x80, "final");
-    let names: Vec<&str> = k.iter().filter(|(k, _)| k == "TargetName").map(|(_, v)| v.as_str()).collect();
+    let names: Vec<&str> = k
+        .iter()
+        .filter(|(k, _)| k == "TargetName")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(names, vec![TARGET, "iqn.2024-01.org.rscst:two"]);
-    assert!(k.iter().any(|(k, v)| k == "TargetAddress" && v == "127.0.0.1:3260,1"));
+    assert!(
+        k.iter()
+            .any(|(k, v)| k == "TargetAddress" && v == "127.0.0.1:3260,1")
+    );
 
     // A SCSI command in a discovery session is rejected.
     let (hdr, _) = ti.cmd(&[0; 6], 0, false, false, true);
@@ -467,7 +530,9 @@ fn discovery_session_send_targets() {
 
 #[test]
 fn send_targets_continues_over_several_pdus() {
-    let names: Vec<String> = (0..20).map(|i| format!("iqn.2024-01.org.rscst:a-long-target-name-{i:03}")).collect();
+    let names: Vec<String> = (0..20)
+        .map(|i| format!("iqn.2024-01.org.rscst:a-long-target-name-{i:03}"))
+        .collect();
     let cfg = PortalConfig {
         targets: names.iter().map(TargetConfig::open).collect(),
         nop_in_interval: None,
@@ -479,7 +544,11 @@ fn send_targets_continues_over_several_pdus() {
     ti.login_keys(
         &mut p,
         &mut san,
-        &[("InitiatorName", "iqn.x"), ("SessionType", "Discovery"), ("MaxRecvDataSegmentLength", "512")],
+        &[
+            ("InitiatorName", "iqn.x"),
+            ("SessionType", "Discovery"),
+            ("MaxRecvDataSegmentLength", "512"),
+        ],
         Stage::Operational,
         Stage::FullFeature,
         true,
@@ -520,7 +589,9 @@ fn send_targets_continues_over_several_pdus() {
     let got = {
         // Duplicate keys are legal in SendTargets answers; count them by hand.
         let s = String::from_utf8(all.clone()).unwrap();
-        s.split('\0').filter(|kv| kv.starts_with("TargetName=")).count()
+        s.split('\0')
+            .filter(|kv| kv.starts_with("TargetName="))
+            .count()
     };
     let _ = k;
     assert_eq!(got, 20);
@@ -576,7 +647,10 @@ fn commands_ahead_of_expcmdsn_wait_for_the_gap() {
     ti.send(&mut p, &mut san, &first, &[]);
     settle(&mut p, &mut san, ti.now);
     let r = responses(&ti.recv(&mut p));
-    assert_eq!(r.iter().map(|r| r.itt).collect::<Vec<_>>(), vec![itt1, itt2]);
+    assert_eq!(
+        r.iter().map(|r| r.itt).collect::<Vec<_>>(),
+        vec![itt1, itt2]
+    );
     assert_eq!(san.commands.len(), 2);
 }
 
@@ -600,20 +674,43 @@ fn maxcmdsn_tracks_free_slots_and_never_shrinks() {
     }
     let (h, _) = tur(&mut ti);
     ti.send(&mut p, &mut san, &h, &[]);
-    assert_eq!(san.commands.len(), 4, "the fifth command is beyond MaxCmdSN");
+    assert_eq!(
+        san.commands.len(),
+        4,
+        "the fifth command is beyond MaxCmdSN"
+    );
     // Complete one: the window opens by one.
     let t0 = san.commands[0].0;
-    p.status(t0, &ScsiStatus { status: 0, sense: &[], residual: Residual::None }).unwrap();
+    p.status(
+        t0,
+        &ScsiStatus {
+            status: 0,
+            sense: &[],
+            residual: Residual::None,
+        },
+    )
+    .unwrap();
     let r = responses(&ti.recv(&mut p));
     assert_eq!(r[0].exp_cmdsn, 104);
     assert_eq!(r[0].max_cmdsn, 104);
     // An immediate NOP-Out ping shows the window without consuming it.
     let mut hdr = [0u8; BHS_LEN];
-    NopOutRepr { immediate: true, lun: Lun::ZERO, itt: 77, ttt: RESERVED_TAG, cmdsn: 104, exp_statsn: 0 }.emit(&mut hdr);
+    NopOutRepr {
+        immediate: true,
+        lun: Lun::ZERO,
+        itt: 77,
+        ttt: RESERVED_TAG,
+        cmdsn: 104,
+        exp_statsn: 0,
+    }
+    .emit(&mut hdr);
     ti.send(&mut p, &mut san, &hdr, b"ping");
     let r = ti.recv(&mut p);
     let nop = NopInRepr::parse(&r[0].view()).unwrap();
-    assert_eq!((nop.itt, nop.ttt, nop.exp_cmdsn, nop.max_cmdsn), (77, RESERVED_TAG, 104, 104));
+    assert_eq!(
+        (nop.itt, nop.ttt, nop.exp_cmdsn, nop.max_cmdsn),
+        (77, RESERVED_TAG, 104, 104)
+    );
     assert_eq!(r[0].data, b"ping");
 }
 
@@ -640,7 +737,10 @@ fn data_in_splits_by_mrdsl_and_collapses_good_status() {
     }
     let last = DataInRepr::parse(&pdus[3].view()).unwrap();
     assert_eq!(last.status, Some((0, Residual::None)));
-    assert_eq!(last.statsn, next_statsn, "the collapsed status takes the next StatSN");
+    assert_eq!(
+        last.statsn, next_statsn,
+        "the collapsed status takes the next StatSN"
+    );
     assert_eq!(p.task_count(ti.conn), 0);
 }
 
@@ -656,10 +756,21 @@ fn data_in_without_collapse_when_already_sent_or_sense() {
     assert_eq!(pdus.len(), 1);
     let d = DataInRepr::parse(&pdus[0].view()).unwrap();
     assert!(d.status.is_none());
-    p.status(task, &ScsiStatus { status: 0, sense: &[], residual: Residual::Underflow(488) }).unwrap();
+    p.status(
+        task,
+        &ScsiStatus {
+            status: 0,
+            sense: &[],
+            residual: Residual::Underflow(488),
+        },
+    )
+    .unwrap();
     let r = ti.recv(&mut p);
     let rsp = ScsiResponseRepr::parse(&r[0].view()).unwrap();
-    assert_eq!((rsp.itt, rsp.status, rsp.residual, rsp.exp_datasn), (itt, 0, Residual::Underflow(488), 1));
+    assert_eq!(
+        (rsp.itt, rsp.status, rsp.residual, rsp.exp_datasn),
+        (itt, 0, Residual::Underflow(488), 1)
+    );
     // Late events for the finished task are refused.
     assert_eq!(p.data_in(task, 512, &[0]), Err(EventError::Stale));
 
@@ -668,11 +779,24 @@ fn data_in_without_collapse_when_already_sent_or_sense() {
     ti.send(&mut p, &mut san, &hdr, &[]);
     let task = san.commands[1].0;
     p.data_in(task, 0, &[1u8; 512]).unwrap();
-    let sense = [0x70u8, 0, 3, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x11, 0, 0, 0, 0, 0];
-    p.status(task, &ScsiStatus { status: 2, sense: &sense, residual: Residual::None }).unwrap();
+    let sense = [
+        0x70u8, 0, 3, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x11, 0, 0, 0, 0, 0,
+    ];
+    p.status(
+        task,
+        &ScsiStatus {
+            status: 2,
+            sense: &sense,
+            residual: Residual::None,
+        },
+    )
+    .unwrap();
     let r = ti.recv(&mut p);
     assert_eq!(r.len(), 2);
-    assert!(DataInRepr::parse(&r[0].view()).unwrap().status.is_none(), "no S bit with sense");
+    assert!(
+        DataInRepr::parse(&r[0].view()).unwrap().status.is_none(),
+        "no S bit with sense"
+    );
     let rsp = ScsiResponseRepr::parse(&r[1].view()).unwrap();
     assert_eq!(rsp.status, 2);
     assert_eq!(&r[1].data[..2], &[0, 18]);
@@ -681,7 +805,10 @@ fn data_in_without_collapse_when_already_sent_or_sense() {
     let (hdr, _) = ti.cmd(&read10(0, 2), 1024, true, false, true);
     ti.send(&mut p, &mut san, &hdr, &[]);
     let task = san.commands[2].0;
-    assert!(matches!(p.data_in(task, 512, &[0; 512]), Err(EventError::Invalid(_))));
+    assert!(matches!(
+        p.data_in(task, 512, &[0; 512]),
+        Err(EventError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -707,7 +834,14 @@ fn r2ts(pdus: &[Pdu]) -> Vec<R2tRepr> {
 }
 
 /// Answers every R2T with Data-Out PDUs of `seg` bytes until the command completes.
-fn answer_r2ts(p: &mut Portal, san: &mut MemSan, ti: &mut TestInit, itt: u32, mut pending: Vec<R2tRepr>, seg: u32) -> (Vec<R2tRepr>, ScsiResponseRepr) {
+fn answer_r2ts(
+    p: &mut Portal,
+    san: &mut MemSan,
+    ti: &mut TestInit,
+    itt: u32,
+    mut pending: Vec<R2tRepr>,
+    seg: u32,
+) -> (Vec<R2tRepr>, ScsiResponseRepr) {
     let mut all = pending.clone();
     loop {
         if pending.is_empty() {
@@ -757,16 +891,34 @@ fn r2t_only_with_initial_r2t_and_no_immediate_data() {
     let first = r2ts(&ti.recv(&mut p));
     assert_eq!(first.len(), 1, "MaxOutstandingR2T=1");
     let (all, rsp) = answer_r2ts(&mut p, &mut san, &mut ti, itt, first, 8192);
-    let got: Vec<(u32, u32, u32)> = all.iter().map(|r| (r.r2tsn, r.offset, r.desired_len)).collect();
-    assert_eq!(got, vec![(0, 0, 16384), (1, 16384, 16384), (2, 32768, 16384), (3, 49152, 16384)]);
+    let got: Vec<(u32, u32, u32)> = all
+        .iter()
+        .map(|r| (r.r2tsn, r.offset, r.desired_len))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 0, 16384),
+            (1, 16384, 16384),
+            (2, 32768, 16384),
+            (3, 49152, 16384)
+        ]
+    );
     let ttts: std::collections::HashSet<u32> = all.iter().map(|r| r.ttt).collect();
     assert_eq!(ttts.len(), 4, "distinct TTTs");
     assert!(all.iter().all(|r| r.ttt != RESERVED_TAG && r.itt == itt));
     assert_eq!((rsp.status, rsp.residual), (0, Residual::None));
     assert_eq!(rsp.exp_datasn, 4, "ExpDataSN counts the R2Ts");
-    assert_eq!(&san.luns[0][8 * 512..8 * 512 + 65536], &vec![0xab; 65536][..]);
+    assert_eq!(
+        &san.luns[0][8 * 512..8 * 512 + 65536],
+        &vec![0xab; 65536][..]
+    );
     let last: Vec<bool> = san.data_outs.iter().map(|d| d.3).collect();
-    assert_eq!(last.iter().filter(|l| **l).count(), 1, "one last flag for one request");
+    assert_eq!(
+        last.iter().filter(|l| **l).count(),
+        1,
+        "one last flag for one request"
+    );
     assert!(*last.last().unwrap());
 }
 
@@ -782,13 +934,22 @@ fn unsolicited_then_r2t() {
     ]);
     let (hdr, itt) = ti.cmd(&write10(0, 80), 40960, false, true, false);
     ti.send(&mut p, &mut san, &hdr, &[1u8; 8192]);
-    assert_eq!(san.commands[0].3, 8192, "the SAN learns of the immediate data");
+    assert_eq!(
+        san.commands[0].3, 8192,
+        "the SAN learns of the immediate data"
+    );
     let d = ti.data_out(itt, RESERVED_TAG, 0, 8192, true);
     ti.send(&mut p, &mut san, &d, &[2u8; 8192]);
     settle(&mut p, &mut san, ti.now);
     let first = r2ts(&ti.recv(&mut p));
     // 40 KiB - 16 KiB unsolicited = 24 KiB solicited in one burst.
-    assert_eq!(first.iter().map(|r| (r.offset, r.desired_len)).collect::<Vec<_>>(), vec![(16384, 24576)]);
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| (r.offset, r.desired_len))
+            .collect::<Vec<_>>(),
+        vec![(16384, 24576)]
+    );
     let (_, rsp) = answer_r2ts(&mut p, &mut san, &mut ti, itt, first, 8192);
     assert_eq!(rsp.status, 0);
     assert_eq!(&san.luns[0][..8192], &[1u8; 8192][..]);
@@ -809,7 +970,10 @@ fn immediate_data_with_initial_r2t_yes() {
     settle(&mut p, &mut san, ti.now);
     let first = r2ts(&ti.recv(&mut p));
     assert_eq!(
-        first.iter().map(|r| (r.offset, r.desired_len)).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|r| (r.offset, r.desired_len))
+            .collect::<Vec<_>>(),
         vec![(4096, 8192), (12288, 8192)],
         "two outstanding R2Ts of MaxBurstLength after the immediate data"
     );
@@ -832,7 +996,10 @@ fn unsolicited_beyond_first_burst_fails_the_task() {
     let r = responses(&ti.recv(&mut p));
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].status, 2);
-    assert!(san.seen.iter().any(|s| matches!(s, Seen::Abort(..))), "the SAN drops the task");
+    assert!(
+        san.seen.iter().any(|s| matches!(s, Seen::Abort(..))),
+        "the SAN drops the task"
+    );
     assert!(!p.should_close(ti.conn), "the connection survives");
 }
 
@@ -876,13 +1043,19 @@ fn write_residuals_follow_the_san() {
     let pdus = ti.recv(&mut p);
     assert!(r2ts(&pdus).is_empty());
     let rsp = &responses(&pdus);
-    assert!(rsp.is_empty(), "status waits for the rest of the unsolicited data");
+    assert!(
+        rsp.is_empty(),
+        "status waits for the rest of the unsolicited data"
+    );
     let d = ti.data_out(ti.itt - 1, RESERVED_TAG, 0, 8192, true);
     ti.send(&mut p, &mut san, &d, &vec![5u8; 1808]);
     settle(&mut p, &mut san, ti.now);
     let rsp = responses(&ti.recv(&mut p));
     assert_eq!(rsp[0].residual, Residual::Underflow(10000 - 512));
-    assert_eq!(san.data_outs.last().map(|d| (d.1, d.2, d.3)), Some((0, 512, true)));
+    assert_eq!(
+        san.data_outs.last().map(|d| (d.1, d.2, d.3)),
+        Some((0, 512, true))
+    );
     // EDTL 0 for a 1-block write: no data at all, overflow.
     let (hdr, _) = ti.cmd(&write10(0, 1), 0, false, false, true);
     ti.send(&mut p, &mut san, &hdr, &[]);
@@ -909,7 +1082,10 @@ fn ready_to_transfer_past_edtl_is_cut_short() {
     p.ready_to_transfer(task, 1024, 1024).unwrap();
     settle(&mut p, &mut san, ti.now);
     assert_eq!(san.data_outs.last(), Some(&(task, 1024, 0, true)));
-    assert!(matches!(p.ready_to_transfer(task, 0, 1), Err(EventError::Invalid(_))));
+    assert!(matches!(
+        p.ready_to_transfer(task, 0, 1),
+        Err(EventError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -923,13 +1099,24 @@ fn status_waits_for_outstanding_r2t_data() {
     settle(&mut p, &mut san, ti.now);
     let r = r2ts(&ti.recv(&mut p));
     // The SAN gives up early (e.g. a CHECK CONDITION) while the R2T is out.
-    p.status(task, &ScsiStatus { status: 2, sense: &[0x70, 0, 5], residual: Residual::None }).unwrap();
+    p.status(
+        task,
+        &ScsiStatus {
+            status: 2,
+            sense: &[0x70, 0, 5],
+            residual: Residual::None,
+        },
+    )
+    .unwrap();
     assert!(ti.recv(&mut p).is_empty(), "held until the R2T is answered");
     let d = ti.data_out(itt, r[0].ttt, 0, 0, true);
     ti.send(&mut p, &mut san, &d, &[0u8; 1024]);
     let rs = responses(&ti.recv(&mut p));
     assert_eq!(rs[0].status, 2);
-    assert!(san.data_outs.is_empty(), "data after the status is not delivered");
+    assert!(
+        san.data_outs.is_empty(),
+        "data after the status is not delivered"
+    );
 }
 
 // ---------------------------------------------------------------- TMF, NOP, logout
@@ -963,26 +1150,45 @@ fn abort_task_is_safe() {
     let (t, titt) = tmf(&mut ti, TmfFunction::AbortTask, 0xdead);
     ti.send(&mut p, &mut san, &t, &[]);
     let r = ti.recv(&mut p);
-    assert_eq!((r[0].view().itt(), tmf_code(&r[0])), (titt, TmfResponseCode::TaskDoesNotExist));
+    assert_eq!(
+        (r[0].view().itt(), tmf_code(&r[0])),
+        (titt, TmfResponseCode::TaskDoesNotExist)
+    );
     // The real task: forwarded to the SAN, answered when it says so.
     let (t, titt) = tmf(&mut ti, TmfFunction::AbortTask, itt);
     ti.send(&mut p, &mut san, &t, &[]);
-    assert!(matches!(san.seen.last(), Some(Seen::Tmf(_, TmfFunction::AbortTask))));
+    assert!(matches!(
+        san.seen.last(),
+        Some(Seen::Tmf(_, TmfFunction::AbortTask))
+    ));
     assert!(ti.recv(&mut p).is_empty());
     settle(&mut p, &mut san, ti.now);
     let r = ti.recv(&mut p);
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].view().itt(), tmf_code(&r[0])), (titt, TmfResponseCode::Complete));
+    assert_eq!(
+        (r[0].view().itt(), tmf_code(&r[0])),
+        (titt, TmfResponseCode::Complete)
+    );
     // No response ever follows for the aborted task.
     assert_eq!(
-        p.status(task, &ScsiStatus { status: 0, sense: &[], residual: Residual::None }),
+        p.status(
+            task,
+            &ScsiStatus {
+                status: 0,
+                sense: &[],
+                residual: Residual::None
+            }
+        ),
         Err(EventError::Stale)
     );
     assert!(ti.recv(&mut p).is_empty());
     // TASK REASSIGN needs ERL 2.
     let (t, _) = tmf(&mut ti, TmfFunction::TaskReassign, itt);
     ti.send(&mut p, &mut san, &t, &[]);
-    assert_eq!(tmf_code(&ti.recv(&mut p)[0]), TmfResponseCode::ReassignNotSupported);
+    assert_eq!(
+        tmf_code(&ti.recv(&mut p)[0]),
+        TmfResponseCode::ReassignNotSupported
+    );
 }
 
 #[test]
@@ -1012,7 +1218,11 @@ fn target_cold_reset_drops_connections_after_the_response() {
     let r = ti.recv(&mut p);
     assert_eq!(tmf_code(&r[0]), TmfResponseCode::Complete);
     assert!(p.should_close(ti.conn));
-    assert!(san.seen.iter().any(|s| matches!(s, Seen::Logout(_, NexusLoss::TargetReset))));
+    assert!(
+        san.seen
+            .iter()
+            .any(|s| matches!(s, Seen::Logout(_, NexusLoss::TargetReset)))
+    );
 }
 
 #[test]
@@ -1037,7 +1247,15 @@ fn target_nop_in_ping_and_timeout() {
     assert_eq!(nop.statsn, statsn_before, "a ping does not advance StatSN");
     // The answer clears the ping.
     let mut hdr = [0u8; BHS_LEN];
-    NopOutRepr { immediate: true, lun: Lun::ZERO, itt: RESERVED_TAG, ttt: nop.ttt, cmdsn: ti.cmdsn, exp_statsn: ti.exp_statsn }.emit(&mut hdr);
+    NopOutRepr {
+        immediate: true,
+        lun: Lun::ZERO,
+        itt: RESERVED_TAG,
+        ttt: nop.ttt,
+        cmdsn: ti.cmdsn,
+        exp_statsn: ti.exp_statsn,
+    }
+    .emit(&mut hdr);
     ti.now = Duration::from_secs(6);
     ti.send(&mut p, &mut san, &hdr, &[]);
     assert!(ti.recv(&mut p).is_empty(), "no reply to a ping answer");
@@ -1048,7 +1266,11 @@ fn target_nop_in_ping_and_timeout() {
     assert_eq!(ti.recv(&mut p).len(), 1);
     p.poll(Duration::from_secs(14), &mut san);
     assert!(p.should_close(ti.conn));
-    assert!(san.seen.iter().any(|s| matches!(s, Seen::Logout(_, NexusLoss::ConnectionLost))));
+    assert!(
+        san.seen
+            .iter()
+            .any(|s| matches!(s, Seen::Logout(_, NexusLoss::ConnectionLost)))
+    );
 }
 
 #[test]
@@ -1089,7 +1311,10 @@ fn connection_loss_mid_io_aborts_then_reports_nexus_loss() {
     ti.send(&mut p, &mut san, &hdr, &[]);
     p.close(ti.conn, &mut san);
     let n = san.seen.len();
-    assert!(matches!(san.seen[n - 1], Seen::Logout(_, NexusLoss::ConnectionLost)));
+    assert!(matches!(
+        san.seen[n - 1],
+        Seen::Logout(_, NexusLoss::ConnectionLost)
+    ));
     assert!(matches!(san.seen[n - 2], Seen::Abort(..)));
     assert!(matches!(san.seen[n - 3], Seen::Abort(..)));
     let t = san.commands[0].0;
@@ -1107,9 +1332,20 @@ fn session_reinstatement_replaces_the_old_session() {
     let r = ti2.login(&mut p, &mut san, TARGET, &[]);
     assert_eq!(status_of(&r), LoginStatus::SUCCESS);
     assert!(p.should_close(ti.conn), "the old connection goes");
-    let pos_logout = san.seen.iter().position(|s| *s == Seen::Logout(old_nexus, NexusLoss::Reinstated)).unwrap();
-    let pos_login = san.seen.iter().rposition(|s| matches!(s, Seen::Login(..))).unwrap();
-    assert!(pos_logout < pos_login, "old nexus ends before the new one starts");
+    let pos_logout = san
+        .seen
+        .iter()
+        .position(|s| *s == Seen::Logout(old_nexus, NexusLoss::Reinstated))
+        .unwrap();
+    let pos_login = san
+        .seen
+        .iter()
+        .rposition(|s| matches!(s, Seen::Login(..)))
+        .unwrap();
+    assert!(
+        pos_logout < pos_login,
+        "old nexus ends before the new one starts"
+    );
     assert!(matches!(san.seen[pos_logout - 1], Seen::Abort(n, _) if n == old_nexus));
     assert_eq!(p.stats().reinstatements, 1);
     assert_ne!(p.nexus(ti2.conn), Some(old_nexus));
@@ -1142,7 +1378,11 @@ fn connection_reinstatement_keeps_the_nexus() {
     req.emit(&mut hdr);
     ti2.send(&mut p, &mut san, &hdr, &data);
     let r = ti2.recv(&mut p);
-    assert_eq!(status_of(&r[0]), LoginStatus::TOO_MANY_CONNECTIONS, "a second CID");
+    assert_eq!(
+        status_of(&r[0]),
+        LoginStatus::TOO_MANY_CONNECTIONS,
+        "a second CID"
+    );
     let mut ti3 = TestInit::connect(&mut p);
     req.cid = 1;
     req.emit(&mut hdr);
@@ -1157,7 +1397,10 @@ fn connection_reinstatement_keeps_the_nexus() {
     req.tsih = tsih.wrapping_add(100);
     req.emit(&mut hdr);
     ti4.send(&mut p, &mut san, &hdr, &data);
-    assert_eq!(status_of(&ti4.recv(&mut p)[0]), LoginStatus::SESSION_DOES_NOT_EXIST);
+    assert_eq!(
+        status_of(&ti4.recv(&mut p)[0]),
+        LoginStatus::SESSION_DOES_NOT_EXIST
+    );
 }
 
 // ---------------------------------------------------------------- rejects and digests
@@ -1197,7 +1440,8 @@ fn rejects_carry_the_offending_header() {
 
 #[test]
 fn digests_are_used_and_enforced() {
-    let (mut p, mut san, mut ti) = logged_in(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
+    let (mut p, mut san, mut ti) =
+        logged_in(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
     assert!(ti.hd && ti.dd);
     let (hdr, itt) = ti.cmd(&read10(0, 1), 512, true, false, true);
     ti.send(&mut p, &mut san, &hdr, &[]);
@@ -1210,10 +1454,15 @@ fn digests_are_used_and_enforced() {
     bytes[49] ^= 0xff;
     ti.send_raw(&mut p, &mut san, &bytes);
     assert!(p.should_close(ti.conn));
-    assert!(san.seen.iter().any(|s| matches!(s, Seen::Logout(_, NexusLoss::ProtocolError))));
+    assert!(
+        san.seen
+            .iter()
+            .any(|s| matches!(s, Seen::Logout(_, NexusLoss::ProtocolError)))
+    );
 
     // A corrupted data digest: Reject (data digest error), then the connection goes.
-    let (mut p, mut san, mut ti) = logged_in(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
+    let (mut p, mut san, mut ti) =
+        logged_in(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
     let (hdr, _) = ti.cmd(&write10(0, 1), 512, false, true, true);
     let mut bytes = frame_pdu(&hdr, &[], &[0u8; 512], true, true);
     let n = bytes.len();
@@ -1255,11 +1504,16 @@ fn extended_cdb_reaches_the_san() {
 fn async_event_becomes_an_async_message() {
     let (mut p, _san, mut ti) = logged_in(&[]);
     let nexus = p.nexus(ti.conn).unwrap();
-    let sense = [0x70u8, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x3f, 0x0e, 0, 0, 0, 0];
+    let sense = [
+        0x70u8, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x3f, 0x0e, 0, 0, 0, 0,
+    ];
     p.async_event(nexus, Lun::ZERO, &sense).unwrap();
     let r = ti.recv(&mut p);
     let a = wire::AsyncMessageRepr::parse(&r[0].view()).unwrap();
     assert_eq!(a.event, 0);
     assert_eq!(&r[0].data[2..], &sense);
-    assert_eq!(p.async_event(rscst_sim::iscsi::NexusId(999), Lun::ZERO, &sense), Err(EventError::Stale));
+    assert_eq!(
+        p.async_event(rscst_sim::iscsi::NexusId(999), Lun::ZERO, &sense),
+        Err(EventError::Stale)
+    );
 }

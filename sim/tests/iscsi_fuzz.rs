@@ -193,6 +193,9 @@ fn the_unmutated_stream_is_valid() {
     settle(&mut p, &mut san, ti.now);
     assert_eq!(used, s.len());
     assert_eq!(san.commands.len(), 2, "read and write reached the SAN");
-    assert!(san.seen.iter().any(|x| matches!(x, Seen::Logout(..))), "logout ended it");
+    assert!(
+        san.seen.iter().any(|x| matches!(x, Seen::Logout(..))),
+        "logout ended it"
+    );
     assert_eq!(p.stats().rejects, 0);
 }

@@ -86,7 +86,11 @@ fn iscsi_ls_discovers_targets() {
             TargetConfig::open(TARGET),
             TargetConfig::open("iqn.2024-01.org.rscst:second"),
         ]);
-        let h = if threaded { start_threaded(cfg) } else { start_rtc(cfg) };
+        let h = if threaded {
+            start_threaded(cfg)
+        } else {
+            start_rtc(cfg)
+        };
         let (ok, out) = run(&ls, &["-s".into(), format!("iscsi://{}", h.local_addr)]);
         assert!(ok, "iscsi-ls failed: {out}");
         assert!(out.contains(&format!("Target:{TARGET}")), "{out}");
@@ -94,7 +98,10 @@ fn iscsi_ls_discovers_targets() {
         // -s also logs in to each target and lists its LUNs.
         assert!(out.contains("Lun:0"), "{out}");
         assert!(out.contains("Lun:1"), "{out}");
-        assert!(out.contains(&format!("{},1", h.local_addr)), "portal and TPGT: {out}");
+        assert!(
+            out.contains(&format!("{},1", h.local_addr)),
+            "portal and TPGT: {out}"
+        );
         h.stop().unwrap();
     }
 }
@@ -104,12 +111,25 @@ fn iscsi_inq_reads_standard_and_vpd() {
     let Some(inq) = tool("iscsi-inq") else { return };
     for threaded in [false, true] {
         let cfg = config(vec![TargetConfig::open(TARGET)]);
-        let h = if threaded { start_threaded(cfg) } else { start_rtc(cfg) };
+        let h = if threaded {
+            start_threaded(cfg)
+        } else {
+            start_rtc(cfg)
+        };
         let (ok, out) = run(&inq, &[url(&h, 0)]);
         assert!(ok, "iscsi-inq failed: {out}");
         assert!(out.contains("RSCST"), "{out}");
         assert!(out.contains("MEMDISK"), "{out}");
-        let (ok, out) = run(&inq, &["-e".into(), "1".into(), "-c".into(), "128".into(), url(&h, 0)]);
+        let (ok, out) = run(
+            &inq,
+            &[
+                "-e".into(),
+                "1".into(),
+                "-c".into(),
+                "128".into(),
+                url(&h, 0),
+            ],
+        );
         assert!(ok, "iscsi-inq VPD failed: {out}");
         assert!(out.contains("MEM00000"), "{out}");
         h.stop().unwrap();
@@ -118,7 +138,9 @@ fn iscsi_inq_reads_standard_and_vpd() {
 
 #[test]
 fn iscsi_readcapacity16_reports_geometry() {
-    let Some(rc) = tool("iscsi-readcapacity16") else { return };
+    let Some(rc) = tool("iscsi-readcapacity16") else {
+        return;
+    };
     let h = start_rtc(config(vec![TargetConfig::open(TARGET)]));
     let (ok, out) = run(&rc, &[url(&h, 0)]);
     assert!(ok, "iscsi-readcapacity16 failed: {out}");
@@ -148,11 +170,17 @@ fn chap_login_with_iscsi_inq() {
     let h = start_rtc(config(vec![t]));
     let addr = h.local_addr;
     // One-way CHAP with the right secret.
-    let (ok, out) = run(&inq, &[format!("iscsi://alice%alicesecret1@{addr}/{TARGET}/0")]);
+    let (ok, out) = run(
+        &inq,
+        &[format!("iscsi://alice%alicesecret1@{addr}/{TARGET}/0")],
+    );
     assert!(ok, "CHAP login failed: {out}");
     assert!(out.contains("RSCST"), "{out}");
     // Wrong secret: authentication failure.
-    let (ok, out) = run(&inq, &[format!("iscsi://alice%wrongsecret1@{addr}/{TARGET}/0")]);
+    let (ok, out) = run(
+        &inq,
+        &[format!("iscsi://alice%wrongsecret1@{addr}/{TARGET}/0")],
+    );
     assert!(!ok, "login with a wrong secret succeeded: {out}");
     // No credentials at all: refused.
     let (ok, out) = run(&inq, &[format!("iscsi://{addr}/{TARGET}/0")]);
@@ -164,7 +192,8 @@ fn chap_login_with_iscsi_inq() {
         .env("LIBISCSI_CHAP_TARGET_PASSWORD", "targetsecret")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "mutual CHAP failed: {text}");
     let out = Command::new(&inq)
         .arg(format!("iscsi://alice%alicesecret1@{addr}/{TARGET}/0"))
@@ -172,7 +201,10 @@ fn chap_login_with_iscsi_inq() {
         .env("LIBISCSI_CHAP_TARGET_PASSWORD", "notthesecret")
         .output()
         .unwrap();
-    assert!(!out.status.success(), "mutual CHAP accepted a wrong target secret");
+    assert!(
+        !out.status.success(),
+        "mutual CHAP accepted a wrong target secret"
+    );
     h.stop().unwrap();
 }
 
@@ -180,9 +212,18 @@ fn chap_login_with_iscsi_inq() {
 fn unknown_target_is_refused() {
     let Some(inq) = tool("iscsi-inq") else { return };
     let h = start_rtc(config(vec![TargetConfig::open(TARGET)]));
-    let (ok, out) = run(&inq, &[format!("iscsi://{}/iqn.2024-01.org.rscst:nope/0", h.local_addr)]);
+    let (ok, out) = run(
+        &inq,
+        &[format!(
+            "iscsi://{}/iqn.2024-01.org.rscst:nope/0",
+            h.local_addr
+        )],
+    );
     assert!(!ok, "{out}");
-    assert!(out.contains("Target not found") || out.contains("515"), "{out}");
+    assert!(
+        out.contains("Target not found") || out.contains("515"),
+        "{out}"
+    );
     h.stop().unwrap();
 }
 
@@ -204,11 +245,9 @@ fn serve() {
         ..Default::default()
     };
     let mut cfg = config(vec![TargetConfig::open(TARGET)]);
-    if let Ok(d) = std::env::var("RSCST_ISCSI_DIGEST") {
-        if d == "require" {
-            cfg.limits.header_digest = rscst_sim::iscsi::params::DigestPolicy::REQUIRE_CRC32C;
-            cfg.limits.data_digest = rscst_sim::iscsi::params::DigestPolicy::REQUIRE_CRC32C;
-        }
+    if std::env::var("RSCST_ISCSI_DIGEST").is_ok_and(|d| d == "require") {
+        cfg.limits.header_digest = rscst_sim::iscsi::params::DigestPolicy::REQUIRE_CRC32C;
+        cfg.limits.data_digest = rscst_sim::iscsi::params::DigestPolicy::REQUIRE_CRC32C;
     }
     let server = Server::bind(net, cfg).unwrap();
     println!("serving {} on {}", TARGET, server.local_addr());

@@ -484,7 +484,11 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(now: Duration, statsn: u32, local_addr: Option<std::net::SocketAddr>) -> Self {
+    pub(crate) fn new(
+        now: Duration,
+        statsn: u32,
+        local_addr: Option<std::net::SocketAddr>,
+    ) -> Self {
         Conn {
             phase: Phase::Login,
             rx_digests: Digests::default(),
@@ -586,14 +590,21 @@ mod tests {
         assert_eq!(f.data, b"abcde");
         assert_eq!(f.len, bytes.len());
         // Incomplete input asks for more.
-        assert!(frame(&bytes[..bytes.len() - 1], dg, 8192).unwrap().is_none());
+        assert!(
+            frame(&bytes[..bytes.len() - 1], dg, 8192)
+                .unwrap()
+                .is_none()
+        );
         // A flipped data byte is a data digest error, a flipped header byte a header one.
         let mut bad = bytes.clone();
         bad[53] ^= 1;
         assert_eq!(frame(&bad, dg, 8192).unwrap_err().0, FrameError::DataDigest);
         let mut bad = bytes.clone();
         bad[16] ^= 1;
-        assert_eq!(frame(&bad, dg, 8192).unwrap_err().0, FrameError::HeaderDigest);
+        assert_eq!(
+            frame(&bad, dg, 8192).unwrap_err().0,
+            FrameError::HeaderDigest
+        );
         assert_eq!(frame(&bytes, dg, 4).unwrap_err().0, FrameError::TooLong);
     }
 

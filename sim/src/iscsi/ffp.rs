@@ -26,8 +26,8 @@ use super::conn::{
 };
 use super::portal::{Deferred, Portal};
 use super::san::{
-    Command, DataDirection, EventError, Handle, NexusLoss, SanPort, ScsiStatus, TaskId,
-    TaskMgmt, TmfId,
+    Command, DataDirection, EventError, Handle, NexusLoss, SanPort, ScsiStatus, TaskId, TaskMgmt,
+    TmfId,
 };
 use super::text;
 use super::wire::{
@@ -200,11 +200,15 @@ impl Portal {
     }
 
     /// Validates a SCSI Command and makes it a task (not yet given to the SAN).
-    fn new_task(&mut self, c: &mut Conn, bhs: &[u8], ahs_area: &[u8], data: &[u8]) -> Option<Handle> {
+    fn new_task(
+        &mut self,
+        c: &mut Conn,
+        bhs: &[u8],
+        ahs_area: &[u8],
+        data: &[u8],
+    ) -> Option<Handle> {
         let hdr = header(bhs);
-        let Some(s) = c.session.as_ref() else {
-            return None;
-        };
+        let s = c.session.as_ref()?;
         if s.kind == SessionKind::Discovery {
             self.reject(c, RejectReason::ProtocolError, &hdr);
             return None;
@@ -287,7 +291,10 @@ impl Portal {
         let Some(nexus) = c.session.as_ref().and_then(|s| s.nexus()) else {
             return;
         };
-        let first_burst = c.session.as_ref().map_or(0, |s| s.params.first_burst_length);
+        let first_burst = c
+            .session
+            .as_ref()
+            .map_or(0, |s| s.params.first_burst_length);
         let Some(t) = c.tasks.get_mut(h) else {
             return;
         };
@@ -376,9 +383,7 @@ impl Portal {
         }
         if d.ttt == RESERVED_TAG {
             // Unsolicited Data-Out (RFC 7143 §4.2.5.2).
-            if !t.unsol_open
-                || u64::from(d.offset) + u64::from(n) > u64::from(t.unsol_limit)
-            {
+            if !t.unsol_open || u64::from(d.offset) + u64::from(n) > u64::from(t.unsol_limit) {
                 return self.fail_task(c, ch, h, ASC_WRITE_ERROR, ASCQ_UNEXPECTED_UNSOLICITED);
             }
             if d.datasn != t.unsol_next_datasn {
@@ -500,7 +505,13 @@ impl Portal {
             if last {
                 t.grants.pop_front();
             }
-            san.data_out(nexus, id, pos, &t.unsol_buf[pos as usize..(pos + n) as usize], last);
+            san.data_out(
+                nexus,
+                id,
+                pos,
+                &t.unsol_buf[pos as usize..(pos + n) as usize],
+                last,
+            );
         }
         if !t.unsol_open {
             let unsol_end = t.unsol_buf.len() as u32;
@@ -579,9 +590,7 @@ impl Portal {
             .tasks
             .get(h)
             .is_some_and(|t| t.parked.is_some() && !t.unsol_open && t.r2ts.is_empty());
-        if ready
-            && let Some(p) = c.tasks.get_mut(h).and_then(|t| t.parked.take())
-        {
+        if ready && let Some(p) = c.tasks.get_mut(h).and_then(|t| t.parked.take()) {
             self.finish_task(c, h, p.status, &p.sense, p.residual);
         }
     }
@@ -709,7 +718,14 @@ impl Portal {
     }
 
     /// Ends a task with its status: on its last Data-In if possible, else a SCSI Response.
-    fn finish_task(&mut self, c: &mut Conn, h: Handle, status: u8, sense: &[u8], residual: Residual) {
+    fn finish_task(
+        &mut self,
+        c: &mut Conn,
+        h: Handle,
+        status: u8,
+        sense: &[u8],
+        residual: Residual,
+    ) {
         let Some(t) = c.remove_task(h) else {
             return;
         };
@@ -722,11 +738,14 @@ impl Portal {
             let statsn = c.statsn;
             if let Some(hb) = c.tx.patchable(pos) {
                 let mut hv = Bhs::new_unchecked(hb);
-                let fl = hv.flags() | 0x80 | 0x01 | match residual {
-                    Residual::None => 0,
-                    Residual::Overflow(_) => 0x04,
-                    Residual::Underflow(_) => 0x02,
-                };
+                let fl = hv.flags()
+                    | 0x80
+                    | 0x01
+                    | match residual {
+                        Residual::None => 0,
+                        Residual::Overflow(_) => 0x04,
+                        Residual::Underflow(_) => 0x02,
+                    };
                 hv.set_flags(fl);
                 hv.set_byte(3, status);
                 hv.set_u32_at(24, statsn);
@@ -874,7 +893,9 @@ impl Portal {
                 None => return self.tmf_response(c, r.itt, TmfResponseCode::TaskDoesNotExist),
                 Some(&h) => vec![h],
             },
-            TmfFunction::AbortTaskSet | TmfFunction::ClearTaskSet | TmfFunction::LogicalUnitReset => c
+            TmfFunction::AbortTaskSet
+            | TmfFunction::ClearTaskSet
+            | TmfFunction::LogicalUnitReset => c
                 .tasks
                 .iter()
                 .filter(|(_, t)| t.lun == r.lun)
@@ -1036,7 +1057,11 @@ impl Portal {
             .map_or(8192, |s| s.params.max_xmit_data_segment_length) as usize;
         let (exp, max) = c.window();
         let more = body.len() > max_seg;
-        let rest = if more { body.split_off(max_seg) } else { Vec::new() };
+        let rest = if more {
+            body.split_off(max_seg)
+        } else {
+            Vec::new()
+        };
         let ttt = if more { c.alloc_ttt() } else { RESERVED_TAG };
         let mut hdr = [0u8; BHS_LEN];
         TextResponseRepr {

@@ -30,7 +30,10 @@ pub(crate) enum Auth {
     /// AuthMethod=CHAP agreed; waiting for CHAP_A.
     ChapWaitAlgorithm,
     /// Challenge sent; waiting for CHAP_N/CHAP_R.
-    ChapWaitResponse { id: u8, challenge: [u8; CHALLENGE_LEN] },
+    ChapWaitResponse {
+        id: u8,
+        challenge: [u8; CHALLENGE_LEN],
+    },
     /// Authenticated (or no authentication needed).
     Done,
 }
@@ -284,7 +287,15 @@ impl Portal {
             ls.stage = req.nsg;
         }
         let transit = req.transit && done;
-        self.login_response(c, ids, transit, req.csg, req.nsg, LoginStatus::SUCCESS, &resp);
+        self.login_response(
+            c,
+            ids,
+            transit,
+            req.csg,
+            req.nsg,
+            LoginStatus::SUCCESS,
+            &resp,
+        );
         Ok(Step::Continue)
     }
 
@@ -389,8 +400,7 @@ impl Portal {
                 Ok(())
             }
             Auth::ChapWaitResponse { id, challenge } => {
-                let (Some(cfg), Some(n), Some(r)) = (chap_cfg, get("CHAP_N"), get("CHAP_R"))
-                else {
+                let (Some(cfg), Some(n), Some(r)) = (chap_cfg, get("CHAP_N"), get("CHAP_R")) else {
                     return Err(fail);
                 };
                 let got = text::decode_binary(r).ok_or(fail)?;
@@ -478,7 +488,17 @@ impl Portal {
         if ls.session_type == SessionType::Discovery {
             let tsih = self.alloc_tsih();
             let key: SessionKey = (name, ls.isid, None);
-            self.enter_full_feature(c, ch, ls, ids, SessionKind::Discovery, tsih, csg, &resp, key);
+            self.enter_full_feature(
+                c,
+                ch,
+                ls,
+                ids,
+                SessionKind::Discovery,
+                tsih,
+                csg,
+                &resp,
+                key,
+            );
             return Ok(Step::Done);
         }
         let target = ls.target.ok_or(LoginStatus::MISSING_PARAMETER)?;
@@ -572,8 +592,13 @@ impl Portal {
         if let SessionKind::Normal { nexus, .. } = s.kind {
             for (th, t) in oc.tasks.iter() {
                 if t.state == TaskState::Active {
-                    self.deferred
-                        .push_back(Deferred::Abort(nexus, TaskId { conn: old, task: th }));
+                    self.deferred.push_back(Deferred::Abort(
+                        nexus,
+                        TaskId {
+                            conn: old,
+                            task: th,
+                        },
+                    ));
                 }
             }
             self.by_nexus.insert(nexus, ch);
@@ -590,9 +615,20 @@ impl Portal {
         s.params.header_digest = ls.params.header_digest;
         s.params.data_digest = ls.params.data_digest;
         s.params.max_xmit_data_segment_length = ls.params.max_xmit_data_segment_length;
-        let ids = Ids { tsih: s.tsih, ..ids };
+        let ids = Ids {
+            tsih: s.tsih,
+            ..ids
+        };
         c.session = Some(s);
-        self.login_response(c, ids, true, csg, Stage::FullFeature, LoginStatus::SUCCESS, resp);
+        self.login_response(
+            c,
+            ids,
+            true,
+            csg,
+            Stage::FullFeature,
+            LoginStatus::SUCCESS,
+            resp,
+        );
         self.activate(c);
         self.stats.logins += 1;
         Ok(Step::Done)
@@ -630,7 +666,15 @@ impl Portal {
         self.by_isid.insert(key, ch);
         c.session = Some(s);
         let ids = Ids { tsih, ..ids };
-        self.login_response(c, ids, true, csg, Stage::FullFeature, LoginStatus::SUCCESS, resp);
+        self.login_response(
+            c,
+            ids,
+            true,
+            csg,
+            Stage::FullFeature,
+            LoginStatus::SUCCESS,
+            resp,
+        );
         self.activate(c);
         self.stats.logins += 1;
     }

@@ -57,7 +57,10 @@ pub fn parse_listen(s: &str) -> io::Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() {
+    if let Ok(ip) = s
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, ISCSI_PORT));
     }
     let with_port = if s.contains(':') {
@@ -148,10 +151,9 @@ impl Server {
         if portal.rng_seed == PortalConfig::default().rng_seed {
             portal.rng_seed = os_seed();
         }
-        let rx_cap = 2 * (portal.limits.max_recv_data_segment_length as usize + 48 + 1024 + 8)
-            .max(128 * 1024);
-        let portal =
-            Portal::new(portal).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        let rx_cap = 2
+            * (portal.limits.max_recv_data_segment_length as usize + 48 + 1024 + 8).max(128 * 1024);
+        let portal = Portal::new(portal).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(net.listen)?;
         poll.registry()
@@ -231,10 +233,10 @@ impl Server {
                     LISTENER => self.accept_all()?,
                     WAKER => {}
                     t => {
-                        if let Some(nc) = self.conns.get_mut(&t) {
-                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                                nc.readable = true;
-                            }
+                        if let Some(nc) = self.conns.get_mut(&t)
+                            && (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                        {
+                            nc.readable = true;
                         }
                     }
                 }
@@ -331,9 +333,9 @@ impl Server {
                     work = true;
                     nc.end += n;
                     let now = self.start.elapsed();
-                    let used =
-                        self.portal
-                            .receive(nc.id, &nc.rx[nc.start..nc.end], now, san);
+                    let used = self
+                        .portal
+                        .receive(nc.id, &nc.rx[nc.start..nc.end], now, san);
                     nc.start += used;
                     if nc.start == nc.end {
                         nc.start = 0;
@@ -814,10 +816,22 @@ mod tests {
             parse_listen("127.0.0.1:3261").unwrap(),
             "127.0.0.1:3261".parse().unwrap()
         );
-        assert_eq!(parse_listen("3262").unwrap(), "127.0.0.1:3262".parse().unwrap());
-        assert_eq!(parse_listen(":3263").unwrap(), "127.0.0.1:3263".parse().unwrap());
-        assert_eq!(parse_listen("127.0.0.2").unwrap(), "127.0.0.2:3260".parse().unwrap());
-        assert_eq!(parse_listen("[::1]:3260").unwrap(), "[::1]:3260".parse().unwrap());
+        assert_eq!(
+            parse_listen("3262").unwrap(),
+            "127.0.0.1:3262".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen(":3263").unwrap(),
+            "127.0.0.1:3263".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("127.0.0.2").unwrap(),
+            "127.0.0.2:3260".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:3260").unwrap(),
+            "[::1]:3260".parse().unwrap()
+        );
         assert_eq!(parse_listen("::1").unwrap(), "[::1]:3260".parse().unwrap());
         assert!(parse_listen("not an address:xyz").is_err());
     }

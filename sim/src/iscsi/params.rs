@@ -435,8 +435,20 @@ mod tests {
     fn first_burst_never_exceeds_max_burst() {
         let limits = TargetLimits::default();
         let mut p = SessionParams::defaults(&limits);
-        negotiate("FirstBurstLength", "262144", &limits, SessionType::Normal, &mut p);
-        negotiate("MaxBurstLength", "65536", &limits, SessionType::Normal, &mut p);
+        negotiate(
+            "FirstBurstLength",
+            "262144",
+            &limits,
+            SessionType::Normal,
+            &mut p,
+        );
+        negotiate(
+            "MaxBurstLength",
+            "65536",
+            &limits,
+            SessionType::Normal,
+            &mut p,
+        );
         assert_eq!(p.max_burst_length, 65536);
         assert_eq!(p.first_burst_length, 65536);
     }
@@ -486,11 +498,22 @@ mod tests {
     fn discovery_irrelevant_keys() {
         let limits = TargetLimits::default();
         let mut p = SessionParams::defaults(&limits);
-        for k in ["InitialR2T", "ImmediateData", "MaxBurstLength", "FirstBurstLength"] {
+        for k in [
+            "InitialR2T",
+            "ImmediateData",
+            "MaxBurstLength",
+            "FirstBurstLength",
+        ] {
             let a = negotiate(k, "Yes", &limits, SessionType::Discovery, &mut p);
             assert_eq!(a, reply("Irrelevant"), "{k}");
         }
-        let a = negotiate("HeaderDigest", "None", &limits, SessionType::Discovery, &mut p);
+        let a = negotiate(
+            "HeaderDigest",
+            "None",
+            &limits,
+            SessionType::Discovery,
+            &mut p,
+        );
         assert_eq!(a, reply("None"));
     }
 }

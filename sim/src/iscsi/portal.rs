@@ -586,13 +586,8 @@ impl Portal {
             }
             for (th, t) in c.tasks.iter() {
                 if t.state == super::conn::TaskState::Active {
-                    self.deferred.push_back(Deferred::Abort(
-                        nexus,
-                        TaskId {
-                            conn: ch,
-                            task: th,
-                        },
-                    ));
+                    self.deferred
+                        .push_back(Deferred::Abort(nexus, TaskId { conn: ch, task: th }));
                 }
             }
             self.deferred.push_back(Deferred::Logout(nexus, reason));
@@ -626,11 +621,15 @@ impl SanEvents for Portal {
         login: LoginId,
         result: Result<NexusId, LoginStatus>,
     ) -> Result<(), EventError> {
-        self.with_conn(login.conn, |p, c| p.finish_pending_login(c, login.conn, result))
+        self.with_conn(login.conn, |p, c| {
+            p.finish_pending_login(c, login.conn, result)
+        })
     }
 
     fn ready_to_transfer(&mut self, task: TaskId, offset: u32, len: u32) -> Result<(), EventError> {
-        self.with_conn(task.conn, |p, c| p.on_ready_to_transfer(c, task, offset, len))
+        self.with_conn(task.conn, |p, c| {
+            p.on_ready_to_transfer(c, task, offset, len)
+        })
     }
 
     fn data_in(&mut self, task: TaskId, offset: u32, data: &[u8]) -> Result<(), EventError> {

@@ -28,8 +28,8 @@
 
 use core::fmt;
 
-use super::wire::{Isid, Lun, Residual, TaskAttr, TmfFunction, TmfResponseCode};
 use super::wire::LoginStatus;
+use super::wire::{Isid, Lun, Residual, TaskAttr, TmfFunction, TmfResponseCode};
 
 /// A handle: slot index plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -258,8 +258,11 @@ impl std::error::Error for EventError {}
 /// What the SAN reports back. [`Portal`](super::Portal) implements this.
 pub trait SanEvents {
     /// The answer to a login that was [`LoginDecision::Pending`].
-    fn login_done(&mut self, login: LoginId, result: Result<NexusId, LoginStatus>)
-    -> Result<(), EventError>;
+    fn login_done(
+        &mut self,
+        login: LoginId,
+        result: Result<NexusId, LoginStatus>,
+    ) -> Result<(), EventError>;
     /// The SAN is ready for `len` bytes of write data at `offset` (the FC XFER_RDY).
     fn ready_to_transfer(&mut self, task: TaskId, offset: u32, len: u32) -> Result<(), EventError>;
     /// Read data at `offset` (must continue where the previous one ended).

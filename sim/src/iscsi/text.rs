@@ -212,10 +212,7 @@ mod tests {
         assert_eq!(parse(b"=v\0"), Err(TextError::BadKey));
         assert_eq!(parse(b"Bad Key=v\0"), Err(TextError::BadKey));
         assert_eq!(parse(b"K=\xff\0"), Err(TextError::BadValue));
-        assert_eq!(
-            parse(b"A=1\0A=2\0"),
-            Err(TextError::Duplicate("A".into()))
-        );
+        assert_eq!(parse(b"A=1\0A=2\0"), Err(TextError::Duplicate("A".into())));
         let long_key = format!("{}=1", "k".repeat(64));
         assert_eq!(parse(long_key.as_bytes()), Err(TextError::BadKey));
     }

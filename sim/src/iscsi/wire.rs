@@ -579,7 +579,12 @@ impl ScsiResponseRepr {
 
     /// Emits the header.
     pub fn emit(&self, buf: &mut [u8; BHS_LEN]) {
-        let mut h = start(buf, Opcode::ScsiResponse, false, 0x80 | self.residual.flags());
+        let mut h = start(
+            buf,
+            Opcode::ScsiResponse,
+            false,
+            0x80 | self.residual.flags(),
+        );
         h.set_byte(2, self.response);
         h.set_byte(3, self.status);
         h.set_itt(self.itt);
@@ -738,7 +743,12 @@ impl DataOutRepr {
 
     /// Emits the header.
     pub fn emit(&self, buf: &mut [u8; BHS_LEN]) {
-        let mut h = start(buf, Opcode::DataOut, false, if self.final_ { 0x80 } else { 0 });
+        let mut h = start(
+            buf,
+            Opcode::DataOut,
+            false,
+            if self.final_ { 0x80 } else { 0 },
+        );
         h.set_lun(self.lun);
         h.set_itt(self.itt);
         h.set_u32_at(20, self.ttt);

@@ -7,7 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use rscst_sim::iscsi::net::{SanEvent, SanRequest};
-use rscst_sim::iscsi::wire::{self, BHS_LEN, Bhs, LoginStatus, Lun, Opcode, Residual, TmfFunction, TmfResponseCode};
+use rscst_sim::iscsi::wire::{
+    self, BHS_LEN, Bhs, LoginStatus, Lun, Opcode, Residual, TmfFunction, TmfResponseCode,
+};
 use rscst_sim::iscsi::{
     Command, ConnId, DataDirection, LoginDecision, NexusId, NexusLoss, Portal, SanEvents, SanPoll,
     SanPort, SessionLogin, TaskId, TaskMgmt, TmfId, digest,
@@ -88,7 +90,9 @@ impl MemSan {
     }
 
     fn lun_index(&self, lun: Lun) -> Option<usize> {
-        lun.index().map(usize::from).filter(|&i| i < self.luns.len())
+        lun.index()
+            .map(usize::from)
+            .filter(|&i| i < self.luns.len())
     }
 
     fn status(&mut self, task: TaskId, status: u8, sense: Vec<u8>, residual: Residual) {
@@ -148,7 +152,8 @@ impl MemSan {
     fn rw(cdb: &[u8]) -> Option<(u64, u64)> {
         Some(match cdb[0] {
             0x08 | 0x0a => {
-                let lba = u64::from(cdb[1] & 0x1f) << 16 | u64::from(cdb[2]) << 8 | u64::from(cdb[3]);
+                let lba =
+                    u64::from(cdb[1] & 0x1f) << 16 | u64::from(cdb[2]) << 8 | u64::from(cdb[3]);
                 let n = if cdb[4] == 0 { 256 } else { u64::from(cdb[4]) };
                 (lba, n)
             }
@@ -156,7 +161,9 @@ impl MemSan {
                 u64::from(be32(&cdb[2..6])),
                 u64::from(u16::from_be_bytes([cdb[7], cdb[8]])),
             ),
-            0xa8 | 0xaa | 0xae | 0xaf => (u64::from(be32(&cdb[2..6])), u64::from(be32(&cdb[6..10]))),
+            0xa8 | 0xaa | 0xae | 0xaf => {
+                (u64::from(be32(&cdb[2..6])), u64::from(be32(&cdb[6..10])))
+            }
             0x88 | 0x8a | 0x8e | 0x8f => (
                 u64::from_be_bytes(cdb[2..10].try_into().ok()?),
                 u64::from(be32(&cdb[10..14])),
@@ -198,7 +205,9 @@ impl MemSan {
                 let page = cdb[2] & 0x3f;
                 let mut d = vec![0u8, 0, 0, 0];
                 match page {
-                    0x0a | 0x3f => d.extend_from_slice(&[0x0a, 10, 0x02, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0]),
+                    0x0a | 0x3f => {
+                        d.extend_from_slice(&[0x0a, 10, 0x02, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0])
+                    }
                     0x00 => {}
                     _ => return self.check(task, 5, 0x24, 0),
                 }
@@ -401,7 +410,8 @@ impl SanPort for MemSan {
         let n = NexusId(self.next_nexus);
         self.next_nexus += 1;
         self.nexuses.insert(n, req.initiator_name.to_owned());
-        self.seen.push(Seen::Login(req.initiator_name.to_owned(), n));
+        self.seen
+            .push(Seen::Login(req.initiator_name.to_owned(), n));
         if self.login_pending {
             return LoginDecision::Pending;
         }
@@ -410,8 +420,12 @@ impl SanPort for MemSan {
 
     fn command(&mut self, nexus: NexusId, task: TaskId, cmd: &Command<'_>) {
         self.seen.push(Seen::Command(nexus, task, cmd.cdb[0]));
-        self.commands
-            .push((task, cmd.cdb.to_vec(), cmd.expected_len, cmd.unsolicited_received));
+        self.commands.push((
+            task,
+            cmd.cdb.to_vec(),
+            cmd.expected_len,
+            cmd.unsolicited_received,
+        ));
         self.open.insert(task, (nexus, cmd.lun));
         if self.auto {
             self.run(nexus, task, cmd);
@@ -546,13 +560,21 @@ pub fn parse_pdus(mut bytes: &[u8], hd: bool, dd: bool) -> Vec<Pdu> {
         let dsl = v.data_segment_len() as usize;
         let mut pos = BHS_LEN + ahs;
         if hd {
-            assert_eq!(&bytes[pos..pos + 4], &digest::header_digest(&bytes[..pos]), "header digest");
+            assert_eq!(
+                &bytes[pos..pos + 4],
+                &digest::header_digest(&bytes[..pos]),
+                "header digest"
+            );
             pos += 4;
         }
         let data = bytes[pos..pos + dsl].to_vec();
         pos += dsl + wire::pad4(dsl);
         if dd && dsl > 0 {
-            assert_eq!(&bytes[pos..pos + 4], &digest::data_digest(&data), "data digest");
+            assert_eq!(
+                &bytes[pos..pos + 4],
+                &digest::data_digest(&data),
+                "data digest"
+            );
             pos += 4;
         }
         let mut bhs = [0u8; BHS_LEN];
@@ -591,11 +613,22 @@ impl TestInit {
     }
 
     /// Sends raw bytes; returns how many the portal consumed.
-    pub fn send_raw<S: SanPort + ?Sized>(&mut self, p: &mut Portal, san: &mut S, bytes: &[u8]) -> usize {
+    pub fn send_raw<S: SanPort + ?Sized>(
+        &mut self,
+        p: &mut Portal,
+        san: &mut S,
+        bytes: &[u8],
+    ) -> usize {
         p.receive(self.conn, bytes, self.now, san)
     }
 
-    pub fn send<S: SanPort + ?Sized>(&mut self, p: &mut Portal, san: &mut S, bhs: &[u8; BHS_LEN], data: &[u8]) {
+    pub fn send<S: SanPort + ?Sized>(
+        &mut self,
+        p: &mut Portal,
+        san: &mut S,
+        bhs: &[u8; BHS_LEN],
+        data: &[u8],
+    ) {
         let b = frame_pdu(bhs, &[], data, self.hd, self.dd);
         let used = p.receive(self.conn, &b, self.now, san);
         assert_eq!(used, b.len(), "portal consumed the whole PDU");
@@ -631,7 +664,9 @@ impl TestInit {
                     | Opcode::Reject
             ) {
                 let v = pdu.view();
-                if pdu.opcode() != Opcode::R2t && !(pdu.opcode() == Opcode::NopIn && v.itt() == wire::RESERVED_TAG) {
+                if pdu.opcode() != Opcode::R2t
+                    && !(pdu.opcode() == Opcode::NopIn && v.itt() == wire::RESERVED_TAG)
+                {
                     self.exp_statsn = v.u32_at(24).wrapping_add(1);
                 }
                 self.max_cmdsn = v.u32_at(32);
@@ -691,7 +726,13 @@ impl TestInit {
     }
 
     /// A complete normal-session login with libiscsi-like keys; returns the response.
-    pub fn login<S: SanPort + ?Sized>(&mut self, p: &mut Portal, san: &mut S, target: &str, extra: &[(&str, &str)]) -> Pdu {
+    pub fn login<S: SanPort + ?Sized>(
+        &mut self,
+        p: &mut Portal,
+        san: &mut S,
+        target: &str,
+        extra: &[(&str, &str)],
+    ) -> Pdu {
         let mut keys: Vec<(&str, &str)> = vec![
             ("InitiatorName", "iqn.2024-01.test:init"),
             ("TargetName", target),
@@ -699,7 +740,14 @@ impl TestInit {
             ("MaxRecvDataSegmentLength", "8192"),
         ];
         keys.extend_from_slice(extra);
-        let r = self.login_keys(p, san, &keys, wire::Stage::Operational, wire::Stage::FullFeature, true);
+        let r = self.login_keys(
+            p,
+            san,
+            &keys,
+            wire::Stage::Operational,
+            wire::Stage::FullFeature,
+            true,
+        );
         if r.view().u16_at(36) == 0 && r.view().flags() & 0x80 != 0 {
             if self.hd_wanted(&r) {
                 self.hd = true;
@@ -712,15 +760,26 @@ impl TestInit {
     }
 
     fn hd_wanted(&self, r: &Pdu) -> bool {
-        keys_of(r).iter().any(|(k, v)| k == "HeaderDigest" && v == "CRC32C")
+        keys_of(r)
+            .iter()
+            .any(|(k, v)| k == "HeaderDigest" && v == "CRC32C")
     }
 
     fn dd_wanted(&self, r: &Pdu) -> bool {
-        keys_of(r).iter().any(|(k, v)| k == "DataDigest" && v == "CRC32C")
+        keys_of(r)
+            .iter()
+            .any(|(k, v)| k == "DataDigest" && v == "CRC32C")
     }
 
     /// Builds a SCSI Command header with the next ITT/CmdSN.
-    pub fn cmd(&mut self, cdb: &[u8], edtl: u32, read: bool, write: bool, final_: bool) -> ([u8; BHS_LEN], u32) {
+    pub fn cmd(
+        &mut self,
+        cdb: &[u8],
+        edtl: u32,
+        read: bool,
+        write: bool,
+        final_: bool,
+    ) -> ([u8; BHS_LEN], u32) {
         let itt = self.next_itt();
         let mut c = [0u8; 16];
         c[..cdb.len()].copy_from_slice(cdb);
@@ -743,7 +802,14 @@ impl TestInit {
         (hdr, itt)
     }
 
-    pub fn data_out(&self, itt: u32, ttt: u32, datasn: u32, offset: u32, final_: bool) -> [u8; BHS_LEN] {
+    pub fn data_out(
+        &self,
+        itt: u32,
+        ttt: u32,
+        datasn: u32,
+        offset: u32,
+        final_: bool,
+    ) -> [u8; BHS_LEN] {
         let mut hdr = [0u8; BHS_LEN];
         wire::DataOutRepr {
             final_,
@@ -808,7 +874,10 @@ pub fn settle(p: &mut Portal, san: &mut MemSan, now: Duration) {
 
 pub fn portal_with(targets: &[&str]) -> Portal {
     let cfg = rscst_sim::iscsi::PortalConfig {
-        targets: targets.iter().map(|t| rscst_sim::iscsi::TargetConfig::open(*t)).collect(),
+        targets: targets
+            .iter()
+            .map(|t| rscst_sim::iscsi::TargetConfig::open(*t))
+            .collect(),
         nop_in_interval: None,
         ..Default::default()
     };
