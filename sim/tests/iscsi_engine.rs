@@ -812,6 +812,48 @@ fn data_in_without_collapse_when_already_sent_or_sense() {
 }
 
 #[test]
+fn statsn_stays_in_stream_order_with_interleaved_reads() {
+    let (mut p, mut san, mut ti) = logged_in(&[]);
+    san.auto = false;
+    let (a, itt_a) = ti.cmd(&read10(0, 1), 512, true, false, true);
+    ti.send(&mut p, &mut san, &a, &[]);
+    let (b, itt_b) = ti.cmd(&read10(1, 1), 512, true, false, true);
+    ti.send(&mut p, &mut san, &b, &[]);
+    let (ta, tb) = (san.commands[0].0, san.commands[1].0);
+    let good = ScsiStatus {
+        status: 0,
+        sense: &[],
+        residual: Residual::None,
+    };
+    p.data_in(ta, 0, &[1; 512]).unwrap();
+    p.data_in(tb, 0, &[2; 512]).unwrap();
+    p.status(tb, &good).unwrap(); // rides on B's Data-In
+    p.status(ta, &good).unwrap(); // must not ride on A's earlier Data-In
+    let pdus = ti.recv(&mut p);
+    let mut statsns = Vec::new();
+    for pdu in &pdus {
+        let v = pdu.view();
+        match pdu.opcode() {
+            Opcode::DataIn if v.flags() & 1 != 0 => statsns.push((v.itt(), v.u32_at(24))),
+            Opcode::ScsiResponse => statsns.push((v.itt(), v.u32_at(24))),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        pdus.len(),
+        3,
+        "A's status comes as a separate SCSI Response"
+    );
+    assert_eq!(statsns[0].0, itt_b);
+    assert_eq!(statsns[1].0, itt_a);
+    assert_eq!(
+        statsns[1].1,
+        statsns[0].1.wrapping_add(1),
+        "StatSN increases along the stream"
+    );
+}
+
+#[test]
 fn read_overflow_is_clipped_to_edtl() {
     let (mut p, mut san, mut ti) = logged_in(&[]);
     let (hdr, _) = ti.cmd(&read10(0, 2), 512, true, false, true);

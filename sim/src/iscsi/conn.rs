@@ -163,6 +163,11 @@ impl TxBuf {
         self.buf.len() - self.sent
     }
 
+    /// Stream position where the next PDU will start.
+    pub(crate) fn end_pos(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         self.sent = (self.sent + n).min(self.buf.len());
         if self.sent == self.buf.len() {
@@ -479,6 +484,9 @@ pub(crate) struct Conn {
     pub(crate) text_in: Vec<u8>,
     pub(crate) ping: Option<Ping>,
     pub(crate) next_ttt: u32,
+    /// Stream position of the last PDU that took a StatSN: a status may ride on an
+    /// earlier Data-In only if no such PDU follows it, keeping StatSNs in stream order.
+    pub(crate) statsn_pos: u64,
     /// Bytes of PDUs received (statistics).
     pub(crate) rx_pdus: u64,
 }
@@ -507,6 +515,7 @@ impl Conn {
             text_in: Vec::new(),
             ping: None,
             next_ttt: 1,
+            statsn_pos: 0,
             rx_pdus: 0,
         }
     }
@@ -523,6 +532,7 @@ impl Conn {
 
     /// The next StatSN, advancing it.
     pub(crate) fn take_statsn(&mut self) -> u32 {
+        self.statsn_pos = self.tx.end_pos();
         let s = self.statsn;
         self.statsn = self.statsn.wrapping_add(1);
         s

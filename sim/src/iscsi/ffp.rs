@@ -734,7 +734,10 @@ impl Portal {
         // RFC 7143 §11.7.3: status may ride on the last Data-In when there is no sense
         // data and the status is GOOD, CONDITION MET or INTERMEDIATE(-CONDITION MET).
         let collapsible = sense.is_empty() && matches!(status, 0x00 | 0x04 | 0x10 | 0x14);
-        if collapsible && let Some(pos) = t.last_datain {
+        if collapsible
+            && let Some(pos) = t.last_datain
+            && pos >= c.statsn_pos
+        {
             let statsn = c.statsn;
             if let Some(hb) = c.tx.patchable(pos) {
                 let mut hv = Bhs::new_unchecked(hb);
@@ -762,6 +765,7 @@ impl Portal {
                     c.tx.refresh_header_digest(pos);
                 }
                 c.statsn = c.statsn.wrapping_add(1);
+                c.statsn_pos = pos;
                 return;
             }
         }

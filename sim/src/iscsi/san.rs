@@ -257,7 +257,9 @@ impl std::error::Error for EventError {}
 
 /// What the SAN reports back. [`Portal`](super::Portal) implements this.
 pub trait SanEvents {
-    /// The answer to a login that was [`LoginDecision::Pending`].
+    /// The answer to a login that was [`LoginDecision::Pending`]. [`EventError::Stale`]
+    /// means the connection went away meanwhile: a SAN that accepted must end that nexus
+    /// itself, the portal will never name it.
     fn login_done(
         &mut self,
         login: LoginId,
