@@ -22,7 +22,10 @@ fn exercise(e: &AnyEntry, dir: Dir) {
     let mut out = vec![0u8; e.buffer_len().max(64)];
     let n = e.emit(&mut out).expect("a parsed entry re-emits");
     assert_eq!(n, e.buffer_len());
-    assert_eq!(AnyEntry::parse(&out, dir).expect("an emitted entry parses"), *e);
+    assert_eq!(
+        AnyEntry::parse(&out, dir).expect("an emitted entry parses"),
+        *e
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
