@@ -271,4 +271,5 @@ fn configuration_errors() {
         Err(rscst_core::SessionError::Full)
     );
     assert_eq!(h.t.session_count(), 8);
+    assert_eq!((h.t.command_slots(), h.t.session_slots()), (64, 8));
 }

@@ -1243,6 +1243,17 @@ impl<'a> Target<'a> {
         self.cmd_index(cmd).ok().map(|i| self.cmds[i].state)
     }
 
+    /// Number of command slots (`CMDS`): every [`CmdHandle::index`] is below
+    /// it, so a transport can size a per-command table of its own.
+    pub fn command_slots(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// Number of session slots (`SESSIONS`): every [`SessionHandle::index`] is below it.
+    pub fn session_slots(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Commands in the pool.
     pub fn active_commands(&self) -> usize {
         self.cmds
