@@ -484,7 +484,6 @@ impl Control<'_> {
 pub(crate) enum Owner {
     Queue,
     Handler(Box<dyn InitiatorHandler>),
-    #[allow(dead_code)] // the workload generator (next commit)
     Workload(usize),
     /// Temporarily taken out while it runs.
     Busy,

@@ -38,6 +38,7 @@ pub use sim::{Sim, SimConfig};
 pub use time::SimTime;
 pub use trace::{TraceConfig, TraceEvent, TraceKind};
 pub use violation::{Violation, ViolationKind};
+pub use workload::{Histogram, Pattern, VerifyError, WorkloadId, WorkloadReport, WorkloadSpec};
 
 /// Identifies a simulated initiator port of a [`Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -95,6 +95,8 @@ pub(crate) enum Event {
     Cable { slot: Slot, up: bool },
     Fault(ScheduledFault),
     RandomLinkBounce,
+    WorkloadKick(usize, InitiatorId),
+    WorkloadTimer(usize, crate::workload::WorkloadTimer),
     RandomLip,
 }
 
@@ -345,17 +347,33 @@ impl Sim {
                 Owner::Handler(h)
             }
             Owner::Workload(w) => {
-                if let Some(mut wl) = self.workloads.get_mut(w).and_then(|s| s.take()) {
-                    wl.on_event(&mut Control { sim: self, id }, ev);
-                    if let Some(slot) = self.workloads.get_mut(w) {
-                        *slot = Some(wl);
-                    }
-                }
+                self.with_workload(w, |wl, ctl| wl.on_event(ctl, ev), id);
                 Owner::Workload(w)
             }
         };
         if let Some(ini) = self.inis.get_mut(idx) {
             ini.owner = owner;
+        }
+    }
+
+    /// Runs `f` on workload `w` with a control on initiator `id`, then schedules the
+    /// workload's timers.
+    fn with_workload(
+        &mut self,
+        w: usize,
+        f: impl FnOnce(&mut crate::workload::Workload, &mut Control<'_>),
+        id: InitiatorId,
+    ) {
+        let Some(mut wl) = self.workloads.get_mut(w).and_then(|s| s.take()) else {
+            return;
+        };
+        f(&mut wl, &mut Control { sim: self, id });
+        for (after, t) in wl.timers.drain(..) {
+            self.queue
+                .push(self.now + after, Event::WorkloadTimer(w, t));
+        }
+        if let Some(slot) = self.workloads.get_mut(w) {
+            *slot = Some(wl);
         }
     }
 
@@ -526,6 +544,21 @@ impl Sim {
                 self.after(lo);
             }
             Event::Deliver { to, frame } => self.deliver(to, frame),
+            Event::WorkloadKick(w, id) => {
+                self.with_workload(w, |wl, ctl| wl.kick(ctl), id);
+                self.after(false);
+                self.flush_ini_events(id.0);
+            }
+            Event::WorkloadTimer(w, t) => {
+                let id = match t {
+                    crate::workload::WorkloadTimer::Abort { ini, .. }
+                    | crate::workload::WorkloadTimer::Logout { ini }
+                    | crate::workload::WorkloadTimer::Login { ini } => ini,
+                };
+                self.with_workload(w, |wl, ctl| wl.on_timer(ctl, t), id);
+                self.after(false);
+                self.flush_ini_events(id.0);
+            }
             Event::Ini(id, t) => {
                 self.with_ini(id, |ctx, ini| ini.on_timer(ctx, t));
             }
@@ -812,6 +845,54 @@ impl Sim {
         self.inis.push(Initiator::new(id, slot, cfg));
         self.queue.push(self.now, Event::Ini(id, IniTimer::Flogi));
         id
+    }
+
+    /// Starts a workload on `initiators` (they log in to the target if needed); their
+    /// events go to the workload from now on. `None` if the target is unknown (the HBA is
+    /// not logged in to the fabric and the spec names no target).
+    pub fn start_workload(
+        &mut self,
+        spec: crate::workload::WorkloadSpec,
+        initiators: &[InitiatorId],
+    ) -> Option<crate::workload::WorkloadId> {
+        let target = spec.target.or_else(|| self.hba_port_id())?;
+        let w = self.workloads.len();
+        self.workloads.push(Some(crate::workload::Workload::new(
+            spec, target, initiators, self.now,
+        )));
+        for &id in initiators {
+            if let Some(i) = self.inis.get_mut(id.0) {
+                i.owner = Owner::Workload(w);
+                self.queue.push(self.now, Event::WorkloadKick(w, id));
+            }
+        }
+        Some(crate::workload::WorkloadId(w))
+    }
+
+    /// The workload's statistics so far.
+    pub fn workload_report(
+        &self,
+        id: crate::workload::WorkloadId,
+    ) -> Option<crate::workload::WorkloadReport> {
+        self.workloads
+            .get(id.0)?
+            .as_ref()
+            .map(|w| w.report().clone())
+    }
+
+    /// `true` once the workload issued everything and got every answer.
+    pub fn workload_done(&self, id: crate::workload::WorkloadId) -> bool {
+        self.workloads
+            .get(id.0)
+            .and_then(|w| w.as_ref())
+            .is_some_and(|w| w.done())
+    }
+
+    /// Stops issuing new commands (outstanding ones still complete).
+    pub fn stop_workload(&mut self, id: crate::workload::WorkloadId) {
+        if let Some(Some(w)) = self.workloads.get_mut(id.0) {
+            w.stop();
+        }
     }
 
     /// The initiator ports.

@@ -84,6 +84,9 @@ pub struct MiniTarget {
     /// Do not answer commands (let them sit; for ABTS / logout tests).
     pub hold_commands: bool,
     pub marker_sent: bool,
+    /// Writes land this many blocks away from their LBA (a broken target, for the
+    /// verification tests).
+    pub misdirect_writes: u64,
 }
 
 impl MiniTarget {
@@ -103,6 +106,7 @@ impl MiniTarget {
             dsd_split: u32::MAX,
             hold_commands: false,
             marker_sent: false,
+            misdirect_writes: 0,
         }
     }
 
@@ -642,7 +646,9 @@ impl MiniTarget {
                     if let Some(c) = self.cmds.get_mut(&key) {
                         c.pending_status = true;
                     }
-                    let entries = self.data_ctio(&x, h, DataDir::DataOut, addr, len);
+                    let shift =
+                        self.misdirect_writes.min(self.blocks - lba - n as u64) * BLOCK as u64;
+                    let entries = self.data_ctio(&x, h, DataDir::DataOut, addr + shift, len);
                     self.post(&entries);
                 }
             }
