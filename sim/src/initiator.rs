@@ -529,7 +529,8 @@ struct Cmd {
     tmf: bool,
     data_out: Option<Vec<u8>>,
     read: Vec<u8>,
-    received: u32,
+    /// Distinct read bytes received.
+    received: crate::ranges::Ranges,
     sent: u32,
     issued: SimTime,
     seq_id: u8,
@@ -770,7 +771,7 @@ impl Initiator {
                 tmf,
                 data_out: None,
                 read: Vec::new(),
-                received: 0,
+                received: crate::ranges::Ranges::default(),
                 sent: 0,
                 issued: now,
                 seq_id: 0,
@@ -1401,7 +1402,7 @@ impl Initiator {
             self.stats.discarded += 1;
             return FrameOutcome::None;
         }
-        c.received += payload.len() as u32;
+        c.received.add(off as u32, end as u32);
         self.stats.bytes_in += payload.len() as u64;
         if collect {
             if let Some(dst) = c.read.get_mut(off..end) {
@@ -1442,7 +1443,11 @@ impl Initiator {
             );
         }
         // The data actually moved must agree with FCP_DL and the residual.
-        let moved = if c.dir.rddata() { c.received } else { c.sent };
+        let moved = if c.dir.rddata() {
+            c.received.total()
+        } else {
+            c.sent
+        };
         let expected = match rsp.residual {
             Residual::Under(n) => c.fcp_dl.saturating_sub(n),
             Residual::Over(_) | Residual::None => c.fcp_dl,

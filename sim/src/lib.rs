@@ -13,6 +13,7 @@ mod iommu;
 pub mod iscsi;
 pub mod pcap;
 mod platform;
+mod ranges;
 mod rng;
 mod sim;
 pub mod time;
