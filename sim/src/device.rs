@@ -221,7 +221,6 @@ impl Wake {
 
     /// Sleeps until notified or `timeout`; returns at once if work was signalled since the
     /// last call.
-    #[allow(dead_code)] // used by the threaded runner (next commit)
     pub(crate) fn sleep(&self, timeout: StdDuration) {
         let Ok(g) = self.lock.lock() else { return };
         self.sleeping.store(true, Ordering::SeqCst);

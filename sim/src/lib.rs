@@ -16,6 +16,7 @@ mod platform;
 mod ranges;
 mod rng;
 mod sim;
+mod threaded;
 pub mod time;
 pub mod trace;
 mod violation;
@@ -36,6 +37,7 @@ pub use iommu::{DEFAULT_IOVA_BASE, DmaAccess, Iommu, IommuFault, SimDmaPool, Sim
 pub use platform::{SimFence, SimIrq, SimMmio, SimPci, SimPlatform};
 pub use rng::SimRng;
 pub use sim::{Sim, SimConfig};
+pub use threaded::{ChannelHandler, SimThread};
 pub use time::SimTime;
 pub use trace::{TraceConfig, TraceEvent, TraceKind};
 pub use violation::{Violation, ViolationKind};

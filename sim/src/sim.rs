@@ -78,6 +78,16 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// For threaded runs and benchmarks: no modelled latencies, zero-time fabric, no trace.
+    pub fn threaded() -> SimConfig {
+        let mut c = SimConfig::default();
+        c.firmware.timing = crate::firmware::Timing::immediate();
+        c.fabric.latency = Duration::ZERO;
+        c.fabric.bytes_per_sec = 0;
+        c.trace = TraceConfig::off();
+        c
+    }
+
     /// The default configuration for another chip.
     pub fn with_chip(chip: ChipModel) -> SimConfig {
         SimConfig {
