@@ -8,6 +8,7 @@ mod fabric;
 pub mod fault;
 pub mod firmware;
 mod frame;
+mod fxhash;
 pub mod initiator;
 mod iommu;
 pub mod iscsi;

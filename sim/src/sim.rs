@@ -194,6 +194,7 @@ pub struct Sim {
     faults: FaultInjector,
     frames: FramePool,
     outbox: Vec<(Slot, Frame)>,
+    spare: Vec<(Slot, Frame)>,
     #[allow(dead_code)]
     rng: SimRng,
     fail_on_iommu_fault: bool,
@@ -243,6 +244,7 @@ impl Sim {
             faults: FaultInjector::new(cfg.faults.clone()),
             frames: FramePool::default(),
             outbox: Vec::new(),
+            spare: Vec::new(),
             rng: SimRng::new(cfg.seed),
             fail_on_iommu_fault: cfg.fail_on_iommu_fault,
         };
@@ -404,10 +406,11 @@ impl Sim {
             }
         }
         while !self.outbox.is_empty() {
-            let batch = std::mem::take(&mut self.outbox);
-            for (from, frame) in batch {
+            let mut batch = std::mem::replace(&mut self.outbox, std::mem::take(&mut self.spare));
+            for (from, frame) in batch.drain(..) {
                 self.route(from, frame);
             }
+            self.spare = batch;
         }
     }
 

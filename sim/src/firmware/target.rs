@@ -40,7 +40,9 @@
 //!   field, FCP_SNS_LEN / FCP_RSP_LEN only with their valid bits, then the mode-1 area in
 //!   wire order (response info, then sense). F_CTL 0x980000.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap as HashMap;
 
 use rscst_fw::async_event::AsyncEvent;
 use rscst_fw::fc::bls::{ABTS_PARAM_ABORT_SEQUENCE, BaRjtExplanation, BaRjtReason, BaRjtRepr};
@@ -182,7 +184,7 @@ impl Exchanges {
             free: VecDeque::new(),
             capacity,
             fcp_used: 0,
-            by_ox: HashMap::new(),
+            by_ox: HashMap::default(),
         }
     }
 
