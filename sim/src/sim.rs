@@ -389,12 +389,16 @@ impl Sim {
         }
     }
 
-    /// Acts on the driver's register writes; returns whether anything was pending.
-    fn service(&mut self) {
+    /// Acts on the driver's register writes; returns whether that changed anything (a
+    /// command taken, an entry written, an interrupt posted, an event scheduled).
+    fn service(&mut self) -> bool {
+        let cmds = self.shared.cmd_pending.load(Ordering::Acquire);
+        let before = (self.queue.len(), self.fw.stats);
         let (mut ctx, fw) = self.ctx_parts();
         fw.service(&mut ctx);
         let logout = ctx.fabric_logout_hba;
         self.after(logout);
+        cmds || before != (self.queue.len(), self.fw.stats)
     }
 
     /// Applies what a handler asked for: frames out, fabric changes.
@@ -752,17 +756,15 @@ impl Sim {
     // ---------------------------------------------------------------------------------
     // Stepping.
 
-    /// Does one unit of work: acts on pending register writes, or else runs the next
-    /// scheduled event (advancing the clock to it). Returns `false` when there was nothing
-    /// to do (the simulation waits for the driver).
+    /// Does one unit of work: acts on the driver's register writes if that changes
+    /// anything, or else runs the next scheduled event (advancing the clock to it).
+    /// Returns `false` when there was nothing to do (the simulation waits for the driver).
+    ///
+    /// Rewriting a register with no effect (the same out-pointer again) is not work, so a
+    /// driver that writes on every poll still lets time advance.
     pub fn step(&mut self) -> bool {
         self.set_now(self.now);
-        let before = self.shared.cmd_pending.load(Ordering::Acquire)
-            || self.shared.req_doorbell.load(Ordering::Acquire)
-            || self.shared.rsp_out_moved.load(Ordering::Acquire)
-            || self.shared.atio_out_moved.load(Ordering::Acquire);
-        self.service();
-        if before {
+        if self.service() {
             return true;
         }
         match self.queue.pop() {
