@@ -174,6 +174,8 @@ pub struct CommandResult {
     pub sense: SenseData,
     /// RSP_CODE if FCP_RSP_INFO was present.
     pub rsp_code: Option<RspCode>,
+    /// FCP_RSP flags other than the length-valid and residual ones (FCP_CONF_REQ, ...).
+    pub rsp_flags: rscst_fw::fc::FcpRspFlags,
     /// The read data (collect mode; empty when streaming or for writes).
     pub data: Vec<u8>,
     /// Data bytes received (reads) or sent (writes).
@@ -1471,6 +1473,7 @@ impl Initiator {
             residual: rsp.residual,
             sense: rsp.sense,
             rsp_code: rsp.rsp_code,
+            rsp_flags: rsp.flags,
             data,
             transferred: moved,
             latency,

@@ -953,11 +953,10 @@ fn fabric_login_logout_mailboxes_and_loginout_iocb() {
         "not logged in any more"
     );
     // A LOGINOUT IOCB (LOGO) ends the first initiator's login from the target side.
-    let req = rscst_fw::iocb::LoginoutRepr::logout(0x1234, rscst_fw::NportHandle(handle), ini_pid);
-    let mut e = [0u8; 64];
-    req.emit_bytes(&mut e).unwrap();
-    let mut lo_req = req;
+    let mut lo_req =
+        rscst_fw::iocb::LoginoutRepr::logout(0x1234, rscst_fw::NportHandle(handle), ini_pid);
     lo_req.flags = rscst_fw::iocb::loginout::LoginoutFlags::FREE_NPORT_HANDLE; // explicit LOGO
+    let mut e = [0u8; 64];
     lo_req.emit_bytes(&mut e).unwrap();
     t.post(&[e]);
     let evs = wait_event(&mut sim, &mut t, ini, T, |e| {
@@ -1149,4 +1148,198 @@ fn mid_initialize_firmware() {
     assert_eq!(r.status(), 0x4000);
     d.wait_ready(&mut sim);
     assert_eq!(sim.hba_port_id(), Some(PortId::from_parts(1, 1, 0)));
+}
+
+/// Hand-built CTIO7s in every form, against held commands, checked at the initiator.
+#[test]
+fn every_ctio7_form() {
+    use rscst_fw::iocb::ctio7::ScsiStatusFlags;
+    use rscst_fw::iocb::{
+        Ctio7Exchange, Ctio7Flags, Ctio7Mode, Ctio7Mode1, Ctio7Repr, Dsd64, ScsiStatusWord,
+    };
+    let (mut sim, mut t, ini, target) = ready(SimConfig::default());
+    t.hold_commands = true;
+    let nport = *t.sessions.keys().next().unwrap();
+    let ini_pid = sim.initiator_port_id(ini).unwrap();
+    // Issue a command and get its exchange for hand-made CTIOs.
+    let issue = |sim: &mut Sim, t: &mut MiniTarget, spec: CommandSpec| -> (Tag, Ctio7Exchange) {
+        let before = t.seen.len();
+        let tag = sim.initiator_command(ini, target, spec).unwrap();
+        assert!(run(sim, t, T, |_, t| t.seen[before..]
+            .iter()
+            .any(|s| matches!(s, Seen::Command { .. }))));
+        let xchg = t.seen[before..]
+            .iter()
+            .find_map(|s| match s {
+                Seen::Command { exchange, .. } => Some(*exchange),
+                _ => None,
+            })
+            .unwrap();
+        let x = Ctio7Exchange {
+            nport_handle: rscst_fw::NportHandle(nport),
+            initiator_id: ini_pid,
+            exchange_addr: rscst_fw::ExchangeAddr(xchg),
+            ox_id: rscst_fw::OxId(0),
+            attr: if xchg & 1 == 1 { 4 } else { 0 },
+            vp_index: 0,
+        };
+        (tag, x)
+    };
+    let emit = |c: &Ctio7Repr| {
+        let mut e = [0u8; 64];
+        c.emit_bytes(&mut e).unwrap();
+        e
+    };
+    let pattern: Vec<u8> = (0..4 * BLOCK).map(|i| (i * 31 + 7) as u8).collect();
+    t.lun.write(0, &pattern).unwrap();
+    let base = t.lun.iova().0;
+
+    // 1. Data in two CTIOs with increasing relative offsets, then a mode-0 status-only CTIO
+    //    with GOOD and CONFORM_REQ.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::read(lun0(), &read10(0, 4), 4 * BLOCK).unwrap(),
+    );
+    let a = Ctio7Repr::data(
+        &x,
+        101,
+        DataDir::DataIn,
+        0,
+        2 * BLOCK,
+        Dsd64 {
+            address: base,
+            length: 2 * BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    let b = Ctio7Repr::data(
+        &x,
+        102,
+        DataDir::DataIn,
+        2 * BLOCK,
+        2 * BLOCK,
+        Dsd64 {
+            address: base + 2 * BLOCK as u64,
+            length: 2 * BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    let mut st = Ctio7Repr::data(&x, 103, DataDir::DataIn, 0, 0, Dsd64::default(), 0).unwrap();
+    st.flags = Ctio7Flags::SEND_STATUS | Ctio7Flags::CONFORM_REQ;
+    t.post(&[emit(&a), emit(&b), emit(&st)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(r.data, pattern);
+    assert!(r.rsp_flags.contains(rscst_fw::fc::FcpRspFlags::CONF_REQ));
+    // Three completions (no DONT_RET_CTIO), in order.
+    let handles: Vec<u32> = t
+        .seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::CtioDone { handle, .. } if (101..=103).contains(handle) => Some(*handle),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handles, vec![101, 102, 103]);
+
+    // 2. Mode 1: CHECK CONDITION with sense, OVER residual.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::no_data(lun0(), &[0x00, 0, 0, 0, 0, 0]).unwrap(),
+    );
+    let sense = [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0];
+    let mut c = Ctio7Repr::status(&x, 201, 0x02, rscst_fw::fc::Residual::Over(7), &sense).unwrap();
+    c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+    t.post(&[emit(&c)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(
+        (r.status, r.residual, r.sense.as_slice()),
+        (0x02, rscst_fw::fc::Residual::Over(7), &sense[..])
+    );
+    sim.run_for(Duration::from_micros(50));
+    t.poll(&mut sim);
+    assert!(
+        !t.seen
+            .iter()
+            .any(|s| matches!(s, Seen::CtioDone { handle: 201, .. })),
+        "DONT_RET_CTIO on success: not returned"
+    );
+
+    // 3. Mode 1 with response info and sense together.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::no_data(lun0(), &[0x00, 0, 0, 0, 0, 0]).unwrap(),
+    );
+    let mut m1 = Ctio7Mode1 {
+        response_len: 8,
+        sense_length: 8,
+        ..Default::default()
+    };
+    m1.data[3] = 0;
+    m1.data[8..16].copy_from_slice(&[0x70, 0, 0x0B, 0, 0, 0, 0, 0]);
+    let mut c = Ctio7Repr::status(&x, 301, 0x02, rscst_fw::fc::Residual::None, &[]).unwrap();
+    c.mode = Ctio7Mode::Mode1(m1);
+    c.scsi_status = ScsiStatusWord {
+        status: 0x02,
+        flags: ScsiStatusFlags::RSP_INFO_VALID | ScsiStatusFlags::SENSE_VALID,
+    };
+    t.post(&[emit(&c)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(r.rsp_code, Some(RspCode::Complete));
+    assert_eq!(r.sense.as_slice(), &[0x70, 0, 0x0B, 0, 0, 0, 0, 0]);
+
+    // 4. DONT_RET_CTIO on a CTIO that fails: returned (with the error).
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::write_on_demand(lun0(), &write10(8, 1), BLOCK).unwrap(),
+    );
+    let mut d = Ctio7Repr::data(
+        &x,
+        401,
+        DataDir::DataOut,
+        0,
+        BLOCK,
+        Dsd64 {
+            address: base,
+            length: BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    d.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+    t.post(&[emit(&d)]);
+    wait_event(
+        &mut sim,
+        &mut t,
+        ini,
+        T,
+        |e| matches!(e, InitiatorEvent::XferRdy { tag: g, .. } if *g == tag),
+    );
+    // 5. TERMINATE while it waits for data: the data-out CTIO completes ABORTED (and is
+    //    returned despite DONT_RET_CTIO), the terminate completes OK, no frame.
+    let term = Ctio7Repr::terminate(&x);
+    t.post(&[emit(&term)]);
+    sim.run_for(Duration::from_micros(100));
+    t.poll(&mut sim);
+    assert!(t.seen.iter().any(|s| matches!(
+        s,
+        Seen::CtioDone {
+            handle: 401,
+            status: 0x02,
+            ..
+        }
+    )));
+    assert!(t.seen.iter().any(|s| matches!(s, Seen::CtioDone { status: 0x01, handle, .. } if rscst_fw::iocb::handle::is_skip(*handle))));
+    assert_eq!(sim.open_exchanges(), 0);
+    // The initiator hears nothing (no frame for a terminate); it times out later.
+    assert_eq!(sim.initiator_outstanding(ini), 1);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
