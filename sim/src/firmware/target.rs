@@ -330,7 +330,7 @@ impl Firmware {
     ) {
         match first[0] {
             0x04 => match MarkerRepr::parse_bytes(first) {
-                Ok(_) => self.marker_needed = false,
+                Ok(_) => self.marker = super::MarkerState::NotNeeded,
                 Err(_) => self.bounce(ctx, first, entry_status::INVALID_PARAM),
             },
             0x12 => self.ctio(ctx, first, cont),
@@ -382,7 +382,7 @@ impl Firmware {
         }
         let out = match e[0] {
             0x04 => {
-                self.marker_needed = false;
+                self.marker = super::MarkerState::NotNeeded;
                 Some(e)
             }
             0x39 => self.mbx_iocb(ctx, &e),
@@ -451,11 +451,11 @@ impl Firmware {
             Ok(r) => r,
             Err(_) => return self.bounce(ctx, first, entry_status::INVALID_PARAM),
         };
-        if self.marker_needed {
+        if self.marker == super::MarkerState::Required {
             ctx.shared.violation(ViolationKind::IocbBeforeMarker {
                 entry_type: first[0],
             });
-            self.marker_needed = false;
+            self.marker = super::MarkerState::NotNeeded;
         }
         // DSDs: the CTIO's own and those of its continuations.
         let mut dsds = Vec::new();
