@@ -586,7 +586,8 @@ impl Firmware {
                 self.causes.asyncs.pop_front();
                 let ev = AsyncEvent::parse(&mb);
                 if self.marker == MarkerState::Pending
-                    && (ev.needs_marker() || ev.code() == rscst_fw::async_event::AsyncEventCode::LoopUp)
+                    && (ev.needs_marker()
+                        || ev.code() == rscst_fw::async_event::AsyncEventCode::LoopUp)
                 {
                     self.marker_watch = true;
                 }
