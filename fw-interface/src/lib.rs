@@ -4,16 +4,16 @@
 #![warn(missing_docs)]
 
 #[macro_use]
-#[allow(unused_macros)] // accessors/view_basics are used by the IOCB views (next commit)
 mod macros;
 
-#[allow(dead_code, unused_macros)]
 mod bytes;
 mod error;
+mod fixed;
 mod ids;
 mod value;
 
 pub mod async_event;
+pub mod fc;
 pub mod icb;
 pub mod mailbox;
 pub mod pci;
@@ -22,5 +22,6 @@ pub mod regs;
 
 pub use bytes::{HexBytes, dword_swap};
 pub use error::WireError;
+pub use fixed::FixedBytes;
 pub use ids::{ExchangeAddr, Lun, NportHandle, OxId, PortId, RxId, Wwn};
 pub use value::{FieldVisitor, Value, Visit};

@@ -40,7 +40,11 @@ pub enum DmaError {
 impl fmt::Display for DmaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            DmaError::OutOfBounds { offset, len, region_len } => write!(
+            DmaError::OutOfBounds {
+                offset,
+                len,
+                region_len,
+            } => write!(
                 f,
                 "DMA access of {len} bytes at offset {offset:#x} outside region of {region_len:#x} bytes"
             ),
@@ -55,11 +59,16 @@ impl fmt::Display for DmaError {
 
 impl core::error::Error for DmaError {}
 
-/// Check that `[offset, offset + len)` lies within `region_len` bytes.
-pub(crate) fn check_range(offset: usize, len: usize, region_len: usize) -> Result<(), DmaError> {
+/// Check that `[offset, offset + len)` lies within `region_len` bytes, without
+/// overflow. A helper for `DmaRegion` implementations.
+pub fn check_range(offset: usize, len: usize, region_len: usize) -> Result<(), DmaError> {
     match offset.checked_add(len) {
         Some(end) if end <= region_len => Ok(()),
-        _ => Err(DmaError::OutOfBounds { offset, len, region_len }),
+        _ => Err(DmaError::OutOfBounds {
+            offset,
+            len,
+            region_len,
+        }),
     }
 }
 
@@ -89,7 +98,11 @@ pub trait DmaRegion {
 
     /// The device address of byte `offset`, if it lies within the region.
     fn iova_at(&self, offset: usize) -> Option<Iova> {
-        if offset <= self.len() { self.iova().checked_add(offset as u64) } else { None }
+        if offset <= self.len() {
+            self.iova().checked_add(offset as u64)
+        } else {
+            None
+        }
     }
 }
 
@@ -141,7 +154,11 @@ mod tests {
         assert!(check_range(16, 0, 16).is_ok());
         assert_eq!(
             check_range(15, 2, 16),
-            Err(DmaError::OutOfBounds { offset: 15, len: 2, region_len: 16 })
+            Err(DmaError::OutOfBounds {
+                offset: 15,
+                len: 2,
+                region_len: 16
+            })
         );
         assert!(check_range(usize::MAX, 2, 16).is_err());
     }

@@ -42,7 +42,10 @@ impl Block {
     fn new(len: usize) -> Result<Block, DmaError> {
         // Round up so that every 4-byte word overlapping the region is inside
         // the allocation, and never allocate zero bytes.
-        let size = len.max(1).checked_next_multiple_of(PAGE).ok_or(DmaError::NoMemory { len })?;
+        let size = len
+            .max(1)
+            .checked_next_multiple_of(PAGE)
+            .ok_or(DmaError::NoMemory { len })?;
         let layout = Layout::from_size_align(size, PAGE).map_err(|_| DmaError::NoMemory { len })?;
         // SAFETY: `layout` has a non-zero size (at least one page).
         let raw = unsafe { alloc_zeroed(layout) };
@@ -99,7 +102,12 @@ impl core::fmt::Debug for HostRegion {
 impl HostRegion {
     /// Allocate `len` zeroed bytes that the device will see at `iova`.
     pub fn new(len: usize, iova: Iova) -> Result<HostRegion, DmaError> {
-        Ok(HostRegion { block: Arc::new(Block::new(len)?), base: 0, len, iova })
+        Ok(HostRegion {
+            block: Arc::new(Block::new(len)?),
+            base: 0,
+            len,
+            iova,
+        })
     }
 
     /// A window of `len` bytes at `offset`, sharing this region's memory; its
@@ -263,9 +271,18 @@ mod tests {
         assert_eq!(b, [0xAD, 0xDE, 0xAD, 0xDE]);
         r.write(8, &[1, 2, 3, 4]).unwrap();
         assert_eq!(r.load_u32(8, Ordering::Acquire).unwrap(), 0x0403_0201);
-        assert_eq!(r.load_u32(2, Ordering::Relaxed), Err(DmaError::Misaligned { offset: 2 }));
-        assert!(matches!(r.load_u32(16, Ordering::Relaxed), Err(DmaError::OutOfBounds { .. })));
-        assert!(matches!(r.write(10, &[0; 7]), Err(DmaError::OutOfBounds { .. })));
+        assert_eq!(
+            r.load_u32(2, Ordering::Relaxed),
+            Err(DmaError::Misaligned { offset: 2 })
+        );
+        assert!(matches!(
+            r.load_u32(16, Ordering::Relaxed),
+            Err(DmaError::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            r.write(10, &[0; 7]),
+            Err(DmaError::OutOfBounds { .. })
+        ));
     }
 
     #[test]
@@ -294,7 +311,8 @@ mod tests {
                     for i in 0..10_000u32 {
                         // Each thread owns every fourth byte of the same words.
                         for k in 0..16 {
-                            r.write(k * 4 + t, &[(i as u8).wrapping_add(t as u8)]).unwrap();
+                            r.write(k * 4 + t, &[(i as u8).wrapping_add(t as u8)])
+                                .unwrap();
                         }
                     }
                 })

@@ -19,7 +19,7 @@ mod mmio;
 mod pci;
 
 pub use addr::{Iova, RegOffset};
-pub use dma::{DmaError, DmaPool, DmaRegion};
+pub use dma::{DmaError, DmaPool, DmaRegion, check_range};
 pub use fence::{CpuFence, DmaFence};
 pub use irq::Irq;
 pub use mmio::Mmio;
