@@ -5,7 +5,7 @@
 //! against three small traits ([`RequestHw`], [`ResponseHw`], [`AtioHw`]) so it
 //! is property-tested against a mock (STYLE.md S14 item 3); the real
 //! implementations over an `hba::DmaRegion` and the queue-pointer registers
-//! are in [`crate::isp`].
+//! are in the driver module `isp::hw`.
 //!
 //! * Request: entries are copied into slots at the local in-index; the
 //!   doorbell (`req_q_in`) is written once per batch, after a release fence.
