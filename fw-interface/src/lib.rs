@@ -15,6 +15,7 @@ mod value;
 pub mod async_event;
 pub mod fc;
 pub mod icb;
+pub mod iocb;
 pub mod mailbox;
 pub mod pci;
 pub mod port_db;

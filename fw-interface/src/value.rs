@@ -30,6 +30,10 @@ pub enum Value<'a> {
     Wwn(Wwn),
     /// A byte string (rendered as hex).
     Bytes(&'a [u8]),
+    /// A field that does not exist in this form of the entry (for example the mode-1 fields
+    /// of a mode-0 CTIO7); listed so every entry of one type has the same keys. JSON `null`,
+    /// text `-`.
+    Absent,
     /// A code with its name when known (rendered as the name, or `UNKNOWN(0x..)`).
     Enum {
         /// The name, if this crate knows the value.
@@ -53,6 +57,7 @@ impl fmt::Display for Value<'_> {
             Value::Lun(l) => write!(f, "{l}"),
             Value::Wwn(w) => write!(f, "{w}"),
             Value::Bytes(b) => crate::bytes::write_hex(f, b, ""),
+            Value::Absent => f.write_str("-"),
             Value::Enum { name: Some(n), .. } => f.write_str(n),
             Value::Enum { name: None, raw } => write!(f, "UNKNOWN({raw:#x})"),
         }
@@ -127,6 +132,7 @@ pub(crate) mod test_util {
             "00:00:00:00:00:00:00:20"
         );
         assert_eq!(Value::Bytes(&[0x28, 0, 0xff]).to_string(), "2800ff");
+        assert_eq!(Value::Absent.to_string(), "-");
         assert_eq!(
             Value::Enum {
                 name: Some("SIMPLE"),

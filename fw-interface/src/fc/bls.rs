@@ -1,7 +1,7 @@
 //! Basic link services: ABTS, BA_ACC, BA_RJT (FC-FS), big-endian wire form.
 //!
 //! Source: reference §8.5. The qla ABTS_RESP IOCB carries these payloads dword-swapped
-//! (§7.11, gotcha 2); `iocb::abts` converts with [`crate::dword_swap`].
+//! (§7.11, gotcha 2); [`crate::iocb::abts`] converts with [`crate::dword_swap`].
 
 use core::fmt;
 
