@@ -385,6 +385,7 @@ impl<'s> EventLog<'s> {
         r
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -177,17 +177,13 @@ impl<'s, T: Copy> HandleTable<'s, T> {
         }
     }
 
-    /// Slots in the table.
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Handles outstanding.
     pub fn in_use(&self) -> usize {
         self.in_use
     }
 
     /// Free slots.
+    #[cfg(test)]
     pub fn available(&self) -> usize {
         self.slots.len() - self.in_use
     }
@@ -292,6 +288,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// Push an outstanding handle's deadline out (after it was dealt with).
+    #[cfg(test)]
     pub fn set_deadline(&mut self, h: IocbHandle, deadline: Instant) {
         if let Ok(i) = self.slot_of(h.final_half()) {
             self.slots[i].deadline = deadline;

@@ -1,8 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
-// Temporary while the command path lands (the tables and ring readers are used there).
-#![allow(dead_code)]
 
 #[cfg(test)]
 extern crate std;

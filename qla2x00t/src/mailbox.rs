@@ -87,10 +87,6 @@ impl MailboxEngine {
         }
     }
 
-    pub(crate) fn state(&self) -> MbxState {
-        self.state
-    }
-
     /// Whether a new command may be posted.
     pub(crate) fn is_idle(&self) -> bool {
         self.state == MbxState::Idle

@@ -21,9 +21,12 @@ macro_rules! regs {
 }
 
 mod bringup;
+mod command;
 mod hw;
 mod online;
+mod session;
 mod slots;
+mod transport;
 
 use core::time::Duration;
 
@@ -168,11 +171,12 @@ pub(crate) enum Job {
     AdapterId,
     /// LINK_INITIALIZATION when GET_ADAPTER_ID asks for it.
     LinkInit,
-    /// GET_PORT_DATABASE of a session's N_Port handle (RSCN, PORT_UPDATE).
-    PortDb { session: u16 },
+    /// GET_PORT_DATABASE of a session's N_Port handle (RSCN, PORT_UPDATE,
+    /// link back up).
+    PortDb { session: u16, nport: u16 },
 }
 
-const JOBS: usize = 8;
+pub(crate) const JOBS: usize = 4;
 
 /// One ISP port: the target-mode driver.
 ///
@@ -214,6 +218,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) sid_cache: Option<(PortId, u16)>,
     pub(crate) core_checked: bool,
     pub(crate) now: Instant,
+    pub(crate) next_sweep: Instant,
+    pub(crate) job_not_before: Instant,
 }
 
 impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
@@ -305,6 +311,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             sid_cache: None,
             core_checked: false,
             now: Instant::ZERO,
+            next_sweep: Instant::ZERO,
+            job_not_before: Instant::ZERO,
             platform,
             config,
         })
@@ -380,6 +388,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             .map(|s| SessionInfo {
                 state: s.state,
                 wwpn: s.wwpn,
+                wwnn: s.wwnn,
                 port_id: s.port_id,
                 nport_handle: s.nport,
                 core: s.core,
@@ -389,6 +398,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// Ask for a chip reset and a full bring-up at the next `poll`.
     pub fn request_reset(&mut self) {
         self.reset_requested = true;
+    }
+
+    /// Whether the firmware was started (a RISC pause then means it died).
+    fn firmware_running(&self) -> bool {
+        matches!(
+            self.phase(),
+            Phase::Initializing | Phase::WaitingForReady | Phase::Online
+        )
     }
 
     pub(crate) fn event(&mut self, e: Event) {
@@ -485,7 +502,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         for _ in 0..50 {
             let regs = self.regs();
             let hs = regs.host_status();
-            if hs.risc_paused() {
+            if hs.risc_paused() && self.firmware_running() {
                 self.chip_reset(core, ResetReason::RiscPaused);
                 return true;
             }

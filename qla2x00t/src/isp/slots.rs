@@ -67,8 +67,6 @@ pub(crate) enum Deliver {
     DataIn(Result<(), TransferError>),
     /// `response_sent`.
     Response(Result<(), TransferError>),
-    /// `abort_done`.
-    AbortDone,
 }
 
 /// One command the core holds, seen from the wire.
@@ -76,7 +74,6 @@ pub(crate) enum Deliver {
 pub struct CmdSlot {
     pub(crate) live: bool,
     pub(crate) handle: CmdHandle,
-    pub(crate) epoch: u16,
     pub(crate) x: Exchange,
     pub(crate) session: u16,
     pub(crate) lun: Lun,
@@ -103,7 +100,6 @@ impl CmdSlot {
     pub const EMPTY: CmdSlot = CmdSlot {
         live: false,
         handle: CmdHandle::from_u32(0),
-        epoch: 0,
         x: Exchange {
             addr: 0,
             nport: 0,
@@ -150,8 +146,10 @@ pub struct TmfSlot {
     pub(crate) outstanding: u8,
     /// `tmf_response_sent` is owed.
     pub(crate) deliver: bool,
-    /// The response could not be posted yet (ring full); retry.
-    pub(crate) retry_response: Option<u8>,
+    /// The ABTS response must be (re)sent by the pending list: `Some(accept)`.
+    pub(crate) resend: Option<bool>,
+    /// Whether the ABTS was accepted (BA_ACC) when first answered.
+    pub(crate) accepted: bool,
     pub(crate) queued: bool,
     pub(crate) next: u16,
 }
@@ -166,7 +164,8 @@ impl TmfSlot {
         x: CmdSlot::EMPTY.x,
         outstanding: 0,
         deliver: false,
-        retry_response: None,
+        resend: None,
+        accepted: false,
         queued: false,
         next: NIL,
     };
@@ -234,6 +233,8 @@ pub struct SessionInfo {
     pub state: SessionState,
     /// Initiator WWPN.
     pub wwpn: Wwn,
+    /// Initiator WWNN (from PLOGI).
+    pub wwnn: Wwn,
     /// Initiator port id.
     pub port_id: PortId,
     /// N_Port handle.
@@ -269,6 +270,8 @@ pub(crate) struct HeldNotify {
     pub(crate) used: bool,
     pub(crate) entry: [u8; ENTRY_LEN],
     pub(crate) reason: HoldReason,
+    /// Acknowledge with TERMINATE (refuse the ELS).
+    pub(crate) terminate: bool,
     pub(crate) waiting: u16,
     pub(crate) epoch: u16,
 }
@@ -278,6 +281,7 @@ impl HeldNotify {
         used: false,
         entry: [0; ENTRY_LEN],
         reason: HoldReason::Ring,
+        terminate: false,
         waiting: 0,
         epoch: 0,
     };
