@@ -141,17 +141,17 @@ macro_rules! handle {
 }
 
 handle!(
-    /// A session (I_T nexus) of a `Target`.
+    /// A session (I_T nexus) of a [`crate::Target`].
     SessionHandle,
     "session"
 );
 handle!(
-    /// A command slot of a `Target`.
+    /// A command slot of a [`crate::Target`].
     CmdHandle,
     "cmd"
 );
 handle!(
-    /// A task management request slot of a `Target`.
+    /// A task management request slot of a [`crate::Target`].
     TmfHandle,
     "tmf"
 );

@@ -10,9 +10,15 @@ extern crate std;
 mod log_shim;
 
 pub mod backend;
+mod cdb;
 mod ids;
 mod memory;
+mod payload;
+mod pr;
+mod sbc;
 mod sense;
+mod spc;
+mod target;
 mod time;
 mod tmf;
 mod transport;
@@ -29,6 +35,11 @@ pub use memory::{
     MAX_SEGS, Memory, MemoryError, Seg, SegList, SliceMemory, check_range, compare, copy,
 };
 pub use sense::{FieldPointer, SENSE_MAX, SenseData, SenseKey, SenseReason, UnitAttention};
+pub use target::{
+    Access, AluaState, BufferPool, BufferPoolError, CmdState, ConfigError, GroupId, HandleError,
+    LuConfig, LuId, MAX_CHUNKS, MAX_GROUPS, MAX_PORTS, MAX_TMFS, PortConfig, Progress, SERIAL_MAX,
+    SessionError, Stats, Target, TargetConfig, TargetStorage,
+};
 pub use time::Instant;
 pub use tmf::{TmfFunction, TmfRequest, TmfResponse, TmfResponseCode};
 pub use transport::{

@@ -218,6 +218,9 @@ pub enum SenseReason {
     InvalidMessage,
     /// ILLEGAL REQUEST, 2C/00 COMMAND SEQUENCE ERROR.
     CommandSequenceError,
+    /// ILLEGAL REQUEST, 55/03 INSUFFICIENT RESOURCES (a transfer larger than
+    /// the buffer pool).
+    InsufficientResources,
     /// NOT READY, 04/02 LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED (stopped).
     NotReadyStopped,
     /// NOT READY, 3A/00 MEDIUM NOT PRESENT (unloaded).
@@ -277,6 +280,7 @@ impl SenseReason {
             SenseReason::MediumRemovalPrevented => (IllegalRequest, 0x53, 0x02),
             SenseReason::InvalidMessage => (IllegalRequest, 0x49, 0x00),
             SenseReason::CommandSequenceError => (IllegalRequest, 0x2c, 0x00),
+            SenseReason::InsufficientResources => (IllegalRequest, 0x55, 0x03),
             SenseReason::NotReadyStopped => (NotReady, 0x04, 0x02),
             SenseReason::MediumNotPresent => (NotReady, 0x3a, 0x00),
             SenseReason::FormatInProgress(_) => (NotReady, 0x04, 0x04),

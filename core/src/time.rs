@@ -1,7 +1,7 @@
 //! Time as an input: a monotonic nanosecond count supplied by the caller.
 //!
-//! The core has no clock. `Target::poll` takes `now`, and
-//! `Target::poll_at` says when the next timer expires.
+//! The core has no clock. [`crate::Target::poll`] takes `now`, and
+//! [`crate::Target::poll_at`] says when the next timer expires.
 
 use core::fmt;
 use core::time::Duration;

@@ -84,7 +84,7 @@ pub struct CommandRequest<'a> {
     pub dir: DataDirection,
 }
 
-/// Why `Target::submit` took no slot. The transport answers the
+/// Why [`crate::Target::submit`] took no slot. The transport answers the
 /// command itself with the matching SCSI status; a command is never dropped.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -361,16 +361,16 @@ impl fmt::Display for TmfRef {
 
 /// What the core asks of a transport (the qla2x00t driver; a test's recording
 /// fake). Every method returns at once; `Err(Busy)` means "not now" and the
-/// core asks again on a later `Target::poll`.
+/// core asks again on a later [`crate::Target::poll`].
 ///
-/// Completions come back through the `Target` entry points named in
+/// Completions come back through the [`crate::Target`] entry points named in
 /// each method's documentation.
 pub trait Transport {
     /// Send `data` to the initiator and, if `status` is given, the final
     /// status after it (FC: one CTIO7 with SEND_STATUS when it is GOOD with
     /// no residual, else data then status in one submission). Without
-    /// status, call `Target::data_in_done` once the data is out;
-    /// with status, call `Target::response_sent`.
+    /// status, call [`crate::Target::data_in_done`] once the data is out;
+    /// with status, call [`crate::Target::response_sent`].
     fn queue_data_in(
         &mut self,
         cmd: CmdRef,
@@ -380,21 +380,21 @@ pub trait Transport {
 
     /// Receive Data-Out bytes `data.offset .. data.offset + data.len()` into
     /// `data.segs` (FC: CTIO7 DATA_OUT, an XFER_RDY on the wire), then call
-    /// `Target::data_out_done`.
+    /// [`crate::Target::data_out_done`].
     fn request_data_out(&mut self, cmd: CmdRef, data: &Data<'_>) -> Result<(), Busy>;
 
     /// Send the final status without data, then call
-    /// `Target::response_sent`.
+    /// [`crate::Target::response_sent`].
     fn queue_status(&mut self, cmd: CmdRef, status: &Status<'_>) -> Result<(), Busy>;
 
     /// Send the response of a task management request (FC: FCP_RSP with
     /// RSP_CODE, or BA_ACC/BA_RJT for ABTS), then call
-    /// `Target::tmf_response_sent`.
+    /// [`crate::Target::tmf_response_sent`].
     fn queue_tmf_response(&mut self, tmf: TmfRef, response: &TmfResponse) -> Result<(), Busy>;
 
     /// The core has aborted this command (task management, nexus loss,
     /// QErr). Terminate the exchange, wait until no transfer of it can touch
-    /// memory any more, then call `Target::abort_done`. Completions
+    /// memory any more, then call [`crate::Target::abort_done`]. Completions
     /// of transfers queued earlier may still arrive; the core ignores them.
     fn command_aborted(&mut self, cmd: CmdRef) -> Result<(), Busy>;
 

@@ -1,0 +1,1249 @@
+//! The target: storage, configuration, sessions, submission, completions and
+//! the poll loop.
+//!
+//! SAM-5 4-8 (the model: I_T nexus, task sets, task management, unit
+//! attentions), SPC-5 5.14 (unit attention conditions).
+
+mod cmd;
+mod config;
+mod lu;
+mod pool;
+mod step;
+mod taskset;
+mod tmf;
+
+use core::fmt;
+
+pub use cmd::CmdState;
+pub(crate) use cmd::{Cmd, NIL};
+pub use config::{
+    Access, AluaState, ConfigError, GroupId, HandleError, LuConfig, LuId, PortConfig, Progress,
+    SERIAL_MAX, SessionError, TargetConfig,
+};
+pub(crate) use lu::{BgKind, BgOp, Lu, LuCfg, ModeValues};
+pub use pool::{BufferPool, BufferPoolError, MAX_CHUNKS};
+pub(crate) use step::{Step, check, io_sense, need_buf};
+pub use tmf::MAX_TMFS;
+pub(crate) use tmf::Tmf;
+
+use crate::backend::{Backend, IoError, IoToken};
+use crate::ids::{
+    CmdHandle, Lun, RelativePortId, SessionHandle, TargetPortGroupId, TaskTag, TmfHandle,
+    TransportId,
+};
+use crate::sense::UnitAttention;
+use crate::time::Instant;
+use crate::tmf::TmfRequest;
+use crate::transport::{CmdRef, CommandRequest, Rejected, TransferError, Transport};
+
+/// Most target ports of one target.
+pub const MAX_PORTS: usize = 8;
+/// Most initiator groups (the default group included).
+pub const MAX_GROUPS: usize = 4;
+
+/// Per I_T_L nexus state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Itl {
+    /// Pending unit attentions, bit per [`UnitAttention`].
+    pub ua: u16,
+    /// PREVENT ALLOW MEDIUM REMOVAL set by this nexus.
+    pub prevent: bool,
+}
+
+impl Itl {
+    const EMPTY: Itl = Itl {
+        ua: 0,
+        prevent: false,
+    };
+}
+
+/// A LUN map entry of an initiator group.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MapEntry {
+    pub in_use: bool,
+    pub lun: Lun,
+    pub lu: u16,
+    pub read_only: bool,
+}
+
+impl MapEntry {
+    const EMPTY: MapEntry = MapEntry {
+        in_use: false,
+        lun: Lun(0),
+        lu: NIL,
+        read_only: false,
+    };
+}
+
+/// An initiator named in a group.
+#[derive(Clone, Debug)]
+pub(crate) struct AclEntry {
+    pub initiator: TransportId,
+    pub group: u8,
+}
+
+impl AclEntry {
+    const EMPTY: AclEntry = AclEntry {
+        initiator: TransportId::EMPTY,
+        group: 0,
+    };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SessionState {
+    Free,
+    Active,
+    /// Removed; waiting for its commands to finish.
+    Closing,
+    /// Gone; the slot remembers the initiator for 29/07 on its return.
+    Lost,
+}
+
+/// An I_T nexus.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub generation: u16,
+    pub state: SessionState,
+    pub initiator: TransportId,
+    pub port: RelativePortId,
+    pub group: u8,
+    /// Commands of this session in the pool.
+    pub cmds: u16,
+    pub lost_seq: u32,
+}
+
+impl Session {
+    const EMPTY: Session = Session {
+        generation: 0,
+        state: SessionState::Free,
+        initiator: TransportId::EMPTY,
+        port: RelativePortId(0),
+        group: 0,
+        cmds: 0,
+        lost_seq: 0,
+    };
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Port {
+    pub cfg: PortConfig,
+    pub in_use: bool,
+    pub state: AluaState,
+}
+
+/// Counters of a target.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Commands accepted by [`Target::submit`].
+    pub commands: u64,
+    /// Commands refused with TASK SET FULL or BUSY.
+    pub rejected: u64,
+    /// Commands that ended with a status sent.
+    pub completed: u64,
+    /// Commands that ended aborted.
+    pub aborted: u64,
+    /// Task management requests accepted.
+    pub tmfs: u64,
+    /// Bytes described to the transport as Data-In.
+    pub data_in_bytes: u64,
+    /// Bytes requested from the transport as Data-Out.
+    pub data_out_bytes: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} commands ({} completed, {} aborted, {} rejected), {} TMFs, {} bytes in, {} bytes out",
+            self.commands,
+            self.completed,
+            self.aborted,
+            self.rejected,
+            self.tmfs,
+            self.data_in_bytes,
+            self.data_out_bytes
+        )
+    }
+}
+
+/// All per-command, per-nexus and per-LU state of a target, sized by const
+/// generics: `CMDS` command slots, `SESSIONS` I_T nexuses, `LUNS` logical
+/// units. Build it with the `const` [`TargetStorage::new`] (in a `static`,
+/// a `StaticCell`, or on the heap of a host program) and lend it to
+/// [`Target::new`].
+pub struct TargetStorage<const CMDS: usize, const SESSIONS: usize, const LUNS: usize> {
+    cmds: [Cmd; CMDS],
+    sessions: [Session; SESSIONS],
+    lus: [Lu; LUNS],
+    itl: [[Itl; LUNS]; SESSIONS],
+    maps: [[MapEntry; LUNS]; MAX_GROUPS],
+    acl: [AclEntry; SESSIONS],
+}
+
+impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize> Default
+    for TargetStorage<CMDS, SESSIONS, LUNS>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize>
+    TargetStorage<CMDS, SESSIONS, LUNS>
+{
+    const CHECK: () = {
+        assert!(CMDS > 0 && CMDS < NIL as usize, "CMDS must be 1..65535");
+        assert!(
+            SESSIONS > 0 && SESSIONS < NIL as usize,
+            "SESSIONS must be 1..65535"
+        );
+        assert!(LUNS > 0 && LUNS < NIL as usize, "LUNS must be 1..65535");
+    };
+
+    /// Empty storage.
+    pub const fn new() -> Self {
+        let () = Self::CHECK;
+        TargetStorage {
+            cmds: [Cmd::EMPTY; CMDS],
+            sessions: [Session::EMPTY; SESSIONS],
+            lus: [Lu::EMPTY; LUNS],
+            itl: [[Itl::EMPTY; LUNS]; SESSIONS],
+            maps: [[MapEntry::EMPTY; LUNS]; MAX_GROUPS],
+            acl: [AclEntry::EMPTY; SESSIONS],
+        }
+    }
+}
+
+/// A SCSI target: logical units, their task sets and I_T nexuses, driven by
+/// a transport and a backend through [`Target::poll`].
+pub struct Target<'a> {
+    pub(crate) cmds: &'a mut [Cmd],
+    pub(crate) sessions: &'a mut [Session],
+    pub(crate) lus: &'a mut [Lu],
+    pub(crate) itl: &'a mut [Itl],
+    pub(crate) maps: &'a mut [MapEntry],
+    pub(crate) acl: &'a mut [AclEntry],
+    pub(crate) tmfs: [Tmf; MAX_TMFS],
+    pub(crate) ports: [Port; MAX_PORTS],
+    pub(crate) groups: [bool; MAX_GROUPS],
+    pub(crate) pool: BufferPool<'a>,
+    pub(crate) cfg: TargetConfig,
+    pub(crate) free_head: u16,
+    pub(crate) ready_head: u16,
+    pub(crate) ready_tail: u16,
+    pub(crate) ready_len: u16,
+    pub(crate) now: Instant,
+    /// Hints: commands may be parked waiting for buffers / overlapping I/O.
+    pub(crate) waiting_buffers: bool,
+    pub(crate) waiting_overlap: bool,
+    /// New TMFs to start, TMF responses to queue.
+    pub(crate) tmf_work: bool,
+    pub(crate) lost_seq: u32,
+    pub(crate) next_seq: u32,
+    pub(crate) stats: Stats,
+}
+
+impl fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Target({} commands, {} sessions, {} LUs, {:?})",
+            self.cmds.len(),
+            self.sessions.len(),
+            self.lus.len(),
+            self.pool
+        )
+    }
+}
+
+/// The bit of the token of background I/O.
+const BG_TOKEN: u32 = 1 << 31;
+
+impl<'a> Target<'a> {
+    /// A target over `storage`, with `pool` for parameter data and emulated
+    /// payloads.
+    pub fn new<const C: usize, const S: usize, const L: usize>(
+        storage: &'a mut TargetStorage<C, S, L>,
+        pool: BufferPool<'a>,
+        cfg: &TargetConfig,
+    ) -> Target<'a> {
+        let TargetStorage {
+            cmds,
+            sessions,
+            lus,
+            itl,
+            maps,
+            acl,
+        } = storage;
+        for (i, c) in cmds.iter_mut().enumerate() {
+            *c = Cmd::EMPTY;
+            c.next = if i + 1 < C { (i + 1) as u16 } else { NIL };
+        }
+        let mut groups = [false; MAX_GROUPS];
+        groups[0] = true;
+        Target {
+            cmds,
+            sessions,
+            lus,
+            itl: itl.as_flattened_mut(),
+            maps: maps.as_flattened_mut(),
+            acl,
+            tmfs: [Tmf::EMPTY; MAX_TMFS],
+            ports: [Port {
+                cfg: PortConfig::new(RelativePortId(0), TargetPortGroupId(0)),
+                in_use: false,
+                state: AluaState::ActiveOptimized,
+            }; MAX_PORTS],
+            groups,
+            pool,
+            cfg: cfg.clone(),
+            free_head: 0,
+            ready_head: NIL,
+            ready_tail: NIL,
+            ready_len: 0,
+            now: Instant::ZERO,
+            waiting_buffers: false,
+            waiting_overlap: false,
+            tmf_work: false,
+            lost_seq: 0,
+            next_seq: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TargetConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The buffer pool.
+    pub fn buffer_pool(&self) -> &BufferPool<'a> {
+        &self.pool
+    }
+
+    // ---------------------------------------------------------------- config
+
+    /// Add a target port.
+    pub fn add_port(&mut self, port: &PortConfig) -> Result<(), ConfigError> {
+        if port.id.0 == 0 {
+            return Err(ConfigError::Invalid);
+        }
+        if self.ports.iter().any(|p| p.in_use && p.cfg.id == port.id) {
+            return Err(ConfigError::Duplicate);
+        }
+        let state = self
+            .ports
+            .iter()
+            .find(|p| p.in_use && p.cfg.group == port.group)
+            .map_or(AluaState::ActiveOptimized, |p| p.state);
+        let slot = self
+            .ports
+            .iter_mut()
+            .find(|p| !p.in_use)
+            .ok_or(ConfigError::Full)?;
+        *slot = Port {
+            cfg: *port,
+            in_use: true,
+            state,
+        };
+        Ok(())
+    }
+
+    /// Change the asymmetric access state of a target port group; every I_T
+    /// nexus gets ASYMMETRIC ACCESS STATE CHANGED on every LU.
+    pub fn set_port_group_state(
+        &mut self,
+        group: TargetPortGroupId,
+        state: AluaState,
+    ) -> Result<(), ConfigError> {
+        let mut found = false;
+        for p in self
+            .ports
+            .iter_mut()
+            .filter(|p| p.in_use && p.cfg.group == group)
+        {
+            found = true;
+            p.state = state;
+        }
+        if !found {
+            return Err(ConfigError::NotFound);
+        }
+        for l in 0..self.lus.len() {
+            if self.lus[l].in_use {
+                self.set_ua_all(l, UnitAttention::AsymmetricAccessStateChanged, None);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn port(&self, id: RelativePortId) -> Option<&Port> {
+        self.ports.iter().find(|p| p.in_use && p.cfg.id == id)
+    }
+
+    /// Add a logical unit; map it with [`Target::map_lun`].
+    pub fn add_lu(&mut self, cfg: &LuConfig<'_>) -> Result<LuId, ConfigError> {
+        let bs = cfg.block_size;
+        if !bs.is_power_of_two() || !(512..=65536).contains(&bs) || cfg.blocks == 0 {
+            return Err(ConfigError::Invalid);
+        }
+        if !cfg.unmap_granularity.is_power_of_two() {
+            return Err(ConfigError::Invalid);
+        }
+        let serial = cfg.serial.as_bytes();
+        if serial.len() > SERIAL_MAX || !serial.iter().all(|c| (0x20..0x7f).contains(c)) {
+            return Err(ConfigError::Invalid);
+        }
+        let l = self
+            .lus
+            .iter()
+            .position(|l| !l.in_use)
+            .ok_or(ConfigError::Full)?;
+        let mut c = LuCfg {
+            backend: cfg.backend,
+            block_size: bs,
+            blocks: cfg.blocks,
+            thin: cfg.thin,
+            unmap_granularity: cfg.unmap_granularity,
+            read_only: cfg.read_only,
+            removable: cfg.removable,
+            write_cache: cfg.write_cache,
+            rotation_rate: cfg.rotation_rate,
+            naa: cfg.naa,
+            serial: [b' '; SERIAL_MAX],
+            serial_len: serial.len() as u8,
+            lu_group: cfg.lu_group,
+            max_transfer_blocks: cfg.max_transfer_blocks,
+            background_rate: cfg.background_rate,
+        };
+        c.serial[..serial.len()].copy_from_slice(serial);
+        if c.naa == [0; 16] {
+            c.naa = self.derived_naa(l);
+        }
+        let mode = ModeValues {
+            wce: cfg.write_cache,
+            d_sense: false,
+            qerr: 0,
+            tas: false,
+            swp: false,
+        };
+        let lu = &mut self.lus[l];
+        *lu = Lu::EMPTY;
+        lu.in_use = true;
+        lu.cfg = c;
+        lu.mode = mode;
+        lu.saved = mode;
+        Ok(LuId(l as u16))
+    }
+
+    /// A locally assigned NAA (type 3) identifier from the target's identity
+    /// and the LU's position, for LUs configured without one.
+    fn derived_naa(&self, l: usize) -> [u8; 16] {
+        // FNV-1a over vendor, product and the index.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in self
+            .cfg
+            .vendor
+            .iter()
+            .chain(&self.cfg.product)
+            .chain(&(l as u32).to_be_bytes())
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut naa = [0u8; 16];
+        naa[..8].copy_from_slice(&h.to_be_bytes());
+        naa[0] = 0x30 | (naa[0] & 0x0f);
+        naa
+    }
+
+    fn lu_index(&self, lu: LuId) -> Result<usize, ConfigError> {
+        match self.lus.get(lu.index()) {
+            Some(l) if l.in_use => Ok(lu.index()),
+            _ => Err(ConfigError::NotFound),
+        }
+    }
+
+    /// Change the capacity of a LU (the backend was resized); every I_T
+    /// nexus gets CAPACITY DATA HAS CHANGED.
+    pub fn resize_lu(&mut self, lu: LuId, blocks: u64) -> Result<(), ConfigError> {
+        let l = self.lu_index(lu)?;
+        if blocks == 0 {
+            return Err(ConfigError::Invalid);
+        }
+        self.lus[l].cfg.blocks = blocks;
+        self.set_ua_all(l, UnitAttention::CapacityDataChanged, None);
+        Ok(())
+    }
+
+    /// Set the unit serial number of a LU; every I_T nexus gets INQUIRY
+    /// DATA HAS CHANGED.
+    pub fn set_lu_serial(&mut self, lu: LuId, serial: &str) -> Result<(), ConfigError> {
+        let l = self.lu_index(lu)?;
+        let s = serial.as_bytes();
+        if s.len() > SERIAL_MAX || !s.iter().all(|c| (0x20..0x7f).contains(c)) {
+            return Err(ConfigError::Invalid);
+        }
+        let cfg = &mut self.lus[l].cfg;
+        cfg.serial = [b' '; SERIAL_MAX];
+        cfg.serial[..s.len()].copy_from_slice(s);
+        cfg.serial_len = s.len() as u8;
+        self.set_ua_all(l, UnitAttention::InquiryDataChanged, None);
+        Ok(())
+    }
+
+    /// Number of blocks of a LU.
+    pub fn lu_blocks(&self, lu: LuId) -> Option<u64> {
+        self.lu_index(lu).ok().map(|l| self.lus[l].cfg.blocks)
+    }
+
+    /// Add an initiator group with an empty LUN map.
+    pub fn add_group(&mut self) -> Result<GroupId, ConfigError> {
+        let g = self
+            .groups
+            .iter()
+            .position(|u| !u)
+            .ok_or(ConfigError::Full)?;
+        self.groups[g] = true;
+        Ok(GroupId(g as u8))
+    }
+
+    fn group_index(&self, g: GroupId) -> Result<usize, ConfigError> {
+        match self.groups.get(usize::from(g.0)) {
+            Some(true) => Ok(usize::from(g.0)),
+            _ => Err(ConfigError::NotFound),
+        }
+    }
+
+    /// Put an initiator (matched by [`TransportId::same_initiator`]) in a
+    /// group; sessions it creates from now on use the group's LUN map.
+    pub fn add_initiator(
+        &mut self,
+        group: GroupId,
+        initiator: &TransportId,
+    ) -> Result<(), ConfigError> {
+        let g = self.group_index(group)?;
+        if !initiator.is_valid() {
+            return Err(ConfigError::Invalid);
+        }
+        if self
+            .acl
+            .iter()
+            .any(|a| a.initiator.is_valid() && a.initiator.same_initiator(initiator))
+        {
+            return Err(ConfigError::Duplicate);
+        }
+        let slot = self
+            .acl
+            .iter_mut()
+            .find(|a| !a.initiator.is_valid())
+            .ok_or(ConfigError::Full)?;
+        slot.initiator = initiator.clone();
+        slot.group = g as u8;
+        Ok(())
+    }
+
+    fn acl_group(&self, initiator: &TransportId) -> u8 {
+        self.acl
+            .iter()
+            .find(|a| a.initiator.is_valid() && a.initiator.same_initiator(initiator))
+            .map_or(0, |a| a.group)
+    }
+
+    /// Make `lu` visible as `lun` to the initiators of `group`. Their
+    /// sessions get REPORTED LUNS DATA HAS CHANGED on their other LUs and
+    /// POWER ON, RESET on the new one.
+    pub fn map_lun(
+        &mut self,
+        group: GroupId,
+        lun: Lun,
+        lu: LuId,
+        access: Access,
+    ) -> Result<(), ConfigError> {
+        let g = self.group_index(group)?;
+        let l = self.lu_index(lu)?;
+        let lun = lun.normalized();
+        let stride = self.lus.len();
+        let map = &mut self.maps[g * stride..(g + 1) * stride];
+        if map.iter().any(|e| e.in_use && e.lun == lun) {
+            return Err(ConfigError::Duplicate);
+        }
+        let e = map
+            .iter_mut()
+            .find(|e| !e.in_use)
+            .ok_or(ConfigError::Full)?;
+        *e = MapEntry {
+            in_use: true,
+            lun,
+            lu: l as u16,
+            read_only: access == Access::ReadOnly,
+        };
+        self.lun_map_changed(g, Some(l));
+        Ok(())
+    }
+
+    /// Remove `lun` from the map of `group`. Its commands in flight finish;
+    /// the group's sessions get REPORTED LUNS DATA HAS CHANGED.
+    pub fn unmap_lun(&mut self, group: GroupId, lun: Lun) -> Result<(), ConfigError> {
+        let g = self.group_index(group)?;
+        let lun = lun.normalized();
+        let stride = self.lus.len();
+        let e = self.maps[g * stride..(g + 1) * stride]
+            .iter_mut()
+            .find(|e| e.in_use && e.lun == lun)
+            .ok_or(ConfigError::NotFound)?;
+        *e = MapEntry::EMPTY;
+        self.lun_map_changed(g, None);
+        Ok(())
+    }
+
+    fn lun_map_changed(&mut self, g: usize, new_lu: Option<usize>) {
+        let stride = self.lus.len();
+        for s in 0..self.sessions.len() {
+            if self.sessions[s].state != SessionState::Active
+                || usize::from(self.sessions[s].group) != g
+            {
+                continue;
+            }
+            for e in 0..stride {
+                let entry = self.maps[g * stride + e];
+                if !entry.in_use {
+                    continue;
+                }
+                let l = usize::from(entry.lu);
+                if Some(l) == new_lu {
+                    self.set_ua(s, l, UnitAttention::PowerOnReset);
+                } else {
+                    self.set_ua(s, l, UnitAttention::ReportedLunsDataChanged);
+                }
+            }
+        }
+    }
+
+    /// The LU and read-only flag `lun` names for a session's group.
+    pub(crate) fn lookup_lun(&self, group: u8, lun: Lun) -> Option<(u16, bool)> {
+        let stride = self.lus.len();
+        let g = usize::from(group);
+        let lun = lun.normalized();
+        self.maps
+            .get(g * stride..(g + 1) * stride)?
+            .iter()
+            .find(|e| e.in_use && e.lun == lun)
+            .map(|e| (e.lu, e.read_only))
+    }
+
+    /// The map entries of a group (REPORT LUNS).
+    pub(crate) fn group_map(&self, group: u8) -> &[MapEntry] {
+        let stride = self.lus.len();
+        let g = usize::from(group);
+        self.maps.get(g * stride..(g + 1) * stride).unwrap_or(&[])
+    }
+
+    // -------------------------------------------------------------- sessions
+
+    /// A new I_T nexus of `initiator` through `port`. Every LU it sees gets
+    /// POWER ON, RESET (29/00), or I_T NEXUS LOSS OCCURRED (29/07) if this
+    /// initiator port lost its nexus on this port before.
+    pub fn create_session(
+        &mut self,
+        initiator: &TransportId,
+        port: RelativePortId,
+    ) -> Result<SessionHandle, SessionError> {
+        if !initiator.is_valid() {
+            return Err(SessionError::InvalidInitiator);
+        }
+        if self.port(port).is_none() {
+            return Err(SessionError::UnknownPort);
+        }
+        let returning = self.sessions.iter().position(|s| {
+            s.state == SessionState::Lost && s.port == port && s.initiator == *initiator
+        });
+        let (s, ua) = match returning {
+            Some(s) => (s, UnitAttention::NexusLoss),
+            None => {
+                let s = match self
+                    .sessions
+                    .iter()
+                    .position(|s| s.state == SessionState::Free)
+                {
+                    Some(s) => s,
+                    None => self
+                        .sessions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.state == SessionState::Lost)
+                        .min_by_key(|(_, s)| s.lost_seq)
+                        .map(|(i, _)| i)
+                        .ok_or(SessionError::Full)?,
+                };
+                (s, UnitAttention::PowerOnReset)
+            }
+        };
+        let group = self.acl_group(initiator);
+        let sess = &mut self.sessions[s];
+        sess.generation = sess.generation.wrapping_add(1);
+        sess.state = SessionState::Active;
+        sess.initiator = initiator.clone();
+        sess.port = port;
+        sess.group = group;
+        sess.cmds = 0;
+        let generation = sess.generation;
+        let stride = self.lus.len();
+        for e in &mut self.itl[s * stride..(s + 1) * stride] {
+            *e = Itl {
+                ua: ua.bit(),
+                prevent: false,
+            };
+        }
+        info!("session {} created", s as u32);
+        Ok(SessionHandle::new(s as u16, generation))
+    }
+
+    /// The I_T nexus is gone (logout, link loss). Its commands are aborted
+    /// (the transport gets `command_aborted` for each and completes them with
+    /// `abort_done`, or `response_sent` for those whose status was already
+    /// queued), its SPC-2 reservations, PREVENT state and ACA are released.
+    pub fn remove_session(&mut self, session: SessionHandle) -> Result<(), HandleError> {
+        let s = self.session_index(session).ok_or(HandleError::Stale)?;
+        for j in 0..self.cmds.len() {
+            if self.cmds[j].state != CmdState::Free && usize::from(self.cmds[j].session) == s {
+                self.abort_cmd(j, false, None);
+            }
+        }
+        self.release_nexus(s);
+        for t in self.tmfs.iter_mut() {
+            if t.in_use() && usize::from(t.session) == s {
+                t.orphan = true;
+            }
+        }
+        self.tmf_work = true;
+        self.lost_seq = self.lost_seq.wrapping_add(1);
+        let sess = &mut self.sessions[s];
+        sess.lost_seq = self.lost_seq;
+        sess.state = if sess.cmds > 0 {
+            SessionState::Closing
+        } else {
+            SessionState::Lost
+        };
+        info!("session {} removed", s as u32);
+        Ok(())
+    }
+
+    /// Release what an I_T nexus holds on every LU: SPC-2 reservations,
+    /// PREVENT, an ACA it faulted.
+    pub(crate) fn release_nexus(&mut self, s: usize) {
+        let stride = self.lus.len();
+        for l in 0..stride {
+            let itl = &mut self.itl[s * stride + l];
+            let had_prevent = core::mem::replace(&mut itl.prevent, false);
+            let lu = &mut self.lus[l];
+            if had_prevent {
+                lu.prevent = lu.prevent.saturating_sub(1);
+            }
+            if usize::from(lu.res2) == s {
+                lu.res2 = NIL;
+            }
+            if usize::from(lu.aca) == s {
+                self.clear_aca(l);
+            }
+        }
+    }
+
+    pub(crate) fn session_index(&self, h: SessionHandle) -> Option<usize> {
+        let s = self.sessions.get(h.index())?;
+        (s.state == SessionState::Active && s.generation == h.generation()).then_some(h.index())
+    }
+
+    /// Number of live I_T nexuses.
+    pub fn session_count(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.state == SessionState::Active)
+            .count()
+    }
+
+    // ---------------------------------------------------------- unit attention
+
+    pub(crate) fn set_ua(&mut self, s: usize, l: usize, ua: UnitAttention) {
+        let stride = self.lus.len();
+        if let Some(e) = self.itl.get_mut(s * stride + l) {
+            if ua.is_reset() {
+                e.ua = ua.bit();
+            } else {
+                e.ua |= ua.bit();
+            }
+        }
+    }
+
+    /// Establish `ua` on every live I_T nexus of LU `l`, except `except`.
+    pub(crate) fn set_ua_all(&mut self, l: usize, ua: UnitAttention, except: Option<usize>) {
+        for s in 0..self.sessions.len() {
+            if self.sessions[s].state == SessionState::Active && Some(s) != except {
+                self.set_ua(s, l, ua);
+            }
+        }
+    }
+
+    pub(crate) fn pending_ua(&self, s: usize, l: usize) -> u16 {
+        self.itl.get(s * self.lus.len() + l).map_or(0, |e| e.ua)
+    }
+
+    /// Take the first pending unit attention of an I_T_L nexus.
+    pub(crate) fn pop_ua(&mut self, s: usize, l: usize) -> Option<UnitAttention> {
+        let stride = self.lus.len();
+        let e = self.itl.get_mut(s * stride + l)?;
+        let ua = UnitAttention::ALL
+            .iter()
+            .copied()
+            .find(|u| e.ua & u.bit() != 0)?;
+        e.ua &= !ua.bit();
+        Some(ua)
+    }
+
+    pub(crate) fn clear_ua(&mut self, s: usize, l: usize, ua: UnitAttention) {
+        let stride = self.lus.len();
+        if let Some(e) = self.itl.get_mut(s * stride + l) {
+            e.ua &= !ua.bit();
+        }
+    }
+
+    pub(crate) fn itl_mut(&mut self, s: usize, l: usize) -> Option<&mut Itl> {
+        let stride = self.lus.len();
+        self.itl.get_mut(s * stride + l)
+    }
+
+    // ---------------------------------------------------------- submission
+
+    /// Accept a command. `Err` means no slot was taken: the transport answers
+    /// with [`Rejected::status`] itself.
+    pub fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        let s = self
+            .session_index(req.session)
+            .ok_or(Rejected::UnknownSession)?;
+        let i = usize::from(self.free_head);
+        let Some(c) = self.cmds.get_mut(i) else {
+            self.stats.rejected += 1;
+            return Err(if self.sessions[s].cmds > 0 {
+                Rejected::TaskSetFull
+            } else {
+                Rejected::Busy
+            });
+        };
+        self.free_head = c.next;
+        let generation = c.generation;
+        let group = self.sessions[s].group;
+        let lun = req.lun.normalized();
+        let (lu, map_ro) = self.lookup_lun(group, lun).unwrap_or((NIL, false));
+        let mut cdb = [0u8; 16];
+        let n = req.cdb.len().min(16);
+        cdb[..n].copy_from_slice(&req.cdb[..n]);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let c = &mut self.cmds[i];
+        *c = Cmd {
+            generation,
+            seq: self.next_seq,
+            state: CmdState::Received,
+            session: s as u16,
+            lu,
+            map_ro,
+            tag: req.tag,
+            attr: req.attr,
+            cdb,
+            dir: req.dir,
+            expected_len: req.expected_len,
+            ..Cmd::EMPTY
+        };
+        self.sessions[s].cmds += 1;
+        self.stats.commands += 1;
+        self.enqueue(i);
+        Ok(CmdHandle::new(i as u16, generation))
+    }
+
+    /// Accept a task management request. `Err(Rejected::Busy)`: every TMF
+    /// slot is in use; the transport answers FUNCTION REJECTED or retries.
+    pub fn submit_tmf(&mut self, req: &TmfRequest) -> Result<TmfHandle, Rejected> {
+        let s = self
+            .session_index(req.session)
+            .ok_or(Rejected::UnknownSession)?;
+        let k = self
+            .tmfs
+            .iter()
+            .position(|t| !t.in_use())
+            .ok_or(Rejected::Busy)?;
+        let t = &mut self.tmfs[k];
+        let generation = t.generation.wrapping_add(1);
+        *t = Tmf::new(generation, s as u16, req);
+        self.tmf_work = true;
+        self.stats.tmfs += 1;
+        Ok(TmfHandle::new(k as u16, generation))
+    }
+
+    // ---------------------------------------------------------- completions
+
+    fn cmd_index(&self, h: CmdHandle) -> Result<usize, HandleError> {
+        match self.cmds.get(h.index()) {
+            Some(c) if c.state != CmdState::Free && c.generation == h.generation() => Ok(h.index()),
+            _ => Err(HandleError::Stale),
+        }
+    }
+
+    /// The command's view for transport calls.
+    pub(crate) fn cmd_ref(&self, i: usize) -> CmdRef {
+        let c = &self.cmds[i];
+        let s = usize::from(c.session);
+        let sg = self.sessions.get(s).map_or(0, |x| x.generation);
+        CmdRef {
+            handle: CmdHandle::new(i as u16, c.generation),
+            session: SessionHandle::new(c.session, sg),
+            tag: c.tag,
+        }
+    }
+
+    /// A completion arrived for a command we aborted meanwhile: ignore it.
+    fn aborting(&self, i: usize) -> bool {
+        matches!(self.cmds[i].state, CmdState::Aborting | CmdState::AbortWait)
+    }
+
+    /// The Data-Out requested by [`Transport::request_data_out`] has landed.
+    /// An error ends the command as aborted (`command_aborted`, then `abort_done`).
+    pub fn data_out_done(
+        &mut self,
+        cmd: CmdHandle,
+        result: Result<(), TransferError>,
+    ) -> Result<(), HandleError> {
+        let i = self.cmd_index(cmd)?;
+        if self.aborting(i) {
+            return Ok(());
+        }
+        if self.cmds[i].state != CmdState::DataOut {
+            return Err(HandleError::WrongState);
+        }
+        self.transfer_done(i, result);
+        Ok(())
+    }
+
+    /// The Data-In queued without status by [`Transport::queue_data_in`] is out.
+    pub fn data_in_done(
+        &mut self,
+        cmd: CmdHandle,
+        result: Result<(), TransferError>,
+    ) -> Result<(), HandleError> {
+        let i = self.cmd_index(cmd)?;
+        if self.aborting(i) {
+            return Ok(());
+        }
+        if self.cmds[i].state != CmdState::DataIn {
+            return Err(HandleError::WrongState);
+        }
+        self.transfer_done(i, result);
+        Ok(())
+    }
+
+    fn transfer_done(&mut self, i: usize, result: Result<(), TransferError>) {
+        let c = &mut self.cmds[i];
+        c.state = CmdState::Exec;
+        c.hw_pending_reported = false;
+        if let Err(e) = result {
+            debug!("{}: {}", i as u32, e);
+            c.aborted = true;
+            c.abort_tas = false;
+        }
+        self.enqueue(i);
+    }
+
+    /// The status queued by [`Transport::queue_status`] or
+    /// [`Transport::queue_data_in`] was sent (or could not be: `Err`). Frees the slot.
+    pub fn response_sent(
+        &mut self,
+        cmd: CmdHandle,
+        result: Result<(), TransferError>,
+    ) -> Result<(), HandleError> {
+        let i = self.cmd_index(cmd)?;
+        if self.aborting(i) {
+            return Ok(());
+        }
+        if self.cmds[i].state != CmdState::ResponseSent {
+            return Err(HandleError::WrongState);
+        }
+        if result.is_ok() {
+            self.stats.completed += 1;
+        } else {
+            self.stats.aborted += 1;
+        }
+        self.free_cmd(i);
+        Ok(())
+    }
+
+    /// The transport has terminated the exchange of a command it was told
+    /// [`Transport::command_aborted`] of; no transfer of it touches memory
+    /// any more. Frees the slot.
+    pub fn abort_done(&mut self, cmd: CmdHandle) -> Result<(), HandleError> {
+        let i = self.cmd_index(cmd)?;
+        if self.cmds[i].state != CmdState::AbortWait {
+            return Err(HandleError::WrongState);
+        }
+        self.stats.aborted += 1;
+        self.free_cmd(i);
+        Ok(())
+    }
+
+    /// The response queued by [`Transport::queue_tmf_response`] was sent. Frees the slot.
+    pub fn tmf_response_sent(&mut self, tmf: TmfHandle) -> Result<(), HandleError> {
+        let t = self.tmfs.get_mut(tmf.index()).ok_or(HandleError::Stale)?;
+        if !t.in_use() || t.generation != tmf.generation() {
+            return Err(HandleError::Stale);
+        }
+        if t.state != tmf::TmfState::Sent {
+            return Err(HandleError::WrongState);
+        }
+        t.state = tmf::TmfState::Free;
+        Ok(())
+    }
+
+    /// A backend I/O finished.
+    fn io_done(&mut self, token: IoToken, result: Result<(), IoError>) {
+        let raw = token.raw();
+        if raw & BG_TOKEN != 0 {
+            self.bg_io_done((raw & !BG_TOKEN) as usize, result);
+            return;
+        }
+        let (i, generation) = ((raw & 0xffff) as usize, (raw >> 16) as u16 & 0x7fff);
+        let Some(c) = self.cmds.get_mut(i) else {
+            return;
+        };
+        if c.state != CmdState::Backend || c.generation & 0x7fff != generation {
+            warn!("stale backend completion {}", raw);
+            return;
+        }
+        c.io_result = Some(result);
+        c.state = CmdState::Exec;
+        self.enqueue(i);
+    }
+
+    pub(crate) fn io_token(&self, i: usize) -> IoToken {
+        IoToken::new(i as u32 | u32::from(self.cmds[i].generation & 0x7fff) << 16)
+    }
+
+    pub(crate) fn bg_token(l: usize) -> IoToken {
+        IoToken::new(l as u32 | BG_TOKEN)
+    }
+
+    // ---------------------------------------------------------- queues
+
+    pub(crate) fn enqueue(&mut self, i: usize) {
+        let c = &mut self.cmds[i];
+        if c.queued {
+            return;
+        }
+        c.queued = true;
+        c.next_ready = NIL;
+        match self.cmds.get_mut(usize::from(self.ready_tail)) {
+            Some(t) => t.next_ready = i as u16,
+            None => self.ready_head = i as u16,
+        }
+        self.ready_tail = i as u16;
+        self.ready_len += 1;
+    }
+
+    fn dequeue(&mut self) -> Option<usize> {
+        let i = usize::from(self.ready_head);
+        let c = self.cmds.get_mut(i)?;
+        self.ready_head = c.next_ready;
+        c.queued = false;
+        c.next_ready = NIL;
+        if self.ready_head == NIL {
+            self.ready_tail = NIL;
+        }
+        self.ready_len -= 1;
+        Some(i)
+    }
+
+    /// Return a slot to the free list, releasing what it holds.
+    pub(crate) fn free_cmd(&mut self, i: usize) {
+        self.leave_task_set(i);
+        let c = &mut self.cmds[i];
+        if let Some(b) = c.buf.take() {
+            self.pool.release(b);
+            if self.waiting_buffers {
+                self.wake(CmdState::WaitBuffers);
+            }
+        }
+        let c = &mut self.cmds[i];
+        let (s, l, waiters, locks) = (
+            usize::from(c.session),
+            usize::from(c.lu),
+            c.tmf_waiters,
+            c.locks_range,
+        );
+        let media = c.media_active;
+        let generation = c.generation.wrapping_add(1);
+        *c = Cmd {
+            generation,
+            next: self.free_head,
+            ..Cmd::EMPTY
+        };
+        self.free_head = i as u16;
+        if locks && let Some(lu) = self.lus.get_mut(l) {
+            lu.atomic = lu.atomic.saturating_sub(1);
+        }
+        if (media || locks) && self.waiting_overlap {
+            self.wake(CmdState::WaitOverlap);
+        }
+        if let Some(sess) = self.sessions.get_mut(s) {
+            sess.cmds = sess.cmds.saturating_sub(1);
+            if sess.state == SessionState::Closing && sess.cmds == 0 {
+                sess.state = SessionState::Lost;
+            }
+        }
+        if waiters != 0 {
+            self.tmf_cmd_finished(waiters);
+        }
+    }
+
+    /// Requeue every command parked in `state`.
+    pub(crate) fn wake(&mut self, state: CmdState) {
+        match state {
+            CmdState::WaitBuffers => self.waiting_buffers = false,
+            CmdState::WaitOverlap => self.waiting_overlap = false,
+            _ => {}
+        }
+        for i in 0..self.cmds.len() {
+            if self.cmds[i].state == state {
+                self.enqueue(i);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------- poll
+
+    /// Advance everything that can move: backend completions, task
+    /// management, background operations, then every queued command.
+    pub fn poll<T: Transport, B: Backend>(
+        &mut self,
+        now: Instant,
+        t: &mut T,
+        b: &mut B,
+    ) -> Progress {
+        self.now = now;
+        let mut moved = false;
+        b.poll_completions(&mut |token, r| {
+            moved = true;
+            self.io_done(token, r);
+        });
+        if self.tmf_work {
+            moved |= self.run_tmfs(t);
+        }
+        moved |= self.run_background(b);
+        let mut n = self.ready_len;
+        while n > 0 {
+            n -= 1;
+            let Some(i) = self.dequeue() else { break };
+            moved |= self.run(i, t, b);
+        }
+        if self.tmf_work {
+            moved |= self.run_tmfs(t);
+        }
+        if self.cfg.hw_pending_timeout.is_some() {
+            self.check_hw_pending(t);
+        }
+        if moved {
+            Progress::Progressed
+        } else {
+            Progress::Idle
+        }
+    }
+
+    /// Step one command until it parks; true if it moved.
+    fn run<T: Transport, B: Backend>(&mut self, i: usize, t: &mut T, b: &mut B) -> bool {
+        let mut moved = false;
+        loop {
+            match self.step(i, t, b) {
+                Step::Continue => moved = true,
+                Step::Park => return true,
+                Step::Retry => {
+                    self.enqueue(i);
+                    return moved;
+                }
+            }
+        }
+    }
+
+    /// When [`Target::poll`] must run next: `Some(now)` while work is queued,
+    /// the next background-operation or hardware-pending deadline, or `None`
+    /// until an external event (a submission or completion).
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        if self.ready_len > 0 || self.tmf_work {
+            return Some(now);
+        }
+        let mut at: Option<Instant> = None;
+        let mut take = |x: Instant| at = Some(at.map_or(x, |a| a.min(x)));
+        for lu in self.lus.iter() {
+            if let Some(bg) = &lu.bg
+                && !bg.io_in_flight
+            {
+                take(bg.next_at.max(now));
+            }
+        }
+        if let Some(timeout) = self.cfg.hw_pending_timeout {
+            for c in self.cmds.iter() {
+                if self.hw_waiting(c) && !c.hw_pending_reported {
+                    take(c.waiting_since.saturating_add(timeout).max(now));
+                }
+            }
+        }
+        at
+    }
+
+    fn hw_waiting(&self, c: &Cmd) -> bool {
+        matches!(
+            c.state,
+            CmdState::DataOut | CmdState::DataIn | CmdState::ResponseSent | CmdState::AbortWait
+        )
+    }
+
+    fn check_hw_pending<T: Transport>(&mut self, t: &mut T) {
+        let Some(timeout) = self.cfg.hw_pending_timeout else {
+            return;
+        };
+        for i in 0..self.cmds.len() {
+            let c = &self.cmds[i];
+            if self.hw_waiting(c)
+                && !c.hw_pending_reported
+                && self.now >= c.waiting_since.saturating_add(timeout)
+            {
+                self.cmds[i].hw_pending_reported = true;
+                warn!("command {} pending in hardware too long", i as u32);
+                let r = self.cmd_ref(i);
+                t.hw_pending_timeout(r);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------- introspection
+
+    /// The state of a command (tests and diagnostics).
+    pub fn cmd_state(&self, cmd: CmdHandle) -> Option<CmdState> {
+        self.cmd_index(cmd).ok().map(|i| self.cmds[i].state)
+    }
+
+    /// Commands in the pool.
+    pub fn active_commands(&self) -> usize {
+        self.cmds
+            .iter()
+            .filter(|c| c.state != CmdState::Free)
+            .count()
+    }
+
+    /// Whether a tag is live on a session (tests and diagnostics).
+    pub fn find_task(&self, session: SessionHandle, tag: TaskTag) -> Option<CmdHandle> {
+        let s = self.session_index(session)?;
+        self.cmds.iter().enumerate().find_map(|(i, c)| {
+            (c.state != CmdState::Free && usize::from(c.session) == s && c.tag == tag)
+                .then(|| CmdHandle::new(i as u16, c.generation))
+        })
+    }
+}
