@@ -16,11 +16,12 @@ use rscst_core::{
 /// Completion methods return `false` when the core refused the handle as
 /// stale (the driver counts it; it never happens unless the two disagree).
 pub trait CoreApi {
-    /// Command slots of the core (the driver's command table must have at
-    /// least this many, since it is indexed by `CmdHandle::index`).
-    fn command_slots(&self) -> usize;
+    /// Command slots of the core, if it says (the driver's command table
+    /// must have at least this many, since it is indexed by
+    /// `CmdHandle::index`; the driver refuses to start otherwise).
+    fn command_slots(&self) -> Option<usize>;
     /// Task-management slots of the core (likewise for `TmfHandle::index`).
-    fn tmf_slots(&self) -> usize;
+    fn tmf_slots(&self) -> Option<usize>;
     /// An initiator logged in: create its I_T nexus.
     fn create_session(
         &mut self,
@@ -43,4 +44,46 @@ pub trait CoreApi {
     fn abort_done(&mut self, cmd: CmdHandle) -> bool;
     /// The TMF response went out.
     fn tmf_response_sent(&mut self, tmf: TmfHandle) -> bool;
+}
+
+impl CoreApi for rscst_core::Target<'_> {
+    fn command_slots(&self) -> Option<usize> {
+        // The core does not expose its command pool size; the caller sizes
+        // `IspStorage` from the same constant as `TargetStorage`.
+        None
+    }
+    fn tmf_slots(&self) -> Option<usize> {
+        Some(rscst_core::MAX_TMFS)
+    }
+    fn create_session(
+        &mut self,
+        initiator: &TransportId,
+        port: RelativePortId,
+    ) -> Option<SessionHandle> {
+        rscst_core::Target::create_session(self, initiator, port).ok()
+    }
+    fn remove_session(&mut self, session: SessionHandle) {
+        let _ = rscst_core::Target::remove_session(self, session);
+    }
+    fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        rscst_core::Target::submit(self, req)
+    }
+    fn submit_tmf(&mut self, req: &TmfRequest) -> Result<TmfHandle, Rejected> {
+        rscst_core::Target::submit_tmf(self, req)
+    }
+    fn data_out_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        rscst_core::Target::data_out_done(self, cmd, result).is_ok()
+    }
+    fn data_in_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        rscst_core::Target::data_in_done(self, cmd, result).is_ok()
+    }
+    fn response_sent(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        rscst_core::Target::response_sent(self, cmd, result).is_ok()
+    }
+    fn abort_done(&mut self, cmd: CmdHandle) -> bool {
+        rscst_core::Target::abort_done(self, cmd).is_ok()
+    }
+    fn tmf_response_sent(&mut self, tmf: TmfHandle) -> bool {
+        rscst_core::Target::tmf_response_sent(self, tmf).is_ok()
+    }
 }

@@ -550,7 +550,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 && !ok
             {
                 s.op_error.get_or_insert(ctio_error(c.status));
-                s.needs_terminate = true;
+                s.needs_terminate |= !s.terminated;
             }
             return;
         }
@@ -576,7 +576,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if !ok {
             slot.op_error.get_or_insert(ctio_error(status));
             // Linux: terminate after any failed CTIO7 (reference §7.6).
-            slot.needs_terminate = true;
+            slot.needs_terminate |= !slot.terminated;
         }
         if slot.outstanding == 0 && !slot.aborting {
             let res = match slot.op_error {
@@ -638,6 +638,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 }
                 let s = &mut self.cmds[i];
                 s.needs_terminate = false;
+                s.terminated = true;
                 s.closed = true;
                 if handle != Some(SKIP_HANDLE) {
                     s.outstanding = s.outstanding.saturating_add(1);

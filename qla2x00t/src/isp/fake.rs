@@ -362,11 +362,11 @@ pub(crate) fn image(seg_dwords: [u32; 2]) -> Vec<u8> {
 pub(crate) struct NoCore;
 
 impl CoreApi for NoCore {
-    fn command_slots(&self) -> usize {
-        4
+    fn command_slots(&self) -> Option<usize> {
+        Some(4)
     }
-    fn tmf_slots(&self) -> usize {
-        2
+    fn tmf_slots(&self) -> Option<usize> {
+        Some(2)
     }
     fn create_session(&mut self, _: &TransportId, _: RelativePortId) -> Option<SessionHandle> {
         panic!("no core")

@@ -427,7 +427,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.now = now;
         if !self.core_checked {
             self.core_checked = true;
-            if core.command_slots() > self.cmds.len() || core.tmf_slots() > self.tmfs.len() {
+            if core.command_slots().is_some_and(|n| n > self.cmds.len())
+                || core.tmf_slots().is_some_and(|n| n > self.tmfs.len())
+            {
                 self.up
                     .fatal("driver storage smaller than the core's pools");
             }
@@ -443,6 +445,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         if self.phase() != Phase::Online {
             busy |= self.step_bringup(core);
+            // Completions owed to the core (a chip reset voided commands)
+            // go out whatever the chip does.
+            busy |= self.process_cmd_pending(core);
+            busy |= self.process_tmf_pending(core);
         } else {
             busy |= self.online_poll(core);
         }
@@ -560,5 +566,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 #[cfg(test)]
 pub(crate) mod fake;
 
+#[cfg(test)]
+mod cmd_tests;
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod tests;

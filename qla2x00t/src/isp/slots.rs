@@ -88,6 +88,8 @@ pub struct CmdSlot {
     pub(crate) aborting: bool,
     /// A terminate must be posted (ring was full, or timeout escalation).
     pub(crate) needs_terminate: bool,
+    /// A terminate was posted: never another one for this exchange.
+    pub(crate) terminated: bool,
     /// The chip reset since the exchange arrived: nothing may be sent for it.
     pub(crate) void: bool,
     pub(crate) deliver: Deliver,
@@ -117,6 +119,7 @@ impl CmdSlot {
         closed: false,
         aborting: false,
         needs_terminate: false,
+        terminated: false,
         void: false,
         deliver: Deliver::Nothing,
         queued: false,
