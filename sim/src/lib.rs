@@ -1,2 +1,39 @@
-//! The ISP firmware simulator (skeleton; filled by the simulator issue).
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// The target engine (next commit) uses the ring and exchange helpers that look dead now.
+#![allow(dead_code)]
+
+mod chip;
+mod device;
+mod event;
+mod fabric;
+pub mod fault;
+pub mod firmware;
+mod frame;
+mod iommu;
+pub mod pcap;
+mod platform;
+mod rng;
+mod sim;
+pub mod time;
+pub mod trace;
+mod violation;
+
+pub use chip::ChipModel;
+pub use device::{MQ_BAR_LEN, REG_BAR_LEN};
+pub use fabric::{FabricConfig, HBA_SLOT, NameServerEntry, Slot};
+pub use fault::{FaultConfig, FrameFaults, FrameScope, InjectedFault, ScheduledFault};
+pub use firmware::image::{FirmwareImage, ImageSpec};
+pub use firmware::{ExchangeExhaustion, FirmwareConfig, FirmwareStats, Timing};
+pub use frame::Frame;
+pub use iommu::{DEFAULT_IOVA_BASE, DmaAccess, Iommu, IommuFault, SimDmaPool, SimDmaRegion};
+pub use platform::{SimFence, SimIrq, SimMmio, SimPci, SimPlatform};
+pub use rng::SimRng;
+pub use sim::{Sim, SimConfig};
+pub use time::SimTime;
+pub use trace::{TraceConfig, TraceEvent, TraceKind};
+pub use violation::{Violation, ViolationKind};
+
+/// Identifies a simulated initiator port of a [`Sim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InitiatorId(pub usize);

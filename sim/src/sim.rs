@@ -1,0 +1,772 @@
+//! [`Sim`]: the device side of the simulated HBA and everything around it — the firmware
+//! model, the fabric, simulated initiators and workloads, fault injection — driven by a
+//! discrete-event loop on a virtual clock.
+//!
+//! ```
+//! use rscst_sim::{Sim, SimConfig};
+//! use rscst_hba::{Platform, PciConfig};
+//!
+//! let (mut sim, platform) = Sim::new(SimConfig::default());
+//! assert_eq!(platform.pci().id().vendor, 0x1077);
+//! // Hand `platform` to the driver; step the simulator from the test loop:
+//! sim.run_for(core::time::Duration::from_millis(1));
+//! assert!(sim.violations().is_empty());
+//! ```
+
+use core::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rscst_fw::PortId;
+
+use crate::chip::ChipModel;
+use crate::device::Shared;
+use crate::event::EventQueue;
+use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot};
+use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
+use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
+use crate::frame::{Frame, FramePool};
+use crate::iommu::{DEFAULT_IOVA_BASE, Iommu, IommuFault, SimDmaPool};
+use crate::pcap::PcapWriter;
+use crate::platform::SimPlatform;
+use crate::rng::SimRng;
+use crate::time::SimTime;
+use crate::trace::{TraceConfig, TraceEvent, TraceKind, TracedFrame, Tracer};
+use crate::violation::Violation;
+
+/// Everything a scenario chooses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// The chip modelled (ISP2532 by default).
+    pub chip: ChipModel,
+    /// Seed of every random choice outside fault injection.
+    pub seed: u64,
+    /// The firmware model.
+    pub firmware: FirmwareConfig,
+    /// The fabric.
+    pub fabric: FabricConfig,
+    /// Faults.
+    pub faults: FaultConfig,
+    /// Tracing.
+    pub trace: TraceConfig,
+    /// First IOVA of the DMA pool.
+    pub iova_base: u64,
+    /// Panic when the [`Sim`] is dropped with IOMMU faults the test did not take.
+    pub fail_on_iommu_fault: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            chip: ChipModel::default(),
+            seed: 1,
+            firmware: FirmwareConfig::default(),
+            fabric: FabricConfig::default(),
+            faults: FaultConfig::default(),
+            trace: TraceConfig::default(),
+            iova_base: DEFAULT_IOVA_BASE,
+            fail_on_iommu_fault: true,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration for another chip.
+    pub fn with_chip(chip: ChipModel) -> SimConfig {
+        SimConfig {
+            chip,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// A timed event of the simulation.
+pub(crate) enum Event {
+    Fw(u32, FwEvent),
+    Deliver { to: Slot, frame: Frame },
+    Cable { slot: Slot, up: bool },
+    Fault(ScheduledFault),
+    RandomLinkBounce,
+    RandomLip,
+}
+
+/// What a model may do while it handles something: read the clock, schedule events, send
+/// frames, draw faults.
+pub(crate) struct Ctx<'a> {
+    pub now: SimTime,
+    pub shared: &'a Shared,
+    pub queue: &'a mut EventQueue<Event>,
+    pub out: &'a mut Vec<(Slot, Frame)>,
+    pub faults: &'a mut FaultInjector,
+    pub pool: &'a mut FramePool,
+    /// The HBA left the fabric (reset, system error).
+    pub fabric_logout_hba: bool,
+}
+
+impl Ctx<'_> {
+    /// Queues `frame` for transmission from `from`.
+    pub(crate) fn send(&mut self, from: Slot, frame: Frame) {
+        self.out.push((from, frame));
+    }
+
+    pub(crate) fn discard(&self, at: PortId, reason: &'static str) {
+        self.shared
+            .trace
+            .record(self.now, TraceKind::FrameDiscarded { at, reason });
+    }
+
+    /// Device read through the IOMMU; a fault is recorded and traced, and `false` returned.
+    pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
+        match self.shared.iommu.read(self.now, iova, buf, what) {
+            Ok(()) => true,
+            Err(f) => {
+                self.shared.trace.record(self.now, TraceKind::IommuFault(f));
+                false
+            }
+        }
+    }
+
+    /// Device write through the IOMMU; a fault is recorded and traced, and `false` returned.
+    pub(crate) fn dma_write(&self, iova: u64, data: &[u8], what: &'static str) -> bool {
+        match self.shared.iommu.write(self.now, iova, data, what) {
+            Ok(()) => true,
+            Err(f) => {
+                self.shared.trace.record(self.now, TraceKind::IommuFault(f));
+                false
+            }
+        }
+    }
+
+    /// Device atomic word store (release) through the IOMMU.
+    pub(crate) fn dma_store_u32(&self, iova: u64, v: u32, what: &'static str) -> bool {
+        match self.shared.iommu.store_u32(self.now, iova, v, what) {
+            Ok(()) => true,
+            Err(f) => {
+                self.shared.trace.record(self.now, TraceKind::IommuFault(f));
+                false
+            }
+        }
+    }
+}
+
+/// The simulated HBA, its fabric and everything attached to it.
+pub struct Sim {
+    pub(crate) shared: Arc<Shared>,
+    pool: SimDmaPool,
+    platform: SimPlatform,
+    now: SimTime,
+    queue: EventQueue<Event>,
+    pub(crate) fw: Firmware,
+    pub(crate) fabric: Fabric,
+    faults: FaultInjector,
+    frames: FramePool,
+    outbox: Vec<(Slot, Frame)>,
+    #[allow(dead_code)]
+    rng: SimRng,
+    fail_on_iommu_fault: bool,
+}
+
+impl core::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Sim({} at {})", self.shared.chip, self.now)
+    }
+}
+
+impl Sim {
+    /// A new simulator and the platform to give the driver.
+    pub fn new(cfg: SimConfig) -> (Sim, SimPlatform) {
+        let iommu = Arc::new(Iommu::new(cfg.iova_base));
+        let tracer = Tracer::new(cfg.trace);
+        let shared = Arc::new(Shared::new(
+            cfg.chip,
+            Arc::clone(&iommu),
+            tracer,
+            cfg.firmware.wwpn,
+            cfg.firmware.wwnn,
+        ));
+        let pool = SimDmaPool::new(iommu);
+        let platform = SimPlatform::new(Arc::clone(&shared), pool.clone());
+        let mut fabric = Fabric::new(cfg.fabric);
+        let hba = fabric.attach(
+            cfg.firmware.wwpn,
+            cfg.firmware.wwnn,
+            cfg.fabric.hba_link_up,
+            true,
+            false,
+        );
+        debug_assert_eq!(hba, HBA_SLOT);
+        let mut fw = Firmware::new(cfg.firmware.clone());
+        fw.link.cable = cfg.fabric.hba_link_up;
+        let mut sim = Sim {
+            shared,
+            pool,
+            platform: platform.clone(),
+            now: SimTime::ZERO,
+            queue: EventQueue::default(),
+            fw,
+            fabric,
+            faults: FaultInjector::new(cfg.faults.clone()),
+            frames: FramePool::default(),
+            outbox: Vec::new(),
+            rng: SimRng::new(cfg.seed),
+            fail_on_iommu_fault: cfg.fail_on_iommu_fault,
+        };
+        sim.schedule_random_faults_initial();
+        (sim, platform)
+    }
+
+    /// Another handle on the driver's platform (it is `Clone`).
+    pub fn platform(&self) -> SimPlatform {
+        self.platform.clone()
+    }
+
+    /// The DMA pool (to allocate memory a test or tool shares with the driver, e.g. a RAM
+    /// LUN).
+    pub fn dma_pool(&self) -> &SimDmaPool {
+        &self.pool
+    }
+
+    /// The chip modelled.
+    pub fn chip(&self) -> ChipModel {
+        self.shared.chip
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// The time of the next scheduled event, if any.
+    pub fn next_event_time(&self) -> Option<SimTime> {
+        self.queue.peek_time()
+    }
+
+    fn set_now(&mut self, t: SimTime) {
+        if t > self.now {
+            self.now = t;
+        }
+        self.shared.clock.store(self.now.0, Ordering::Relaxed);
+    }
+
+    fn ctx_parts(&mut self) -> (Ctx<'_>, &mut Firmware) {
+        let ctx = Ctx {
+            now: self.now,
+            shared: &self.shared,
+            queue: &mut self.queue,
+            out: &mut self.outbox,
+            faults: &mut self.faults,
+            pool: &mut self.frames,
+            fabric_logout_hba: false,
+        };
+        (ctx, &mut self.fw)
+    }
+
+    /// Acts on the driver's register writes; returns whether anything was pending.
+    fn service(&mut self) {
+        let (mut ctx, fw) = self.ctx_parts();
+        fw.service(&mut ctx);
+        let logout = ctx.fabric_logout_hba;
+        self.after(logout);
+    }
+
+    /// Applies what a handler asked for: frames out, fabric changes.
+    fn after(&mut self, hba_logout: bool) {
+        if hba_logout {
+            let rscn = self.fabric.set_logged_in(&mut self.frames, HBA_SLOT, false);
+            for (to, f) in rscn {
+                self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+            }
+        }
+        while !self.outbox.is_empty() {
+            let batch = std::mem::take(&mut self.outbox);
+            for (from, frame) in batch {
+                self.route(from, frame);
+            }
+        }
+    }
+
+    /// Routes a frame sent by the port in `from`.
+    fn route(&mut self, from: Slot, frame: Frame) {
+        let Ok(h) = frame.header() else {
+            self.frames.put(frame.bytes);
+            return;
+        };
+        let src = self
+            .fabric
+            .ports
+            .get(from)
+            .map(|p| p.port_id)
+            .unwrap_or_default();
+        if h.d_id.is_well_known() {
+            // Fabric service: record the request, answer it.
+            self.record_frame(h.s_id, h.d_id, &frame);
+            let out = self.fabric.service(&mut self.frames, from, &frame);
+            self.frames.put(frame.bytes);
+            if let Some((slot, logged_in)) = out.login_changed {
+                let rscn = self.fabric.set_logged_in(&mut self.frames, slot, logged_in);
+                for (to, f) in rscn {
+                    self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+                }
+            }
+            for (to, f) in out.frames {
+                let s = f.header().map(|h| h.s_id).unwrap_or_default();
+                self.transmit(s, to, f);
+            }
+            return;
+        }
+        let sender_ok = self
+            .fabric
+            .ports
+            .get(from)
+            .is_some_and(|p| p.cable && p.logged_in);
+        match self.fabric.route(h.d_id) {
+            Some(to) if sender_ok => self.transmit(src, to, frame),
+            _ => {
+                self.record_frame(h.s_id, h.d_id, &frame);
+                self.shared.trace.record(
+                    self.now,
+                    TraceKind::FrameDiscarded {
+                        at: h.d_id,
+                        reason: "fabric: no route to D_ID",
+                    },
+                );
+                self.frames.put(frame.bytes);
+            }
+        }
+    }
+
+    fn record_frame(&self, from: PortId, to: PortId, frame: &Frame) {
+        if self.shared.trace.frames_wanted() {
+            let crc = frame
+                .crc
+                .unwrap_or_else(|| rscst_fw::fc::crc32(&frame.bytes));
+            self.shared.trace.frame(
+                self.now,
+                TracedFrame {
+                    from,
+                    to,
+                    sof: frame.sof,
+                    eof: frame.eof,
+                    bytes: frame.bytes.clone(),
+                    crc,
+                },
+            );
+        }
+    }
+
+    /// Puts a frame on the wire to `to`, with frame faults.
+    fn transmit(&mut self, from: PortId, to: Slot, mut frame: Frame) {
+        let Ok(h) = frame.header() else { return };
+        let to_hba = to == HBA_SLOT;
+        let from_hba = !to_hba && self.fabric.ports.first().is_some_and(|p| p.port_id == from);
+        let fate = self
+            .faults
+            .frame(to_hba, from_hba, h.fc_type == rscst_fw::fc::FcType::Fcp);
+        let id = FrameId {
+            from,
+            to: h.d_id,
+            r_ctl: h.r_ctl.into(),
+            ox_id: h.ox_id.0,
+        };
+        let want_crc = fate.corrupt || self.shared.trace.frames_wanted();
+        if want_crc && frame.crc.is_none() {
+            frame.crc = Some(rscst_fw::fc::crc32(&frame.bytes));
+        }
+        if fate.corrupt {
+            let n = frame.bytes.len();
+            if n > 0 {
+                let bit = (h.ox_id.0 as usize * 7 + n) % (n * 8);
+                frame.bytes[bit / 8] ^= 1 << (bit % 8);
+            }
+            self.shared.trace.record(
+                self.now,
+                TraceKind::Fault(InjectedFault::FrameCorrupted(id)),
+            );
+        }
+        self.record_frame(from, h.d_id, &frame);
+        if fate.drop {
+            self.shared
+                .trace
+                .record(self.now, TraceKind::Fault(InjectedFault::FrameDropped(id)));
+            self.frames.put(frame.bytes);
+            return;
+        }
+        if let Some(d) = fate.delay {
+            self.shared.trace.record(
+                self.now,
+                TraceKind::Fault(InjectedFault::FrameDelayed(id, d)),
+            );
+        }
+        if fate.duplicate {
+            self.shared.trace.record(
+                self.now,
+                TraceKind::Fault(InjectedFault::FrameDuplicated(id)),
+            );
+            let t = self
+                .fabric
+                .arrival(self.now, to, frame.bytes.len(), fate.delay);
+            self.queue.push(
+                t,
+                Event::Deliver {
+                    to,
+                    frame: frame.clone(),
+                },
+            );
+        }
+        let t = self
+            .fabric
+            .arrival(self.now, to, frame.bytes.len(), fate.delay);
+        self.queue.push(t, Event::Deliver { to, frame });
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Fw(epoch, e) => {
+                let (mut ctx, fw) = self.ctx_parts();
+                fw.on_event(&mut ctx, epoch, e);
+                let lo = ctx.fabric_logout_hba;
+                self.after(lo);
+            }
+            Event::Deliver { to, frame } => self.deliver(to, frame),
+            Event::Cable { slot, up } => self.set_cable(slot, up),
+            Event::Fault(f) => self.apply_fault(f),
+            Event::RandomLinkBounce => {
+                let down = self.faults.cfg.link_down_for;
+                self.apply_fault(ScheduledFault::LinkBounce(down));
+                if let Some(mean) = self.faults.cfg.link_bounce_every {
+                    let d = FaultInjector::next_interval(&mut self.faults.link, mean);
+                    self.queue
+                        .push(self.now + down + d, Event::RandomLinkBounce);
+                }
+            }
+            Event::RandomLip => {
+                self.apply_fault(ScheduledFault::Lip);
+                if let Some(mean) = self.faults.cfg.lip_every {
+                    let d = FaultInjector::next_interval(&mut self.faults.link, mean);
+                    self.queue.push(self.now + d, Event::RandomLip);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: Slot, frame: Frame) {
+        if !self.fabric.ports.get(to).is_some_and(|p| p.cable) {
+            self.frames.put(frame.bytes);
+            return;
+        }
+        if to == HBA_SLOT {
+            let (mut ctx, fw) = self.ctx_parts();
+            fw.on_frame(&mut ctx, &frame);
+            let lo = ctx.fabric_logout_hba;
+            self.frames.put(frame.bytes);
+            self.after(lo);
+        } else {
+            self.deliver_other(to, frame);
+        }
+    }
+
+    fn deliver_other(&mut self, _to: Slot, frame: Frame) {
+        self.frames.put(frame.bytes);
+    }
+
+    fn set_cable(&mut self, slot: Slot, up: bool) {
+        let pid = self
+            .fabric
+            .ports
+            .get(slot)
+            .map(|p| p.port_id)
+            .unwrap_or_default();
+        self.shared
+            .trace
+            .record(self.now, TraceKind::Link { port: pid, up });
+        let rscn = self.fabric.set_cable(&mut self.frames, slot, up);
+        for (to, f) in rscn {
+            self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+        }
+        if slot == HBA_SLOT {
+            let (mut ctx, fw) = self.ctx_parts();
+            fw.on_cable(&mut ctx, up);
+            let lo = ctx.fabric_logout_hba;
+            self.after(lo);
+        }
+    }
+
+    fn apply_fault(&mut self, f: ScheduledFault) {
+        match f {
+            ScheduledFault::LinkBounce(d) => {
+                self.shared
+                    .trace
+                    .record(self.now, TraceKind::Fault(InjectedFault::LinkBounce(d)));
+                self.set_cable(HBA_SLOT, false);
+                self.queue.push(
+                    self.now + d,
+                    Event::Cable {
+                        slot: HBA_SLOT,
+                        up: true,
+                    },
+                );
+            }
+            ScheduledFault::Lip => {
+                self.shared
+                    .trace
+                    .record(self.now, TraceKind::Fault(InjectedFault::Lip));
+                let (mut ctx, fw) = self.ctx_parts();
+                fw.lip(&mut ctx);
+                let lo = ctx.fabric_logout_hba;
+                self.after(lo);
+            }
+            ScheduledFault::SystemError => {
+                let (mut ctx, fw) = self.ctx_parts();
+                fw.system_error(&mut ctx, 0x0DEA);
+                let lo = ctx.fabric_logout_hba;
+                self.after(lo);
+            }
+            ScheduledFault::StallNextMailbox => self.faults.stall_next_mailbox = true,
+            ScheduledFault::LoseNextCtioCompletion => self.faults.lose_next_ctio = true,
+            ScheduledFault::InitiatorLogout(_) | ScheduledFault::AbtsStorm(..) => {}
+        }
+    }
+
+    fn schedule_random_faults_initial(&mut self) {
+        if let Some(mean) = self.faults.cfg.link_bounce_every {
+            let d = FaultInjector::next_interval(&mut self.faults.link, mean);
+            self.queue.push(self.now + d, Event::RandomLinkBounce);
+        }
+        if let Some(mean) = self.faults.cfg.lip_every {
+            let d = FaultInjector::next_interval(&mut self.faults.link, mean);
+            self.queue.push(self.now + d, Event::RandomLip);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Stepping.
+
+    /// Does one unit of work: acts on pending register writes, or else runs the next
+    /// scheduled event (advancing the clock to it). Returns `false` when there was nothing
+    /// to do (the simulation waits for the driver).
+    pub fn step(&mut self) -> bool {
+        self.set_now(self.now);
+        let before = self.shared.cmd_pending.load(Ordering::Acquire)
+            || self.shared.req_doorbell.load(Ordering::Acquire)
+            || self.shared.rsp_out_moved.load(Ordering::Acquire)
+            || self.shared.atio_out_moved.load(Ordering::Acquire);
+        self.service();
+        if before {
+            return true;
+        }
+        match self.queue.pop() {
+            Some((t, ev)) => {
+                self.set_now(t);
+                self.handle(ev);
+                self.service();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs every event up to and including time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: SimTime) {
+        self.service();
+        while let Some(next) = self.queue.peek_time() {
+            if next > t {
+                break;
+            }
+            if let Some((at, ev)) = self.queue.pop() {
+                self.set_now(at);
+                self.handle(ev);
+                self.service();
+            }
+        }
+        self.set_now(t);
+        self.service();
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    /// Steps until `cond` holds or `timeout` of simulated time passes; returns whether it
+    /// held. `cond` sees the simulator between events.
+    pub fn run_until_cond(
+        &mut self,
+        timeout: Duration,
+        mut cond: impl FnMut(&mut Sim) -> bool,
+    ) -> bool {
+        let deadline = self.now + timeout;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            match self.queue.peek_time() {
+                Some(t) if t <= deadline => {
+                    self.step();
+                }
+                _ => {
+                    self.service();
+                    if cond(self) {
+                        return true;
+                    }
+                    self.set_now(deadline);
+                    self.service();
+                    return cond(self);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Faults and link control.
+
+    /// Schedules a fault at time `at` (now if in the past).
+    pub fn schedule_fault(&mut self, at: SimTime, fault: ScheduledFault) {
+        self.queue.push(at.max(self.now), Event::Fault(fault));
+    }
+
+    /// Injects a fault now.
+    pub fn inject(&mut self, fault: ScheduledFault) {
+        self.apply_fault(fault);
+    }
+
+    /// Plugs or unplugs the HBA's cable now.
+    pub fn set_hba_link(&mut self, up: bool) {
+        self.set_cable(HBA_SLOT, up);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Inspection.
+
+    /// The interface rules the driver broke so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared
+            .violations
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes (clears) the recorded violations.
+    pub fn take_violations(&self) -> Vec<Violation> {
+        self.shared
+            .violations
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    /// IOMMU faults recorded so far.
+    pub fn iommu_faults(&self) -> Vec<IommuFault> {
+        self.shared.iommu.faults()
+    }
+
+    /// Takes the IOMMU faults (a test that provokes one takes it, so dropping the
+    /// simulator does not fail the test).
+    pub fn take_iommu_faults(&self) -> Vec<IommuFault> {
+        self.shared.iommu.take_faults()
+    }
+
+    /// `DmaFence::release` calls by the driver so far.
+    pub fn release_fences(&self) -> u64 {
+        self.shared.fence.release.load(Ordering::Relaxed)
+    }
+
+    /// `DmaFence::acquire` calls by the driver so far.
+    pub fn acquire_fences(&self) -> u64 {
+        self.shared.fence.acquire.load(Ordering::Relaxed)
+    }
+
+    /// Interrupts raised on the line so far.
+    pub fn interrupts_raised(&self) -> u64 {
+        self.shared.irq.raised.load(Ordering::Relaxed)
+    }
+
+    /// Firmware statistics.
+    pub fn firmware_stats(&self) -> FirmwareStats {
+        self.fw.stats
+    }
+
+    /// The HBA's N_Port ID once it logged in to the fabric.
+    pub fn hba_port_id(&self) -> Option<PortId> {
+        self.fw.link.logged_in.then_some(self.fw.link.port_id)
+    }
+
+    /// The fabric name server's table (logged-in ports).
+    pub fn name_server(&self) -> Vec<NameServerEntry> {
+        self.fabric.name_server()
+    }
+
+    /// The events in the in-memory trace.
+    pub fn trace_events(&self) -> Vec<TraceEvent> {
+        self.shared.trace.events()
+    }
+
+    /// The in-memory trace as text, one line per event.
+    pub fn trace_text(&self) -> String {
+        let mut s = String::new();
+        for e in self.shared.trace.events() {
+            s.push_str(&e.to_string());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Clears the in-memory trace.
+    pub fn clear_trace(&self) {
+        self.shared.trace.clear();
+    }
+
+    /// Events recorded in total and dropped from the bounded in-memory ring.
+    pub fn trace_counts(&self) -> (u64, u64) {
+        (self.shared.trace.total(), self.shared.trace.dropped())
+    }
+
+    /// Changes what is traced.
+    pub fn configure_trace(&self, cfg: TraceConfig) {
+        self.shared.trace.configure(cfg);
+    }
+
+    /// Streams every trace event as a text line to `sink` (`None` stops).
+    pub fn set_trace_sink(&self, sink: Option<Box<dyn std::io::Write + Send>>) {
+        self.shared.trace.set_text_sink(sink);
+    }
+
+    /// Streams every frame to a pcap writer; returns the previous one.
+    pub fn set_pcap(
+        &self,
+        pcap: Option<PcapWriter<Box<dyn std::io::Write + Send>>>,
+    ) -> Option<PcapWriter<Box<dyn std::io::Write + Send>>> {
+        self.shared.trace.set_pcap(pcap)
+    }
+
+    /// Flushes the trace sinks.
+    pub fn flush_trace(&self) {
+        self.shared.trace.flush();
+    }
+
+    /// An I/O error a trace sink hit (it was detached then).
+    pub fn trace_io_error(&self) -> Option<String> {
+        self.shared.trace.io_error()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shared.trace.flush();
+        if self.fail_on_iommu_fault && !std::thread::panicking() {
+            let faults = self.shared.iommu.faults();
+            if !faults.is_empty() {
+                let list: Vec<String> = faults
+                    .iter()
+                    .map(|f| format!("  [{}] {f}", f.time))
+                    .collect();
+                panic!(
+                    "the simulated device hit {} IOMMU fault(s):\n{}",
+                    faults.len(),
+                    list.join("\n")
+                );
+            }
+        }
+    }
+}
