@@ -249,10 +249,7 @@ impl fmt::Display for Event {
                 generation,
                 version,
                 exchanges,
-            } => write!(
-                f,
-                "{generation} firmware {version} running, {exchanges} exchanges"
-            ),
+            } => write!(f, "{generation} {version} running, {exchanges} exchanges"),
             Event::Online { port_id, topology } => {
                 write!(f, "port online: id {port_id}, topology {topology}")
             }

@@ -156,6 +156,11 @@ impl BringUp {
         }
     }
 
+    /// Whether the current step's mailbox command is outstanding.
+    pub(crate) fn is_posted(&self) -> bool {
+        self.posted
+    }
+
     pub(crate) fn fatal(&mut self, why: &'static str) {
         self.step = Step::Fatal(why);
     }

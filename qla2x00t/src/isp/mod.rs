@@ -572,3 +572,31 @@ mod cmd_tests;
 mod harness;
 #[cfg(test)]
 mod tests;
+
+impl<P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
+    Isp<'_, P, REQ, RSP, ATIO>
+{
+    /// One turn of a port's poller with the SCSI core: drain the rings into
+    /// `target`, let the core run (its transport calls queue IOCBs), then
+    /// ring the doorbell once for everything queued.
+    pub fn poll_stack<B: rscst_core::Backend>(
+        &mut self,
+        now: Instant,
+        target: &mut rscst_core::Target<'_>,
+        backend: &mut B,
+    ) -> Progress {
+        let a = self.poll(now, target);
+        let b = target.poll(now, self, backend);
+        let c = self.flush();
+        Progress::from_bool(a == Progress::Busy || b == rscst_core::Progress::Progressed || c)
+    }
+
+    /// When the stack's poller must run next (`Some(now)` while work is
+    /// ready): the earlier of the driver's and the core's deadlines.
+    pub fn poll_at_stack(&self, now: Instant, target: &rscst_core::Target<'_>) -> Option<Instant> {
+        match (self.poll_at(now), target.poll_at(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

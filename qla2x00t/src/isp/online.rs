@@ -178,6 +178,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.link_up = true;
                 self.marker_needed = true;
                 self.event(Event::LinkUp(ev));
+                // Waiting for the firmware to be ready: ask again now.
+                if let super::bringup::Step::WaitReady { deadline, .. } = self.up.step
+                    && !self.up.is_posted()
+                {
+                    self.up.step = super::bringup::Step::WaitReady {
+                        next: self.now,
+                        deadline,
+                    };
+                }
                 if self.phase() == super::Phase::Online {
                     self.queue_job(Job::AdapterId);
                     self.ack_link_reinit();
