@@ -136,7 +136,8 @@ const GOOD: Status<'static> = Status {
 #[test]
 fn login_and_read_good_status_in_one_ctio() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cdb = [0x28, 0, 0, 0, 0, 0x10, 0, 0, 8, 0];
     let cmd = submit(
@@ -213,7 +214,8 @@ fn login_and_read_good_status_in_one_ctio() {
 #[test]
 fn read_with_check_condition_is_data_then_status() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
         &mut fw,
@@ -279,7 +281,8 @@ fn read_with_check_condition_is_data_then_status() {
 #[test]
 fn write_then_status() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
         &mut fw,
@@ -333,7 +336,8 @@ fn write_then_status() {
 #[test]
 fn large_transfer_is_split_across_ctios() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     isp.config.max_ctio_bytes = 4096;
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
@@ -399,7 +403,8 @@ fn large_transfer_is_split_across_ctios() {
 #[test]
 fn back_pressure_answers() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     // No session: terminate.
     fw.atio(&isp, &atio(0x200, &[0; 6], DataDir::None, 0));
     fw.poll(&mut isp, &mut core);
@@ -463,7 +468,8 @@ fn back_pressure_answers() {
 #[test]
 fn ring_full_is_busy_to_the_core() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let mut cmds = Vec::new();
     for x in 0..8 {
@@ -521,7 +527,8 @@ fn ring_full_is_busy_to_the_core() {
 #[test]
 fn fcp_lun_reset_round_trip() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let fcp = FcpCmndRepr::task_management(Lun::from_index(1).unwrap(), TmFunction::LunReset);
     let mut a = Atio7Repr::new(
@@ -602,7 +609,8 @@ fn abts(xchg: u32, to_abort: u32) -> [u8; 64] {
 #[test]
 fn abts_mid_write_then_stale_completion() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
         &mut fw,
@@ -707,7 +715,8 @@ fn abts_mid_write_then_stale_completion() {
 #[test]
 fn abts_for_unknown_exchange_is_rejected() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     login(&mut fw, &mut isp, &mut core);
     fw.respond(&isp, &abts(0x7002, 0x999));
     fw.poll(&mut isp, &mut core);
@@ -720,7 +729,8 @@ fn abts_for_unknown_exchange_is_rejected() {
 #[test]
 fn logout_with_commands_outstanding() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
         &mut fw,
@@ -782,7 +792,8 @@ fn logout_with_commands_outstanding() {
 #[test]
 fn system_error_voids_everything_and_recovers() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let a = submit(
         &mut fw,
@@ -882,7 +893,8 @@ fn system_error_voids_everything_and_recovers() {
 #[test]
 fn lost_completion_terminates_then_resets() {
     let mut st = HStorage::new();
-    let (mut isp, mut fw, mut core) = online(&mut st);
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
     let cmd = submit(
         &mut fw,

@@ -50,6 +50,20 @@ pub(crate) struct State {
 }
 
 impl State {
+    pub(crate) fn dma_read_pub(&self, iova: u64, buf: &mut [u8]) -> bool {
+        self.dma_read(iova, buf)
+    }
+
+    pub(crate) fn dma_write_pub(&self, iova: u64, data: &[u8]) -> bool {
+        for r in &self.regions {
+            let base = r.iova().0;
+            if iova >= base && iova + data.len() as u64 <= base + r.len() as u64 {
+                return r.write((iova - base) as usize, data).is_ok();
+            }
+        }
+        false
+    }
+
     fn dma_read(&self, iova: u64, buf: &mut [u8]) -> bool {
         for r in &self.regions {
             let base = r.iova().0;

@@ -113,7 +113,7 @@ impl CoreApi for RecCore {
 }
 
 pub(crate) const REQ: usize = 32;
-pub(crate) type HStorage = IspStorage<8, 4, 4, 32, 256>;
+pub(crate) type HStorage = IspStorage<8, 8, 4, 32, 256>;
 pub(crate) type HIsp<'s> = Isp<'s, FakePlatform, REQ, 32, 32>;
 
 /// The test's side of the rings.
@@ -188,7 +188,7 @@ pub(crate) fn leak_image() -> &'static [u8] {
 }
 
 /// Probe and bring the port online; returns the driver, the firmware side and a core.
-pub(crate) fn online(storage: &mut HStorage) -> (HIsp<'_>, Fw, RecCore) {
+pub(crate) fn online<'s, C: CoreApi>(storage: &'s mut HStorage, core: &mut C) -> (HIsp<'s>, Fw) {
     let p = FakePlatform::new();
     let chip = p.state.clone();
     let mut cfg = IspConfig::new(
@@ -198,10 +198,9 @@ pub(crate) fn online(storage: &mut HStorage) -> (HIsp<'_>, Fw, RecCore) {
     );
     cfg.busy_threshold_percent = 100;
     let mut isp = HIsp::probe(p, storage, cfg).unwrap();
-    let mut core = RecCore::default();
     let mut t = 0;
     while !isp.is_online() {
-        isp.poll(Instant::from_millis(t), &mut core);
+        isp.poll(Instant::from_millis(t), core);
         t += 1;
         assert!(t < 10_000, "bring-up stuck: {:?}", isp.phase());
     }
@@ -217,13 +216,57 @@ pub(crate) fn online(storage: &mut HStorage) -> (HIsp<'_>, Fw, RecCore) {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0][0], 0x04);
     while isp.pop_event().is_some() {}
-    (isp, fw, core)
+    (isp, fw)
 }
 
 impl Fw {
     /// Poll the driver once at the harness clock (+1 ms).
-    pub fn poll(&mut self, isp: &mut HIsp<'_>, core: &mut RecCore) {
+    pub fn poll<C: CoreApi>(&mut self, isp: &mut HIsp<'_>, core: &mut C) {
         self.now += 1;
         isp.poll(Instant::from_millis(self.now), core);
     }
+
+    /// The bytes a data-in CTIO7 (with its continuations) points at.
+    pub fn read_dsds(&self, entries: &[[u8; 64]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for d in dsds(entries) {
+            let mut b = std::vec![0u8; d.length as usize];
+            assert!(
+                self.chip.borrow().dma_read_pub(d.address, &mut b),
+                "DSD {d} not mapped"
+            );
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    /// Write `data` where a data-out CTIO7 points.
+    pub fn write_dsds(&self, entries: &[[u8; 64]], data: &[u8]) {
+        let mut at = 0;
+        for d in dsds(entries) {
+            let n = d.length as usize;
+            assert!(
+                self.chip
+                    .borrow()
+                    .dma_write_pub(d.address, &data[at..at + n])
+            );
+            at += n;
+        }
+        assert_eq!(at, data.len());
+    }
+}
+
+/// The DSDs of a CTIO7 and its continuation entries.
+pub(crate) fn dsds(entries: &[[u8; 64]]) -> Vec<rscst_fw::iocb::Dsd64> {
+    use rscst_fw::iocb::{ContinueA64Repr, Ctio7Mode, Ctio7Repr};
+    let c = Ctio7Repr::parse_bytes(&entries[0]).unwrap();
+    let Ctio7Mode::Mode0(m) = c.mode else {
+        return Vec::new();
+    };
+    let mut v = std::vec![m.dsd];
+    for e in &entries[1..c.entry_count as usize] {
+        v.extend(ContinueA64Repr::parse_bytes(e).unwrap().used().copied());
+    }
+    v.truncate(c.dseg_count as usize);
+    v
 }

@@ -600,3 +600,5 @@ impl<P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 }
+#[cfg(test)]
+mod stack_tests;
