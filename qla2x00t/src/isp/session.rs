@@ -764,6 +764,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     && let Some(h) = self.held.get_mut(notify as usize)
                     && h.used
                     && h.reason == HoldReason::Tmfs
+                    && h.epoch == s.epoch
                 {
                     h.waiting = h.waiting.saturating_sub(1);
                 }
