@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub regions: Vec<HostRegion>,
     pub next_iova: u64,
     pub device_id: u16,
+    /// Login state GET_PORT_DATABASE reports (0 = not logged in: status 0x400A).
+    pub pdb_state: u8,
 }
 
 impl State {
@@ -163,6 +165,21 @@ impl State {
                     4
                 };
                 0x4000
+            }
+            0x64 => {
+                if self.pdb_state == 0 {
+                    0x400A
+                } else {
+                    let mut b = [0u8; 64];
+                    b[2] = self.pdb_state;
+                    b[3] = self.pdb_state;
+                    b[0x0E..0x10].copy_from_slice(&m[1].to_le_bytes());
+                    if self.dma_write_pub(addr, &b) {
+                        0x4000
+                    } else {
+                        0x4006
+                    }
+                }
             }
             0x20 => {
                 self.mbx[1] = 0x7E;
@@ -315,6 +332,7 @@ impl FakePlatform {
     pub(crate) fn new() -> FakePlatform {
         let state: Shared = Rc::new(RefCell::new(State {
             device_id: 0x2532,
+            pdb_state: 6,
             ..State::default()
         }));
         FakePlatform {

@@ -601,4 +601,6 @@ impl<P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 }
 #[cfg(test)]
+mod event_tests;
+#[cfg(test)]
 mod stack_tests;
