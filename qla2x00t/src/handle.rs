@@ -262,6 +262,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// The earliest deadline among outstanding handles.
+    #[cfg(test)]
     pub fn earliest_deadline(&self) -> Option<Instant> {
         self.slots
             .iter()

@@ -470,9 +470,16 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         };
         min(self.mbx.deadline());
         if self.phase() == Phase::Online {
-            min(self.handles.earliest_deadline());
-            for s in self.sessions.iter() {
-                min(s.lost_deadline);
+            // Deadlines of outstanding IOCBs and session timers are checked
+            // by the periodic sweep (O(1) here instead of a table scan).
+            if self.handles.in_use() > 0 || self.sessions.iter().any(|s| s.lost_deadline.is_some())
+            {
+                min(Some(self.next_sweep));
+            }
+            if self.jobs.iter().any(Option::is_some)
+                || self.sessions.iter().any(|s| s.check_pending)
+            {
+                min(Some(self.job_not_before.max(now)));
             }
         }
         t
