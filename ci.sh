@@ -68,6 +68,7 @@ do_nostd() {
   for c in "${NOSTD_CRATES[@]}"; do
     cargo build -p "$c" --no-default-features --target thumbv7em-none-eabihf
   done
+  cargo build -p rscst-fw --features defmt --target thumbv7em-none-eabihf
   cargo build -p rscst-core --features defmt --target thumbv7em-none-eabihf
   step "firmware image"
   cargo fw
@@ -75,11 +76,11 @@ do_nostd() {
 
 do_fuzz() {
   step "fuzz smoke"
+  [ -d fuzz/fuzz_targets ] || { echo "no fuzz targets yet"; return 0; }
   if ! rustup toolchain list | grep -q nightly; then echo "no nightly toolchain: fuzz smoke skipped"; return 0; fi
   if ! command -v cargo-fuzz >/dev/null 2>&1; then
     if [ "${CI:-}" = true ]; then cargo install cargo-fuzz --locked; else echo "cargo-fuzz not installed: fuzz smoke skipped"; return 0; fi
   fi
-  [ -d fuzz/fuzz_targets ] || { echo "no fuzz targets yet"; return 0; }
   for t in $(cd fuzz && cargo +nightly fuzz list); do
     (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time="${FUZZ_SECONDS:-30}")
   done

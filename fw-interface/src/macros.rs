@@ -376,3 +376,29 @@ macro_rules! view_basics {
         }
     };
 }
+
+/// `Display` (and `defmt::Format` with the `defmt` feature) for a view: the Repr's one line,
+/// or `NAME (error)` when the bytes do not parse. `$parse` is the Repr's
+/// `parse(&View) -> Result<Repr, WireError>` function.
+macro_rules! view_display {
+    ($view:ident, $parse:path, $name:literal) => {
+        impl<T: AsRef<[u8]>> ::core::fmt::Display for $view<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self.check_len().and_then(|_| $parse(self)) {
+                    Ok(r) => ::core::fmt::Display::fmt(&r, f),
+                    Err(e) => write!(f, concat!($name, " ({})"), e),
+                }
+            }
+        }
+
+        #[cfg(feature = "defmt")]
+        impl<T: AsRef<[u8]>> defmt::Format for $view<T> {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                match self.check_len().and_then(|_| $parse(self)) {
+                    Ok(r) => defmt::write!(f, "{}", r),
+                    Err(e) => defmt::write!(f, "{=str} ({})", $name, e),
+                }
+            }
+        }
+    };
+}

@@ -418,6 +418,8 @@ impl Visit for IdListEntryRepr {
     }
 }
 
+view_display!(PortDatabase, PortDatabaseRepr::parse, "PDB");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

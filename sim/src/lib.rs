@@ -11,6 +11,7 @@ pub mod fault;
 pub mod firmware;
 mod frame;
 mod iommu;
+pub mod iscsi;
 pub mod pcap;
 mod platform;
 mod rng;

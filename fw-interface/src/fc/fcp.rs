@@ -508,15 +508,6 @@ impl Visit for FcpCmndRepr {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Display for FcpCmnd<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match FcpCmndRepr::parse(self) {
-            Ok(r) => write!(f, "{r}"),
-            Err(e) => write!(f, "FCP_CMND ({e})"),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// A view of FCP_XFER_RDY: `BE32 DATA_RO`, `BE32 BURST_LEN`, 4 reserved.
@@ -974,6 +965,10 @@ impl Visit for FcpRspRepr {
         v.field("sense", Value::Bytes(self.sense.as_slice()));
     }
 }
+
+view_display!(FcpCmnd, FcpCmndRepr::parse, "FCP_CMND");
+view_display!(FcpXferRdy, FcpXferRdyRepr::parse, "XFER_RDY");
+view_display!(FcpRsp, FcpRspRepr::parse, "FCP_RSP");
 
 #[cfg(test)]
 mod tests {

@@ -386,6 +386,16 @@ impl<T: AsRef<[u8]>> fmt::Display for FcHeader<T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<T: AsRef<[u8]>> defmt::Format for FcHeader<T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match FcHeaderRepr::parse(self) {
+            Ok(r) => defmt::write!(f, "FC {}", r),
+            Err(e) => defmt::write!(f, "FC ({})", e),
+        }
+    }
+}
+
 impl Visit for FcHeaderRepr {
     fn visit(&self, v: &mut dyn FieldVisitor) {
         self.visit_fields(v)

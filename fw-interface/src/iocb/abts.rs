@@ -587,6 +587,10 @@ impl Visit for AbtsRespCompletionRepr {
     }
 }
 
+view_display!(AbtsRecv, AbtsRecvRepr::parse, "ABTS_RECV");
+// A view displays as a request.
+view_display!(AbtsResp, AbtsRespRepr::parse, "ABTS_RESP");
+
 #[cfg(test)]
 pub(crate) mod tests {
     extern crate std;

@@ -263,15 +263,6 @@ impl fmt::Display for Atio7Repr {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Display for Atio7<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.check_len().and_then(|_| Atio7Repr::parse(self)) {
-            Ok(r) => r.fmt(f),
-            Err(e) => write!(f, "ATIO7 ({e})"),
-        }
-    }
-}
-
 impl Visit for Atio7Repr {
     fn visit(&self, v: &mut dyn FieldVisitor) {
         v.field("entry_type", EntryType::Atio7.to_value());
@@ -286,6 +277,8 @@ impl Visit for Atio7Repr {
         self.fcp.visit_fields(v);
     }
 }
+
+view_display!(Atio7, Atio7Repr::parse, "ATIO7");
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -158,6 +158,8 @@ impl Visit for ContinueA64Repr {
     }
 }
 
+view_display!(ContinueA64, ContinueA64Repr::parse, "CONTINUE_A64");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -1000,15 +1000,8 @@ impl Visit for Ctio7CompletionRepr {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Display for Ctio7<T> {
-    /// As a request (use [`Ctio7CompletionRepr`] for returned entries).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.check_len().and_then(|_| Ctio7Repr::parse(self)) {
-            Ok(r) => r.fmt(f),
-            Err(e) => write!(f, "CTIO7 ({e})"),
-        }
-    }
-}
+// A view displays as a request; use `Ctio7CompletionRepr` for returned entries.
+view_display!(Ctio7, Ctio7Repr::parse, "CTIO7");
 
 #[cfg(test)]
 mod tests {

@@ -394,6 +394,9 @@ impl Visit for CtioCrc2CompletionRepr {
     }
 }
 
+// A view displays as a request.
+view_display!(CtioCrc2, CtioCrc2Repr::parse, "CTIO_CRC2");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

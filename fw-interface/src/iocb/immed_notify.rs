@@ -380,14 +380,7 @@ impl Visit for ImmedNotifyRepr {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Display for ImmedNotify<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.check_len().and_then(|_| ImmedNotifyRepr::parse(self)) {
-            Ok(r) => r.fmt(f),
-            Err(e) => write!(f, "IMMED_NOTIFY ({e})"),
-        }
-    }
-}
+view_display!(ImmedNotify, ImmedNotifyRepr::parse, "IMMED_NOTIFY");
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -428,6 +428,9 @@ impl Visit for LoginoutCompletionRepr {
     }
 }
 
+// A view displays as a request.
+view_display!(Loginout, LoginoutRepr::parse, "LOGINOUT");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -153,6 +153,8 @@ impl Visit for MarkerRepr {
     }
 }
 
+view_display!(Marker, MarkerRepr::parse, "MARKER");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -160,6 +160,8 @@ impl Visit for MbxIocbRepr {
     }
 }
 
+view_display!(MbxIocb, MbxIocbRepr::parse, "MBX_IOCB");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -418,6 +418,9 @@ impl Visit for NotifyAckCompletionRepr {
     }
 }
 
+// A view displays as a request.
+view_display!(NotifyAck, NotifyAckRepr::parse, "NOTIFY_ACK");
+
 #[cfg(test)]
 mod tests {
     extern crate std;

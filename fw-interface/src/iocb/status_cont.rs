@@ -113,6 +113,8 @@ impl Visit for StatusContRepr {
     }
 }
 
+view_display!(StatusCont, StatusContRepr::parse, "STATUS_CONT");
+
 #[cfg(test)]
 mod tests {
     extern crate std;
