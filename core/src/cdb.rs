@@ -86,6 +86,9 @@ pub(crate) struct OpInfo {
     pub name: &'static str,
     pub cdb_len: u8,
     pub usage: [u8; 16],
+    /// The bits of bytes 1 .. cdb_len the usage map forbids, as a
+    /// big-endian `u128` of the CDB.
+    pub reserved: u128,
     pub dir: DataDirection,
     /// LBA field: (offset, size in bytes); size 0 = none.
     pub lba: (u8, u8),
@@ -103,6 +106,16 @@ impl OpInfo {
     pub(crate) fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
+}
+
+const fn reserved_mask(bytes: &[u8]) -> u128 {
+    let mut m = 0u128;
+    let mut i = 1;
+    while i < bytes.len() && i < 16 {
+        m |= ((!bytes[i]) as u128) << ((15 - i) * 8);
+        i += 1;
+    }
+    m
 }
 
 const fn usage(bytes: &[u8]) -> [u8; 16] {
@@ -145,6 +158,7 @@ const fn op(
         name,
         cdb_len: bytes.len() as u8,
         usage: usage(bytes),
+        reserved: reserved_mask(bytes),
         dir,
         lba,
         count,
@@ -165,7 +179,7 @@ const WR: u16 = MEDIUM | WRITES;
 
 /// The table, sorted by opcode then service action.
 #[rustfmt::skip]
-const TABLE: [OpInfo; 50] = [
+const TABLE: [OpInfo; 51] = [
     op(0x00, None, "TEST UNIT READY", &[FF, 0, 0, 0, 0, CTL], N, (0, 0), (0, 0), MEDIUM, K::TestUnitReady, T_SHORT, P::Allowed),
     op(0x03, None, "REQUEST SENSE", &[FF, 0x01, 0, 0, FF, CTL], I, (0, 0), (4, 1), INFO_FLAGS, K::RequestSense, T_SHORT, P::Allowed),
     op(0x04, None, "FORMAT UNIT", &[FF, 0x3f, 0, 0, 0, CTL], O, (0, 0), (0, 0), WR, K::FormatUnit, T_LONG, P::Write),
@@ -216,6 +230,7 @@ const TABLE: [OpInfo; 50] = [
     op(0xaa, None, "WRITE(12)", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::Write, T_IO, P::Write),
     op(0xae, None, "WRITE AND VERIFY(12)", &[FF, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::WriteVerify, T_IO, P::Write),
     op(0xaf, None, "VERIFY(12)", &[FF, 0x16, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), RW, K::Verify, T_IO, P::Read),
+    op(0xb7, None, "READ DEFECT DATA(12)", &[FF, 0x1f, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), MEDIUM, K::ReadDefectData, T_SHORT, P::Read),
 ];
 
 /// Rows with the same opcode are contiguous; this maps an opcode to its
@@ -266,24 +281,32 @@ pub(crate) fn lookup_op(opcode: u8, sa: u8) -> Option<&'static OpInfo> {
 
 /// INVALID FIELD IN CDB at the first set bit the usage bitmap does not allow.
 pub(crate) fn check_reserved(op: &OpInfo, cdb: &[u8; 16]) -> Result<(), SenseReason> {
-    let n = usize::from(op.cdb_len);
-    for (i, (&byte, &usage)) in cdb.iter().zip(&op.usage).enumerate().take(n).skip(1) {
-        let bad = byte & !usage;
-        if bad != 0 {
-            let bit = 7 - bad.leading_zeros() as u8;
-            return Err(SenseReason::InvalidFieldInCdb(FieldPointer::bit(
-                i as u16, bit,
-            )));
-        }
+    // One 128-bit AND: the CDB against the bits its usage map forbids.
+    let bad = u128::from_be_bytes(*cdb) & op.reserved;
+    if bad == 0 {
+        return Ok(());
     }
-    Ok(())
+    let lz = bad.leading_zeros();
+    let (byte, bit) = ((lz / 8) as u16, 7 - (lz % 8) as u8);
+    Err(SenseReason::InvalidFieldInCdb(FieldPointer::bit(byte, bit)))
 }
 
-/// Big-endian field of `size` bytes at `off`.
+/// Big-endian field of `size` (1-4 or 8) bytes at `off`; 0 for none.
 pub(crate) fn be(cdb: &[u8; 16], (off, size): (u8, u8)) -> u64 {
-    let (off, size) = (usize::from(off), usize::from(size));
-    cdb.get(off..off + size)
-        .map_or(0, |b| b.iter().fold(0u64, |v, &x| v << 8 | u64::from(x)))
+    let o = usize::from(off);
+    let get = |n: usize| cdb.get(o..o + n);
+    match size {
+        1 => get(1).map_or(0, |b| u64::from(b[0])),
+        2 => get(2).map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+        3 => get(3).map_or(0, |b| u64::from(u32::from_be_bytes([0, b[0], b[1], b[2]]))),
+        4 => get(4).map_or(0, |b| {
+            u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }),
+        8 => get(8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_be_bytes),
+        _ => 0,
+    }
 }
 
 /// Big-endian field of a byte slice (parameter data).

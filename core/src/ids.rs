@@ -60,6 +60,10 @@ impl Lun {
     /// The canonical form the core compares: single-level LUNs re-encoded as
     /// [`Lun::single_level`], anything else unchanged.
     pub const fn normalized(self) -> Lun {
+        // Peripheral addressing with bus 0 is already canonical.
+        if self.0 & 0xff00_ffff_ffff_ffff == 0 {
+            return self;
+        }
         match self.single_level_number() {
             Some(n) => match Lun::single_level(n) {
                 Some(l) => l,

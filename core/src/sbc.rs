@@ -32,6 +32,9 @@ const S_GOT_BUF: u8 = 8;
 const S_WRITTEN: u8 = 9;
 const S_READ_DONE: u8 = 10;
 
+/// Steps a late background operation may take in one poll.
+const BG_BURST: usize = 16;
+
 /// Largest round a backend without mapping moves through the pool.
 const MAX_ROUND: u64 = 1 << 20;
 
@@ -69,11 +72,19 @@ impl Target<'_> {
         }
     }
 
-    /// INVALID FIELD IN CDB when a transfer exceeds MAXIMUM TRANSFER LENGTH.
-    fn check_max_transfer(&self, i: usize, blocks: u64) -> Result<(), SenseReason> {
-        let max = self.lus[self.lu_of(i)].cfg.max_transfer_blocks;
-        let count = self.cmds[i].op.map_or((0, 0), |o| o.count);
+    /// [`Self::check_range`], then INVALID FIELD IN CDB when a transfer
+    /// exceeds MAXIMUM TRANSFER LENGTH (one LU lookup for both).
+    fn check_transfer(&self, i: usize, lba: u64, blocks: u64) -> Result<(), SenseReason> {
+        let Some(lu) = self.lus.get(self.lu_of(i)) else {
+            return Err(SenseReason::InternalTargetFailure);
+        };
+        match lba.checked_add(blocks) {
+            Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
+            _ => return Err(SenseReason::LbaOutOfRange),
+        }
+        let max = lu.cfg.max_transfer_blocks;
         if max != 0 && blocks > u64::from(max) {
+            let count = self.cmds[i].op.map_or((0, 0), |o| o.count);
             return Err(invalid_cdb(u16::from(count.0), 7));
         }
         Ok(())
@@ -98,8 +109,7 @@ impl Target<'_> {
             match self.cmds[i].stage {
                 S_PARSE => {
                     let (lba, blocks) = self.lba_blocks(i);
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
                     c.lba = lba;
@@ -212,8 +222,7 @@ impl Target<'_> {
                         .is_some_and(|o| o.kind == crate::cdb::OpKind::WriteVerify);
                     let c = &mut self.cmds[i];
                     c.intended = blocks * bs;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     let expected = c.expected(DataDirection::Out);
                     if expected < c.intended && !expected.is_multiple_of(bs) {
@@ -332,8 +341,7 @@ impl Target<'_> {
                         _ => bs,
                     };
                     self.cmds[i].intended = intended;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     if c.expected(DataDirection::Out) < intended {
                         return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
@@ -820,8 +828,7 @@ impl Target<'_> {
                 0 => {
                     let (lba, blocks) = self.lba_blocks(i);
                     self.cmds[i].intended = blocks * bs;
-                    check!(self, i, self.check_range(i, lba, blocks));
-                    check!(self, i, self.check_max_transfer(i, blocks));
+                    check!(self, i, self.check_transfer(i, lba, blocks));
                     let c = &mut self.cmds[i];
                     if c.expected(DataDirection::Out) < c.intended {
                         return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
@@ -1269,6 +1276,7 @@ impl Target<'_> {
             waiter: if immed { NIL } else { i as u16 },
             waiter_gen: c.generation,
         });
+        self.bg_active += 1;
         if matches!(kind, BgKind::Overwrite { .. } | BgKind::BlockErase) {
             self.lus[l].sanitize_failed = false;
         }
@@ -1296,62 +1304,78 @@ impl Target<'_> {
 
     /// Advance the background operations that are due.
     pub(crate) fn run_background<B: Backend>(&mut self, b: &mut B) -> bool {
+        if self.bg_active == 0 {
+            return false;
+        }
         let mut moved = false;
         for l in 0..self.lus.len() {
-            let Some(bg) = self.lus[l].bg else { continue };
-            if bg.io_in_flight || self.now < bg.next_at {
-                continue;
-            }
-            let cfg = self.lus[l].cfg;
-            let bs = u64::from(cfg.block_size);
-            let step_bytes = if cfg.background_rate == 0 {
-                MAX_ROUND * 16
-            } else {
-                (cfg.background_rate / 50).clamp(bs, MAX_ROUND * 16)
-            };
-            let blocks = (step_bytes / bs).max(1).min(cfg.blocks - bg.next_lba);
-            let (kind, with_buf) = match bg.kind {
-                BgKind::Overwrite { .. } => (IoKind::WriteSame, true),
-                BgKind::BlockErase if cfg.thin => (IoKind::Unmap, false),
-                BgKind::BlockErase => (IoKind::WriteSame, true),
-                BgKind::Format => (IoKind::Unmap, false),
-            };
-            let io_buf = match (with_buf, bg.buf) {
-                (true, Some(pb)) => Some(self.pool.io_buf(pb, 0, bs as usize)),
-                (true, None) => {
-                    self.finish_background(l, Err(crate::backend::IoError::Failed));
-                    continue;
+            // A paced operation catches up after a late poll, a few steps at a time.
+            for _ in 0..BG_BURST {
+                if !self.bg_step(l, b) {
+                    break;
                 }
-                (false, _) => None,
-            };
-            let io = crate::backend::Io {
-                token: Self::bg_token(l),
-                lun: cfg.backend,
-                kind,
-                lba: bg.next_lba,
-                blocks,
-                block_size: cfg.block_size,
-                fua: false,
-                buf: io_buf,
-            };
-            if let Some(op) = self.lus[l].bg.as_mut() {
-                op.io_blocks = blocks;
-            }
-            match b.submit(&io) {
-                Ok(Submitted::Done(r)) => {
-                    moved = true;
-                    self.bg_io_done(l, r);
-                }
-                Ok(Submitted::Queued) => {
-                    moved = true;
-                    if let Some(op) = self.lus[l].bg.as_mut() {
-                        op.io_in_flight = true;
-                    }
-                }
-                Err(_) => {}
+                moved = true;
             }
         }
         moved
+    }
+
+    /// Submit the next step of LU `l`'s background operation, if one is due.
+    fn bg_step<B: Backend>(&mut self, l: usize, b: &mut B) -> bool {
+        let Some(bg) = self.lus[l].bg else {
+            return false;
+        };
+        if bg.io_in_flight || self.now < bg.next_at {
+            return false;
+        }
+        let cfg = self.lus[l].cfg;
+        let bs = u64::from(cfg.block_size);
+        let step_bytes = if cfg.background_rate == 0 {
+            MAX_ROUND * 16
+        } else {
+            (cfg.background_rate / 50).clamp(bs, MAX_ROUND * 16)
+        };
+        let blocks = (step_bytes / bs).max(1).min(cfg.blocks - bg.next_lba);
+        let (kind, with_buf) = match bg.kind {
+            BgKind::Overwrite { .. } => (IoKind::WriteSame, true),
+            BgKind::BlockErase if cfg.thin => (IoKind::Unmap, false),
+            BgKind::BlockErase => (IoKind::WriteSame, true),
+            BgKind::Format => (IoKind::Unmap, false),
+        };
+        let io_buf = match (with_buf, bg.buf) {
+            (true, Some(pb)) => Some(self.pool.io_buf(pb, 0, bs as usize)),
+            (true, None) => {
+                self.finish_background(l, Err(crate::backend::IoError::Failed));
+                return true;
+            }
+            (false, _) => None,
+        };
+        let io = crate::backend::Io {
+            token: Self::bg_token(l),
+            lun: cfg.backend,
+            kind,
+            lba: bg.next_lba,
+            blocks,
+            block_size: cfg.block_size,
+            fua: false,
+            buf: io_buf,
+        };
+        if let Some(op) = self.lus[l].bg.as_mut() {
+            op.io_blocks = blocks;
+        }
+        match b.submit(&io) {
+            Ok(Submitted::Done(r)) => {
+                self.bg_io_done(l, r);
+                true
+            }
+            Ok(Submitted::Queued) => {
+                if let Some(op) = self.lus[l].bg.as_mut() {
+                    op.io_in_flight = true;
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// A step of LU `l`'s background operation finished.
@@ -1374,9 +1398,10 @@ impl Target<'_> {
         bg.next_lba += bg.io_blocks;
         if rate > 0 {
             let ns = u128::from(bg.io_blocks * bs) * 1_000_000_000 / u128::from(rate);
-            bg.next_at = self.now.saturating_add(core::time::Duration::from_nanos(
-                ns.min(u128::from(u64::MAX)) as u64,
-            ));
+            // Due when this step's bytes have "taken" their time at the
+            // configured rate, counted from when this step was due.
+            let d = core::time::Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64);
+            bg.next_at = bg.next_at.saturating_add(d);
         }
         if bg.next_lba >= blocks {
             bg.next_lba = 0;
@@ -1413,6 +1438,7 @@ impl Target<'_> {
         let Some(bg) = self.lus[l].bg.take() else {
             return;
         };
+        self.bg_active = self.bg_active.saturating_sub(1);
         if let Some(pb) = bg.buf {
             self.pool.release(pb);
             if self.waiting_buffers {

@@ -186,6 +186,16 @@ impl FieldPointer {
     }
 }
 
+impl fmt::Display for FieldPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "byte {}", self.byte)?;
+        if let Some(b) = self.bit {
+            write!(f, " bit {b}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a command failed (or what REQUEST SENSE reports). Every variant maps
 /// to exactly one key/ASC/ASCQ in [`SenseReason::code`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -283,12 +283,18 @@ impl Target<'_> {
     /// WRITE ATOMIC buffers its data in the pool.
     pub(crate) fn max_atomic_blocks(&self, l: usize) -> u64 {
         let bs = u64::from(self.lus[l].cfg.block_size);
-        (self.pool.capacity() / 2 / bs).min(0xffff)
+        let max = match self.lus[l].cfg.max_transfer_blocks {
+            0 => 0xffff,
+            n => u64::from(n).min(0xffff),
+        };
+        (self.pool.capacity() / 2 / bs).min(max)
     }
 
     /// UNMAP block descriptors one parameter list may carry.
+    /// One descriptor of room is kept, so a list just over the limit is
+    /// still received and refused with INVALID FIELD IN PARAMETER LIST.
     pub(crate) fn max_unmap_descriptors(&self) -> u64 {
-        ((self.pool.capacity() - 8) / 16).min(4096)
+        ((self.pool.capacity() - 8) / 16 - 1).min(4096)
     }
 
     fn gen_block_limits(&self, l: usize, p: &mut Payload<'_>) {
@@ -296,7 +302,13 @@ impl Target<'_> {
         p.u8(0); // WSNZ = 0: WRITE SAME with 0 blocks writes to the end
         p.u8(self.max_compare_write_blocks(l) as u8);
         p.u16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY
-        p.u32(lu.cfg.max_transfer_blocks);
+        // MAXIMUM TRANSFER LENGTH: "no limit" is reported as the largest
+        // value rather than 0, so it is never below the atomic limit.
+        let max = match lu.cfg.max_transfer_blocks {
+            0 => u32::MAX,
+            n => n,
+        };
+        p.u32(max);
         p.u32(0); // OPTIMAL TRANSFER LENGTH
         p.u32(0); // MAXIMUM PREFETCH LENGTH: no limit
         if lu.cfg.thin {

@@ -13,7 +13,9 @@ use crate::ids::{Lun, SessionHandle, TaskTag};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TmfFunction {
-    /// ABORT TASK of the task with this tag on the I_T_L nexus (FC ABTS maps here).
+    /// ABORT TASK of the task with this tag on the I_T_L nexus (FC ABTS maps
+    /// here). The task is found by I_T nexus and tag; the request's LUN is
+    /// not needed (an ABTS carries none).
     AbortTask(TaskTag),
     /// ABORT TASK SET: every task of the I_T_L nexus.
     AbortTaskSet,
@@ -28,7 +30,8 @@ pub enum TmfFunction {
     TargetReset,
     /// I_T NEXUS RESET: every task of the I_T nexus on every logical unit.
     ItNexusReset,
-    /// QUERY TASK: is the task with this tag in the task set?
+    /// QUERY TASK: is the task with this tag in the task set? Found by I_T
+    /// nexus and tag, like ABORT TASK.
     QueryTask(TaskTag),
     /// QUERY TASK SET: does the I_T_L nexus have any task?
     QueryTaskSet,

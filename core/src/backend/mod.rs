@@ -368,3 +368,37 @@ pub(crate) fn push_range(segs: &mut SegList, mut addr: u64, len: u64) -> u64 {
     }
     done
 }
+
+impl fmt::Display for MapDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MapDir::Read => "read",
+            MapDir::Write => "write",
+        })
+    }
+}
+
+impl fmt::Display for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mapped::Bytes(n) => write!(f, "{n} bytes mapped"),
+            Mapped::Unsupported => f.write_str("not mapped"),
+        }
+    }
+}
+
+impl fmt::Display for Submitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Submitted::Queued => f.write_str("queued"),
+            Submitted::Done(Ok(())) => f.write_str("done"),
+            Submitted::Done(Err(e)) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for LbaRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} blocks {}", self.blocks, self.status)
+    }
+}

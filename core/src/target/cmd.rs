@@ -99,10 +99,14 @@ pub(crate) struct Cmd {
     pub next: u16,
     pub prev: u16,
     pub in_task_set: bool,
+    /// On the task-set list (else only counted as unlisted).
+    pub listed: bool,
     /// Counted as blocking (ORDERED/HEAD OF QUEUE) in the task set.
     pub blocking: bool,
 
     pub session: u16,
+    /// Generation of the session when the command arrived.
+    pub session_gen: u16,
     /// LU index, or `NIL` for an unmapped LUN.
     pub lu: u16,
     /// The initiator group maps the LU read-only.
@@ -166,8 +170,10 @@ impl Cmd {
         next: NIL,
         prev: NIL,
         in_task_set: false,
+        listed: false,
         blocking: false,
         session: NIL,
+        session_gen: 0,
         lu: NIL,
         map_ro: false,
         tag: TaskTag(0),
@@ -203,6 +209,100 @@ impl Cmd {
         abort_tas: false,
         tmf_waiters: 0,
     };
+
+    /// Make a free slot a fresh command (the submit path): every field back
+    /// to its initial value except the ready-queue links (a slot may still be
+    /// linked there) and the scatter list's entries (only its length is reset,
+    /// to keep this cheap). The destructuring names every field, so a new
+    /// field cannot be forgotten.
+    pub(crate) fn reset(&mut self, generation: u16, seq: u32) {
+        let Cmd {
+            generation: g,
+            seq: q,
+            state,
+            stage,
+            queued: _,
+            next_ready: _,
+            next,
+            prev,
+            in_task_set,
+            listed,
+            blocking,
+            session,
+            session_gen,
+            lu,
+            map_ro,
+            tag,
+            attr,
+            cdb,
+            op,
+            dir,
+            expected_len,
+            waiting_since,
+            hw_pending_reported,
+            flags,
+            lba,
+            count,
+            aux,
+            intended,
+            done,
+            round,
+            segs,
+            seg_offset,
+            data_with_status,
+            buf,
+            media_active,
+            locks_range,
+            io_result,
+            status,
+            sense,
+            qerr_done,
+            aborted,
+            abort_tas,
+            tmf_waiters,
+        } = self;
+        *g = generation;
+        *q = seq;
+        *state = CmdState::Free;
+        *stage = 0;
+        *next = NIL;
+        *prev = NIL;
+        *in_task_set = false;
+        *listed = false;
+        *blocking = false;
+        *session = NIL;
+        *session_gen = 0;
+        *lu = NIL;
+        *map_ro = false;
+        *tag = TaskTag(0);
+        *attr = TaskAttr::Simple;
+        *cdb = [0; 16];
+        *op = None;
+        *dir = DataDirection::None;
+        *expected_len = 0;
+        *waiting_since = Instant::ZERO;
+        *hw_pending_reported = false;
+        *flags = CmdFlags::default();
+        *lba = 0;
+        *count = 0;
+        *aux = 0;
+        *intended = 0;
+        *done = 0;
+        *round = 0;
+        segs.clear();
+        *seg_offset = 0;
+        *data_with_status = false;
+        *buf = None;
+        *media_active = false;
+        *locks_range = false;
+        *io_result = None;
+        *status = ScsiStatus::Good;
+        *sense = None;
+        *qerr_done = false;
+        *aborted = false;
+        *abort_tas = false;
+        *tmf_waiters = 0;
+    }
 
     /// Bytes the initiator expects in direction `dir` (0 if it announced another one).
     pub(crate) fn expected(&self, dir: DataDirection) -> u64 {

@@ -304,3 +304,21 @@ pub enum Progress {
     /// Something moved; more may be possible at [`crate::Target::poll_at`].
     Progressed,
 }
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::ReadWrite => "read-write",
+            Access::ReadOnly => "read-only",
+        })
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Progress::Idle => "idle",
+            Progress::Progressed => "progressed",
+        })
+    }
+}

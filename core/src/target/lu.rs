@@ -89,6 +89,8 @@ pub(crate) struct Lu {
     pub ts_head: u16,
     pub ts_tail: u16,
     pub n_tasks: u16,
+    /// SIMPLE tasks counted but not on the list (all older than the list).
+    pub unlisted: u16,
     pub n_blocking: u16,
     pub n_dormant: u16,
     /// Session index of the faulted I_T nexus of an ACA condition, or NIL.
@@ -135,6 +137,7 @@ impl Lu {
         ts_head: NIL,
         ts_tail: NIL,
         n_tasks: 0,
+        unlisted: 0,
         n_blocking: 0,
         n_dormant: 0,
         aca: NIL,

@@ -241,6 +241,10 @@ pub struct Target<'a> {
     pub(crate) tmf_work: bool,
     pub(crate) lost_seq: u32,
     pub(crate) next_seq: u32,
+    /// LUs with a background operation.
+    pub(crate) bg_active: u16,
+    /// Some port group is in a state that refuses media commands.
+    pub(crate) alua_restricted: bool,
     pub(crate) stats: Stats,
 }
 
@@ -308,6 +312,8 @@ impl<'a> Target<'a> {
             tmf_work: false,
             lost_seq: 0,
             next_seq: 0,
+            bg_active: 0,
+            alua_restricted: false,
             stats: Stats::default(),
         }
     }
@@ -374,6 +380,10 @@ impl<'a> Target<'a> {
         if !found {
             return Err(ConfigError::NotFound);
         }
+        self.alua_restricted = self
+            .ports
+            .iter()
+            .any(|p| p.in_use && matches!(p.state, AluaState::Standby | AluaState::Unavailable));
         for l in 0..self.lus.len() {
             if self.lus[l].in_use {
                 self.set_ua_all(l, UnitAttention::AsymmetricAccessStateChanged, None);
@@ -572,6 +582,8 @@ impl<'a> Target<'a> {
         if map.iter().any(|e| e.in_use && e.lun == lun) {
             return Err(ConfigError::Duplicate);
         }
+        // A LU the group sees already (at another LUN) is not new to its nexuses.
+        let known = map.iter().any(|e| e.in_use && usize::from(e.lu) == l);
         let e = map
             .iter_mut()
             .find(|e| !e.in_use)
@@ -582,7 +594,7 @@ impl<'a> Target<'a> {
             lu: l as u16,
             read_only: access == Access::ReadOnly,
         };
-        self.lun_map_changed(g, Some(l));
+        self.lun_map_changed(g, (!known).then_some(l));
         Ok(())
     }
 
@@ -796,10 +808,11 @@ impl<'a> Target<'a> {
     pub(crate) fn pop_ua(&mut self, s: usize, l: usize) -> Option<UnitAttention> {
         let stride = self.lus.len();
         let e = self.itl.get_mut(s * stride + l)?;
-        let ua = UnitAttention::ALL
-            .iter()
-            .copied()
-            .find(|u| e.ua & u.bit() != 0)?;
+        if e.ua == 0 {
+            return None;
+        }
+        // Bits are in reporting order: the lowest set one goes first.
+        let ua = *UnitAttention::ALL.get(e.ua.trailing_zeros() as usize)?;
         e.ua &= !ua.bit();
         Some(ua)
     }
@@ -835,7 +848,7 @@ impl<'a> Target<'a> {
         };
         self.free_head = c.next;
         let generation = c.generation;
-        let group = self.sessions[s].group;
+        let (group, session_gen) = (self.sessions[s].group, self.sessions[s].generation);
         let lun = req.lun.normalized();
         let (lu, map_ro) = self.lookup_lun(group, lun).unwrap_or((NIL, false));
         let mut cdb = [0u8; 16];
@@ -843,20 +856,17 @@ impl<'a> Target<'a> {
         cdb[..n].copy_from_slice(&req.cdb[..n]);
         self.next_seq = self.next_seq.wrapping_add(1);
         let c = &mut self.cmds[i];
-        *c = Cmd {
-            generation,
-            seq: self.next_seq,
-            state: CmdState::Received,
-            session: s as u16,
-            lu,
-            map_ro,
-            tag: req.tag,
-            attr: req.attr,
-            cdb,
-            dir: req.dir,
-            expected_len: req.expected_len,
-            ..Cmd::EMPTY
-        };
+        c.reset(generation, self.next_seq);
+        c.state = CmdState::Received;
+        c.session = s as u16;
+        c.session_gen = session_gen;
+        c.lu = lu;
+        c.map_ro = map_ro;
+        c.tag = req.tag;
+        c.attr = req.attr;
+        c.cdb = cdb;
+        c.dir = req.dir;
+        c.expected_len = req.expected_len;
         self.sessions[s].cmds += 1;
         self.stats.commands += 1;
         self.enqueue(i);
@@ -894,11 +904,9 @@ impl<'a> Target<'a> {
     /// The command's view for transport calls.
     pub(crate) fn cmd_ref(&self, i: usize) -> CmdRef {
         let c = &self.cmds[i];
-        let s = usize::from(c.session);
-        let sg = self.sessions.get(s).map_or(0, |x| x.generation);
         CmdRef {
             handle: CmdHandle::new(i as u16, c.generation),
-            session: SessionHandle::new(c.session, sg),
+            session: SessionHandle::new(c.session, c.session_gen),
             tag: c.tag,
         }
     }
@@ -1080,12 +1088,17 @@ impl<'a> Target<'a> {
             c.locks_range,
         );
         let media = c.media_active;
-        let generation = c.generation.wrapping_add(1);
-        *c = Cmd {
-            generation,
-            next: self.free_head,
-            ..Cmd::EMPTY
-        };
+        // `submit` initialises every field; here only what scans of the
+        // pool look at is reset.
+        c.generation = c.generation.wrapping_add(1);
+        c.state = CmdState::Free;
+        c.next = self.free_head;
+        c.tmf_waiters = 0;
+        c.media_active = false;
+        c.locks_range = false;
+        c.aborted = false;
+        c.lu = NIL;
+        c.session = NIL;
         self.free_head = i as u16;
         if locks && let Some(lu) = self.lus.get_mut(l) {
             lu.atomic = lu.atomic.saturating_sub(1);
@@ -1228,6 +1241,17 @@ impl<'a> Target<'a> {
     /// The state of a command (tests and diagnostics).
     pub fn cmd_state(&self, cmd: CmdHandle) -> Option<CmdState> {
         self.cmd_index(cmd).ok().map(|i| self.cmds[i].state)
+    }
+
+    /// Number of command slots (`CMDS`): every [`CmdHandle::index`] is below
+    /// it, so a transport can size a per-command table of its own.
+    pub fn command_slots(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// Number of session slots (`SESSIONS`): every [`SessionHandle::index`] is below it.
+    pub fn session_slots(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Commands in the pool.

@@ -233,7 +233,7 @@ impl Target<'_> {
         check!(self, i, cdb::check_reserved(op, &self.cmds[i].cdb));
         if self.enter_task_set(i) {
             self.cmds[i].state = CmdState::Enabled;
-            Step::Continue
+            self.step_enabled(i)
         } else {
             self.cmds[i].state = CmdState::Dormant;
             Step::Park
@@ -264,7 +264,7 @@ impl Target<'_> {
             };
             return self.fail(i, r);
         }
-        if !op.has(STANDBY_OK) {
+        if self.alua_restricted && !op.has(STANDBY_OK) {
             let port = self.sessions.get(s).map(|x| x.port);
             match port.and_then(|p| self.port(p)).map(|p| p.state) {
                 Some(super::AluaState::Standby) => {

@@ -2,30 +2,48 @@
 //!
 //! SAM-5 8.6 / 8.9: a SIMPLE task enters the enabled state when every older
 //! HEAD OF QUEUE and ORDERED task has completed; an ORDERED task when every
-//! older task has; HEAD OF QUEUE (and ACA) at once. The task set is one
-//! arrival-ordered list per LU (TST=000b: shared by every I_T nexus) with
-//! counters, so the common case (SIMPLE tasks only) is O(1); the list is
-//! walked only when dormant tasks exist.
+//! older task has; HEAD OF QUEUE (and ACA) at once. The task set is shared by
+//! every I_T nexus (TST=000b).
+//!
+//! Two representations keep the common case O(1):
+//! * while the LU has only SIMPLE tasks that all run, a new SIMPLE task is
+//!   just counted (`unlisted`);
+//! * once an ORDERED, HEAD OF QUEUE or ACA task or a dormant task exists,
+//!   new tasks go on an arrival-ordered list, walked only when dormant tasks
+//!   may become enabled.
+//!
+//! Every unlisted task is older than every listed one: a task is unlisted
+//! only when the list is empty, and the list stays non-empty until its last
+//! task leaves. So the walk treats the unlisted tasks as one incomplete,
+//! non-blocking group at the head.
 
 use super::{CmdState, NIL, Target};
 use crate::transport::TaskAttr;
 
 impl Target<'_> {
-    /// Put command `i` at the tail of its LU's task set. True if it may run
-    /// now; false if it must wait (dormant).
+    /// Put command `i` in its LU's task set. True if it may run now; false if
+    /// it must wait (dormant).
     pub(crate) fn enter_task_set(&mut self, i: usize) -> bool {
         let l = usize::from(self.cmds[i].lu);
         let attr = self.cmds[i].attr;
         let Some(lu) = self.lus.get_mut(l) else {
             return true;
         };
+        lu.n_tasks += 1;
+        if attr == TaskAttr::Simple && lu.ts_head == NIL && lu.n_blocking == 0 {
+            // Nothing listed, nothing blocking: count it and run it.
+            lu.unlisted += 1;
+            let c = &mut self.cmds[i];
+            c.in_task_set = true;
+            c.listed = false;
+            return true;
+        }
         let enabled = match attr {
             TaskAttr::Simple => lu.n_blocking == 0 && lu.n_dormant == 0,
-            TaskAttr::Ordered => lu.n_tasks == 0,
+            TaskAttr::Ordered => lu.n_tasks == 1,
             TaskAttr::HeadOfQueue | TaskAttr::Aca => true,
         };
         let blocking = matches!(attr, TaskAttr::Ordered | TaskAttr::HeadOfQueue);
-        lu.n_tasks += 1;
         if blocking {
             lu.n_blocking += 1;
         }
@@ -46,6 +64,7 @@ impl Target<'_> {
         c.prev = tail;
         c.next = NIL;
         c.in_task_set = true;
+        c.listed = true;
         c.blocking = blocking;
         enabled
     }
@@ -57,7 +76,18 @@ impl Target<'_> {
         if !c.in_task_set {
             return;
         }
-        let (prev, next, l) = (c.prev, c.next, usize::from(c.lu));
+        let l = usize::from(c.lu);
+        if !c.listed {
+            self.cmds[i].in_task_set = false;
+            let lu = &mut self.lus[l];
+            lu.n_tasks -= 1;
+            lu.unlisted -= 1;
+            if lu.n_dormant > 0 && lu.unlisted == 0 {
+                self.enable_dormant(l);
+            }
+            return;
+        }
+        let (prev, next) = (c.prev, c.next);
         let (blocking, dormant, aca) = (
             c.blocking,
             c.state == CmdState::Dormant,
@@ -73,6 +103,7 @@ impl Target<'_> {
         }
         let c = &mut self.cmds[i];
         c.in_task_set = false;
+        c.listed = false;
         c.blocking = false;
         c.next = NIL;
         c.prev = NIL;
@@ -98,7 +129,8 @@ impl Target<'_> {
             // Blocked until the ACA condition is cleared (SAM-5 5.9.2).
             return;
         }
-        let (mut seen_any, mut seen_blocking) = (false, false);
+        // The unlisted SIMPLE tasks are older than every listed one.
+        let (mut seen_any, mut seen_blocking) = (self.lus[l].unlisted > 0, false);
         let mut j = usize::from(self.lus[l].ts_head);
         while let Some(c) = self.cmds.get(j) {
             let next = usize::from(c.next);

@@ -548,6 +548,25 @@ impl<B: Backend> H<B> {
             .expect("submit_tmf")
     }
 
+    /// Submit a TMF if a slot is free; remembers the session it came from.
+    pub fn tmf_try(
+        &mut self,
+        s: SessionHandle,
+        lun: u16,
+        f: TmfFunction,
+    ) -> Option<(TmfHandle, SessionHandle)> {
+        let tag = self.tag();
+        self.t
+            .submit_tmf(&TmfRequest {
+                session: s,
+                tag,
+                lun: Lun::single_level(lun).unwrap(),
+                function: f,
+            })
+            .ok()
+            .map(|t| (t, s))
+    }
+
     /// One poll.
     pub fn poll(&mut self) -> Progress {
         self.t.poll(self.now, &mut self.tr, &mut self.b)
@@ -598,6 +617,10 @@ impl<B: Backend> H<B> {
                 self.t.tmf_response_sent(tmf.handle).unwrap();
             }
             Ev::Aborted { cmd } => {
+                // The exchange is terminated: its other queued work is gone
+                // and is never completed after abort_done.
+                self.tr.pending.retain(|e| e.cmd() != Some(cmd.handle));
+                self.partial.remove(&cmd.handle.to_u32());
                 let st = St {
                     status: ScsiStatus::TaskAborted,
                     sense: vec![],
@@ -650,6 +673,22 @@ impl<B: Backend> H<B> {
         self.settle();
     }
 
+    /// Let `ms` milliseconds pass, polling at every deadline on the way.
+    pub fn run_for(&mut self, ms: u64) {
+        let end = Instant::from_nanos(self.now.as_nanos() + ms * 1_000_000);
+        loop {
+            self.settle();
+            match self.t.poll_at(self.now) {
+                Some(at) if at <= end => {
+                    self.now = at.max(Instant::from_nanos(self.now.as_nanos() + 1))
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.settle();
+    }
+
     /// Run until every paced background operation is finished.
     pub fn run_until_idle(&mut self) {
         for _ in 0..1_000_000 {
@@ -681,6 +720,50 @@ impl<B: Backend> H<B> {
         self.tmf_done
             .remove(&h.to_u32())
             .unwrap_or_else(|| panic!("TMF {h} has no response"))
+    }
+
+    /// Remove the first pending transport call for command `h`.
+    pub fn take_for(&mut self, h: CmdHandle) -> Option<Ev> {
+        let i = self.tr.pending.iter().position(|e| e.cmd() == Some(h))?;
+        self.tr.pending.remove(i)
+    }
+
+    /// Complete the first pending transport call of command `h`.
+    #[track_caller]
+    pub fn complete_for(&mut self, h: CmdHandle) {
+        let ev = self
+            .take_for(h)
+            .unwrap_or_else(|| panic!("no pending call for {h}"));
+        self.complete(ev);
+    }
+
+    /// Complete every pending transport call (one round).
+    pub fn complete_all(&mut self) {
+        while let Some(ev) = self.tr.pending.pop_front() {
+            self.complete(ev);
+        }
+    }
+
+    /// Pending TMF responses.
+    pub fn pending_tmfs(&self) -> usize {
+        self.tr
+            .pending
+            .iter()
+            .filter(|e| matches!(e, Ev::Tmf { .. }))
+            .count()
+    }
+
+    /// Whether a command has a pending `command_aborted`.
+    pub fn aborted_pending(&self, h: CmdHandle) -> bool {
+        self.tr
+            .pending
+            .iter()
+            .any(|e| matches!(e, Ev::Aborted { cmd } if cmd.handle == h))
+    }
+
+    /// Whether the transport was ever asked anything about a command.
+    pub fn touched(&self, h: CmdHandle) -> bool {
+        self.tr.log.iter().any(|e| e.cmd() == Some(h))
     }
 
     /// Submit, settle, and return the outcome.
@@ -729,12 +812,21 @@ pub fn ram_target_with(
     bs: u32,
     tweak: impl FnOnce(&mut LuConfig<'static>),
 ) -> (H<RamB>, LuId) {
+    ram_target_pool(blocks, bs, 512 * 1024, tweak)
+}
+
+pub fn ram_target_pool(
+    blocks: u64,
+    bs: u32,
+    pool: usize,
+    tweak: impl FnOnce(&mut LuConfig<'static>),
+) -> (H<RamB>, LuId) {
     let lun_mem = mem((blocks * u64::from(bs)) as usize, 0x4000_0000);
     let bits: &'static mut [u32] =
         Box::leak(vec![0u32; RamB::bitmap_words(blocks, 1)].into_boxed_slice());
     let mut b: RamB = RamBackend::new();
     let id = b.add_thin_lun(lun_mem, bs, bits, 1).unwrap();
-    let mut h = H::new(b, 512 * 1024, &[lun_mem]);
+    let mut h = H::new(b, pool, &[lun_mem]);
     let mut cfg = LuConfig::new(id, bs, blocks);
     cfg.thin = true;
     cfg.removable = true;
