@@ -48,9 +48,7 @@ pub trait CoreApi {
 
 impl CoreApi for rscst_core::Target<'_> {
     fn command_slots(&self) -> Option<usize> {
-        // The core does not expose its command pool size; the caller sizes
-        // `IspStorage` from the same constant as `TargetStorage`.
-        None
+        Some(rscst_core::Target::command_slots(self))
     }
     fn tmf_slots(&self) -> Option<usize> {
         Some(rscst_core::MAX_TMFS)
