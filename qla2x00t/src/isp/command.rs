@@ -143,10 +143,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if a.exchange_addr.is_unknown() {
             // The firmware had no exchange for it (gotcha 6).
             self.stats.busy += 1;
-            self.event(Event::ExchangesExhausted);
+            if !self.exhausted {
+                // One event per episode, not one per command.
+                self.exhausted = true;
+                self.event(Event::ExchangesExhausted);
+            }
             self.post_busy(&x, ScsiStatus::Busy);
             return;
         }
+        self.exhausted = false;
         let Some(si) = sess else {
             self.stats.unknown_session += 1;
             if a.header.s_id.is_well_known() {

@@ -219,6 +219,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) core_checked: bool,
     pub(crate) now: Instant,
     pub(crate) next_sweep: Instant,
+    /// The firmware ran out of exchanges and this was reported.
+    pub(crate) exhausted: bool,
     pub(crate) job_not_before: Instant,
 }
 
@@ -312,6 +314,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             core_checked: false,
             now: Instant::ZERO,
             next_sweep: Instant::ZERO,
+            exhausted: false,
             job_not_before: Instant::ZERO,
             platform,
             config,
