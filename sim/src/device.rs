@@ -221,6 +221,7 @@ impl Wake {
 
     /// Sleeps until notified or `timeout`; returns at once if work was signalled since the
     /// last call.
+    #[allow(dead_code)] // used by the threaded runner (next commit)
     pub(crate) fn sleep(&self, timeout: StdDuration) {
         let Ok(g) = self.lock.lock() else { return };
         self.sleeping.store(true, Ordering::SeqCst);
@@ -368,6 +369,8 @@ pub(crate) struct Shared {
     pub atio_out_moved: AtomicBool,
     /// Ring lengths set by INITIALIZE_FIRMWARE (0: not initialised): req, rsp, atio.
     pub ring_len: [AtomicU32; 3],
+    /// A DMA without bus mastering was reported once.
+    pub bus_master_warned: AtomicBool,
     flash: Flash,
     pub pci: PciSpace,
 }
@@ -399,6 +402,7 @@ impl Shared {
             rsp_out_moved: AtomicBool::new(false),
             atio_out_moved: AtomicBool::new(false),
             ring_len: Default::default(),
+            bus_master_warned: AtomicBool::new(false),
         }
     }
 

@@ -63,10 +63,6 @@ impl<E> EventQueue<E> {
     pub(crate) fn pop(&mut self) -> Option<(SimTime, E)> {
         self.heap.pop().map(|e| (e.time, e.ev))
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
 }
 
 #[cfg(test)]
@@ -84,6 +80,5 @@ mod tests {
         assert_eq!(q.pop(), Some((SimTime(5), "b")));
         assert_eq!(q.pop(), Some((SimTime(5), "c")));
         assert_eq!(q.pop(), None);
-        assert_eq!(q.len(), 0);
     }
 }

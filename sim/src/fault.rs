@@ -107,6 +107,8 @@ pub enum ScheduledFault {
     StallNextMailbox,
     /// The next CTIO completion is lost.
     LoseNextCtioCompletion,
+    /// The next frame sent to the HBA is lost.
+    DropNextFrameToHba,
     /// An initiator logs out (LOGO) now, with whatever it has outstanding.
     InitiatorLogout(crate::InitiatorId),
     /// An initiator sends ABTS for up to this many of its outstanding commands at once.
@@ -220,6 +222,7 @@ pub(crate) struct FaultInjector {
     pub link: SimRng,
     pub(crate) lose_next_ctio: bool,
     pub(crate) stall_next_mailbox: bool,
+    pub(crate) drop_next_to_hba: bool,
 }
 
 impl FaultInjector {
@@ -234,10 +237,18 @@ impl FaultInjector {
             cfg,
             lose_next_ctio: false,
             stall_next_mailbox: false,
+            drop_next_to_hba: false,
         }
     }
 
     pub(crate) fn frame(&mut self, to_hba: bool, from_hba: bool, fcp: bool) -> FrameFate {
+        if to_hba && self.drop_next_to_hba {
+            self.drop_next_to_hba = false;
+            return FrameFate {
+                drop: true,
+                ..FrameFate::default()
+            };
+        }
         let ff = self.cfg.frames;
         let in_scope = match ff.scope {
             FrameScope::All => true,

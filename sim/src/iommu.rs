@@ -202,21 +202,6 @@ impl Iommu {
         }
     }
 
-    /// Device atomic load of the LE32 word at `iova` (acquire).
-    pub(crate) fn load_u32(
-        &self,
-        now: SimTime,
-        iova: u64,
-        context: &'static str,
-    ) -> Result<u32, IommuFault> {
-        match self.lookup(iova, 4) {
-            Some((r, off)) => r
-                .load_u32(off, Ordering::Acquire)
-                .map_err(|_| self.fault(now, iova, 4, DmaAccess::Read, context)),
-            None => Err(self.fault(now, iova, 4, DmaAccess::Read, context)),
-        }
-    }
-
     /// Device atomic store of the LE32 word at `iova` (release).
     pub(crate) fn store_u32(
         &self,
@@ -231,11 +216,6 @@ impl Iommu {
                 .map_err(|_| self.fault(now, iova, 4, DmaAccess::Write, context)),
             None => Err(self.fault(now, iova, 4, DmaAccess::Write, context)),
         }
-    }
-
-    /// `true` if `[iova, iova + len)` lies within one mapping.
-    pub(crate) fn is_mapped(&self, iova: u64, len: usize) -> bool {
-        self.lookup(iova, len).is_some()
     }
 
     /// The faults recorded so far.
@@ -366,7 +346,7 @@ mod tests {
         // Dropping a region unmaps it.
         let iova = a.iova().0;
         drop(a);
-        assert!(!iommu.is_mapped(iova, 1));
+        assert!(iommu.lookup(iova, 1).is_none());
         assert_eq!(iommu.mappings(), 1);
     }
 }

@@ -1,7 +1,5 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-// The target engine (next commit) uses the ring and exchange helpers that look dead now.
-#![allow(dead_code)]
 
 mod chip;
 mod device;
@@ -10,6 +8,7 @@ mod fabric;
 pub mod fault;
 pub mod firmware;
 mod frame;
+pub mod initiator;
 mod iommu;
 pub mod iscsi;
 pub mod pcap;
@@ -19,6 +18,7 @@ mod sim;
 pub mod time;
 pub mod trace;
 mod violation;
+pub mod workload;
 
 pub use chip::ChipModel;
 pub use device::{MQ_BAR_LEN, REG_BAR_LEN};
@@ -27,6 +27,10 @@ pub use fault::{FaultConfig, FrameFaults, FrameScope, InjectedFault, ScheduledFa
 pub use firmware::image::{FirmwareImage, ImageSpec};
 pub use firmware::{ExchangeExhaustion, FirmwareConfig, FirmwareStats, Timing};
 pub use frame::Frame;
+pub use initiator::{
+    CommandError, CommandResult, CommandSpec, Control, InitiatorConfig, InitiatorEvent,
+    InitiatorHandler, InitiatorStats, LogoutReason, SubmitError, Tag,
+};
 pub use iommu::{DEFAULT_IOVA_BASE, DmaAccess, Iommu, IommuFault, SimDmaPool, SimDmaRegion};
 pub use platform::{SimFence, SimIrq, SimMmio, SimPci, SimPlatform};
 pub use rng::SimRng;
@@ -34,6 +38,7 @@ pub use sim::{Sim, SimConfig};
 pub use time::SimTime;
 pub use trace::{TraceConfig, TraceEvent, TraceKind};
 pub use violation::{Violation, ViolationKind};
+pub use workload::{Histogram, Pattern, VerifyError, WorkloadId, WorkloadReport, WorkloadSpec};
 
 /// Identifies a simulated initiator port of a [`Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

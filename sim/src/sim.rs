@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 
 use rscst_fw::PortId;
 
+use crate::InitiatorId;
 use crate::chip::ChipModel;
 use crate::device::Shared;
 use crate::event::EventQueue;
@@ -26,6 +27,10 @@ use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot};
 use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
 use crate::frame::{Frame, FramePool};
+use crate::initiator::{
+    CommandSpec, Control, FrameOutcome, IniTimer, Initiator, InitiatorConfig, InitiatorEvent,
+    InitiatorHandler, InitiatorStats, Owner, SubmitError, Tag,
+};
 use crate::iommu::{DEFAULT_IOVA_BASE, Iommu, IommuFault, SimDmaPool};
 use crate::pcap::PcapWriter;
 use crate::platform::SimPlatform;
@@ -33,6 +38,8 @@ use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trace::{TraceConfig, TraceEvent, TraceKind, TracedFrame, Tracer};
 use crate::violation::Violation;
+use rscst_fw::Lun;
+use rscst_fw::fc::TmFunction;
 
 /// Everything a scenario chooses.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +90,13 @@ impl SimConfig {
 /// A timed event of the simulation.
 pub(crate) enum Event {
     Fw(u32, FwEvent),
+    Ini(InitiatorId, IniTimer),
     Deliver { to: Slot, frame: Frame },
     Cable { slot: Slot, up: bool },
     Fault(ScheduledFault),
     RandomLinkBounce,
+    WorkloadKick(usize, InitiatorId),
+    WorkloadTimer(usize, crate::workload::WorkloadTimer),
     RandomLip,
 }
 
@@ -115,8 +125,18 @@ impl Ctx<'_> {
             .record(self.now, TraceKind::FrameDiscarded { at, reason });
     }
 
+    fn check_bus_master(&self) {
+        if !self.shared.pci.bus_master()
+            && !self.shared.bus_master_warned.swap(true, Ordering::Relaxed)
+        {
+            self.shared
+                .violation(crate::violation::ViolationKind::DmaWithoutBusMaster);
+        }
+    }
+
     /// Device read through the IOMMU; a fault is recorded and traced, and `false` returned.
     pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
+        self.check_bus_master();
         match self.shared.iommu.read(self.now, iova, buf, what) {
             Ok(()) => true,
             Err(f) => {
@@ -128,6 +148,7 @@ impl Ctx<'_> {
 
     /// Device write through the IOMMU; a fault is recorded and traced, and `false` returned.
     pub(crate) fn dma_write(&self, iova: u64, data: &[u8], what: &'static str) -> bool {
+        self.check_bus_master();
         match self.shared.iommu.write(self.now, iova, data, what) {
             Ok(()) => true,
             Err(f) => {
@@ -158,6 +179,8 @@ pub struct Sim {
     queue: EventQueue<Event>,
     pub(crate) fw: Firmware,
     pub(crate) fabric: Fabric,
+    pub(crate) inis: Vec<Initiator>,
+    pub(crate) workloads: Vec<Option<crate::workload::Workload>>,
     faults: FaultInjector,
     frames: FramePool,
     outbox: Vec<(Slot, Frame)>,
@@ -205,6 +228,8 @@ impl Sim {
             queue: EventQueue::default(),
             fw,
             fabric,
+            inis: Vec::new(),
+            workloads: Vec::new(),
             faults: FaultInjector::new(cfg.faults.clone()),
             frames: FramePool::default(),
             outbox: Vec::new(),
@@ -259,6 +284,97 @@ impl Sim {
             fabric_logout_hba: false,
         };
         (ctx, &mut self.fw)
+    }
+
+    fn ini_parts(&mut self, idx: usize) -> Option<(Ctx<'_>, &mut Initiator)> {
+        let ini = self.inis.get_mut(idx)?;
+        let ctx = Ctx {
+            now: self.now,
+            shared: &self.shared,
+            queue: &mut self.queue,
+            out: &mut self.outbox,
+            faults: &mut self.faults,
+            pool: &mut self.frames,
+            fabric_logout_hba: false,
+        };
+        Some((ctx, ini))
+    }
+
+    /// Runs `f` on initiator `id` with a context, then routes its frames and delivers its
+    /// events.
+    fn with_ini<R>(
+        &mut self,
+        id: InitiatorId,
+        f: impl FnOnce(&mut Ctx<'_>, &mut Initiator) -> R,
+    ) -> Option<R> {
+        let (mut ctx, ini) = self.ini_parts(id.0)?;
+        let r = f(&mut ctx, ini);
+        self.after(false);
+        self.flush_ini_events(id.0);
+        Some(r)
+    }
+
+    fn flush_ini_events(&mut self, idx: usize) {
+        loop {
+            let Some(ini) = self.inis.get_mut(idx) else {
+                return;
+            };
+            if ini.pending.is_empty() {
+                return;
+            }
+            let evs = std::mem::take(&mut ini.pending);
+            for ev in evs {
+                self.dispatch(idx, ev);
+            }
+            self.after(false);
+        }
+    }
+
+    /// Hands one event to the port's owner.
+    fn dispatch(&mut self, idx: usize, ev: InitiatorEvent<'_>) {
+        let Some(ini) = self.inis.get_mut(idx) else {
+            return;
+        };
+        let owner = std::mem::replace(&mut ini.owner, Owner::Busy);
+        let id = InitiatorId(idx);
+        let owner = match owner {
+            Owner::Queue | Owner::Busy => {
+                ini.events.push_back(ev.into_owned());
+                owner
+            }
+            Owner::Handler(mut h) => {
+                h.on_event(&mut Control { sim: self, id }, ev);
+                Owner::Handler(h)
+            }
+            Owner::Workload(w) => {
+                self.with_workload(w, |wl, ctl| wl.on_event(ctl, ev), id);
+                Owner::Workload(w)
+            }
+        };
+        if let Some(ini) = self.inis.get_mut(idx) {
+            ini.owner = owner;
+        }
+    }
+
+    /// Runs `f` on workload `w` with a control on initiator `id`, then schedules the
+    /// workload's timers.
+    fn with_workload(
+        &mut self,
+        w: usize,
+        f: impl FnOnce(&mut crate::workload::Workload, &mut Control<'_>),
+        id: InitiatorId,
+    ) {
+        let Some(mut wl) = self.workloads.get_mut(w).and_then(|s| s.take()) else {
+            return;
+        };
+        f(&mut wl, &mut Control { sim: self, id });
+        for (after, t) in wl.timers.drain(..) {
+            self.queue
+                .push(self.now + after, Event::WorkloadTimer(w, t));
+        }
+        if let Some(slot) = self.workloads.get_mut(w) {
+            *slot = Some(wl);
+        }
     }
 
     /// Acts on the driver's register writes; returns whether anything was pending.
@@ -428,6 +544,24 @@ impl Sim {
                 self.after(lo);
             }
             Event::Deliver { to, frame } => self.deliver(to, frame),
+            Event::WorkloadKick(w, id) => {
+                self.with_workload(w, |wl, ctl| wl.kick(ctl), id);
+                self.after(false);
+                self.flush_ini_events(id.0);
+            }
+            Event::WorkloadTimer(w, t) => {
+                let id = match t {
+                    crate::workload::WorkloadTimer::Abort { ini, .. }
+                    | crate::workload::WorkloadTimer::Logout { ini }
+                    | crate::workload::WorkloadTimer::Login { ini } => ini,
+                };
+                self.with_workload(w, |wl, ctl| wl.on_timer(ctl, t), id);
+                self.after(false);
+                self.flush_ini_events(id.0);
+            }
+            Event::Ini(id, t) => {
+                self.with_ini(id, |ctx, ini| ini.on_timer(ctx, t));
+            }
             Event::Cable { slot, up } => self.set_cable(slot, up),
             Event::Fault(f) => self.apply_fault(f),
             Event::RandomLinkBounce => {
@@ -465,7 +599,40 @@ impl Sim {
         }
     }
 
-    fn deliver_other(&mut self, _to: Slot, frame: Frame) {
+    fn deliver_other(&mut self, to: Slot, frame: Frame) {
+        let idx = to - 1;
+        let rscn: Vec<PortId> = match frame.decode() {
+            Ok(rscst_fw::fc::FcFrameRepr {
+                payload: rscst_fw::fc::FcPayload::Els(rscst_fw::fc::els::ElsRepr::Rscn(r)),
+                header,
+            }) if header.r_ctl == rscst_fw::fc::RCtl::ElsReq => {
+                r.pages().iter().map(|p| p.port_id).collect()
+            }
+            _ => Vec::new(),
+        };
+        let outcome = match self.ini_parts(idx) {
+            Some((mut ctx, ini)) => ini.on_frame(&mut ctx, &frame),
+            None => FrameOutcome::None,
+        };
+        self.after(false);
+        if let FrameOutcome::DataIn { tag, offset } = outcome {
+            self.flush_ini_events(idx);
+            let ev = InitiatorEvent::DataIn {
+                tag,
+                offset,
+                data: std::borrow::Cow::Borrowed(frame.payload()),
+            };
+            self.dispatch(idx, ev);
+            self.after(false);
+        }
+        for port in rscn {
+            let present = self.fabric.route(port).is_some();
+            if let Some((mut ctx, ini)) = self.ini_parts(idx) {
+                ini.rscn(&mut ctx, port, present);
+            }
+            self.after(false);
+        }
+        self.flush_ini_events(idx);
         self.frames.put(frame.bytes);
     }
 
@@ -488,6 +655,13 @@ impl Sim {
             fw.on_cable(&mut ctx, up);
             let lo = ctx.fabric_logout_hba;
             self.after(lo);
+        } else {
+            let id = InitiatorId(slot - 1);
+            if up {
+                self.with_ini(id, |ctx, ini| ini.start_flogi(ctx));
+            } else {
+                self.with_ini(id, |ctx, ini| ini.link_down(ctx));
+            }
         }
     }
 
@@ -523,7 +697,31 @@ impl Sim {
             }
             ScheduledFault::StallNextMailbox => self.faults.stall_next_mailbox = true,
             ScheduledFault::LoseNextCtioCompletion => self.faults.lose_next_ctio = true,
-            ScheduledFault::InitiatorLogout(_) | ScheduledFault::AbtsStorm(..) => {}
+            ScheduledFault::DropNextFrameToHba => self.faults.drop_next_to_hba = true,
+            ScheduledFault::InitiatorLogout(id) => {
+                let pid = self.initiator_port_id(id).unwrap_or_default();
+                self.shared.trace.record(
+                    self.now,
+                    TraceKind::Fault(InjectedFault::InitiatorLogout(pid)),
+                );
+                if let Some(target) = self.hba_port_id() {
+                    let _ = self.initiator_logout(id, target);
+                }
+            }
+            ScheduledFault::AbtsStorm(id, n) => {
+                let pid = self.initiator_port_id(id).unwrap_or_default();
+                self.shared
+                    .trace
+                    .record(self.now, TraceKind::Fault(InjectedFault::AbtsStorm(pid, n)));
+                let tags = self
+                    .inis
+                    .get(id.0)
+                    .map(|i| i.open_tags(n as usize))
+                    .unwrap_or_default();
+                for t in tags {
+                    let _ = self.initiator_abort(id, t);
+                }
+            }
         }
     }
 
@@ -633,6 +831,198 @@ impl Sim {
     /// Plugs or unplugs the HBA's cable now.
     pub fn set_hba_link(&mut self, up: bool) {
         self.set_cable(HBA_SLOT, up);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Initiators.
+
+    /// Attaches a simulated initiator port to the fabric; it logs in to the fabric at once
+    /// ([`InitiatorEvent::FabricLogin`]).
+    pub fn add_initiator(&mut self, cfg: InitiatorConfig) -> InitiatorId {
+        let slot = self.fabric.attach(cfg.wwpn, cfg.wwnn, true, false, true);
+        let id = InitiatorId(slot - 1);
+        debug_assert_eq!(id.0, self.inis.len());
+        self.inis.push(Initiator::new(id, slot, cfg));
+        self.queue.push(self.now, Event::Ini(id, IniTimer::Flogi));
+        id
+    }
+
+    /// Starts a workload on `initiators` (they log in to the target if needed); their
+    /// events go to the workload from now on. `None` if the target is unknown (the HBA is
+    /// not logged in to the fabric and the spec names no target).
+    pub fn start_workload(
+        &mut self,
+        spec: crate::workload::WorkloadSpec,
+        initiators: &[InitiatorId],
+    ) -> Option<crate::workload::WorkloadId> {
+        let target = spec.target.or_else(|| self.hba_port_id())?;
+        let w = self.workloads.len();
+        self.workloads.push(Some(crate::workload::Workload::new(
+            spec, target, initiators, self.now,
+        )));
+        for &id in initiators {
+            if let Some(i) = self.inis.get_mut(id.0) {
+                i.owner = Owner::Workload(w);
+                self.queue.push(self.now, Event::WorkloadKick(w, id));
+            }
+        }
+        Some(crate::workload::WorkloadId(w))
+    }
+
+    /// The workload's statistics so far.
+    pub fn workload_report(
+        &self,
+        id: crate::workload::WorkloadId,
+    ) -> Option<crate::workload::WorkloadReport> {
+        self.workloads
+            .get(id.0)?
+            .as_ref()
+            .map(|w| w.report().clone())
+    }
+
+    /// `true` once the workload issued everything and got every answer.
+    pub fn workload_done(&self, id: crate::workload::WorkloadId) -> bool {
+        self.workloads
+            .get(id.0)
+            .and_then(|w| w.as_ref())
+            .is_some_and(|w| w.done())
+    }
+
+    /// Stops issuing new commands (outstanding ones still complete).
+    pub fn stop_workload(&mut self, id: crate::workload::WorkloadId) {
+        if let Some(Some(w)) = self.workloads.get_mut(id.0) {
+            w.stop();
+        }
+    }
+
+    /// The initiator ports.
+    pub fn initiators(&self) -> Vec<InitiatorId> {
+        (0..self.inis.len()).map(InitiatorId).collect()
+    }
+
+    /// A control handle on an initiator port (requests go out when the simulator next runs).
+    pub fn initiator(&mut self, id: InitiatorId) -> Control<'_> {
+        Control { sim: self, id }
+    }
+
+    /// Sends events of `id` to `handler` instead of the queue.
+    pub fn set_initiator_handler(&mut self, id: InitiatorId, handler: Box<dyn InitiatorHandler>) {
+        if let Some(i) = self.inis.get_mut(id.0) {
+            i.owner = Owner::Handler(handler);
+        }
+    }
+
+    /// Takes the events queued for `id` (ports without a handler).
+    pub fn initiator_events(&mut self, id: InitiatorId) -> Vec<InitiatorEvent<'static>> {
+        self.inis
+            .get_mut(id.0)
+            .map(|i| i.events.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// The N_Port ID of `id` once it logged in to the fabric.
+    pub fn initiator_port_id(&self, id: InitiatorId) -> Option<PortId> {
+        self.inis.get(id.0).filter(|i| i.online).map(|i| i.port_id)
+    }
+
+    /// Counters of `id`.
+    pub fn initiator_stats(&self, id: InitiatorId) -> InitiatorStats {
+        self.inis.get(id.0).map(|i| i.stats).unwrap_or_default()
+    }
+
+    /// Commands outstanding on `id`.
+    pub fn initiator_outstanding(&self, id: InitiatorId) -> usize {
+        self.inis.get(id.0).map(|i| i.outstanding()).unwrap_or(0)
+    }
+
+    /// Whether `id` is logged in to `target`.
+    pub fn initiator_logged_in(&self, id: InitiatorId, target: PortId) -> bool {
+        self.inis.get(id.0).is_some_and(|i| i.logged_in(target))
+    }
+
+    /// PLOGI + PRLI from `id` to `target`.
+    pub fn initiator_login(&mut self, id: InitiatorId, target: PortId) -> Result<(), SubmitError> {
+        self.with_ini(id, |ctx, i| i.login(ctx, target))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// LOGO from `id` to `target`.
+    pub fn initiator_logout(&mut self, id: InitiatorId, target: PortId) -> Result<(), SubmitError> {
+        self.with_ini(id, |ctx, i| i.logout(ctx, target))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// A command from `id` to `target`.
+    pub fn initiator_command(
+        &mut self,
+        id: InitiatorId,
+        target: PortId,
+        spec: CommandSpec,
+    ) -> Result<Tag, SubmitError> {
+        self.with_ini(id, |ctx, i| i.command(ctx, target, spec))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// A task management request from `id`.
+    pub fn initiator_tmf(
+        &mut self,
+        id: InitiatorId,
+        target: PortId,
+        lun: Lun,
+        f: TmFunction,
+    ) -> Result<Tag, SubmitError> {
+        self.with_ini(id, |ctx, i| i.tmf(ctx, target, lun, f))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// ABTS for a command of `id`.
+    pub fn initiator_abort(&mut self, id: InitiatorId, tag: Tag) -> Result<(), SubmitError> {
+        self.with_ini(id, |ctx, i| i.abort(ctx, tag))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// Write data for an XFER_RDY of a command of `id`.
+    pub fn initiator_supply_data(
+        &mut self,
+        id: InitiatorId,
+        tag: Tag,
+        offset: u32,
+        data: &[u8],
+        last: bool,
+    ) -> Result<(), SubmitError> {
+        self.with_ini(id, |ctx, i| i.supply_data(ctx, tag, offset, data, last))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// Plugs or unplugs an initiator's cable.
+    pub fn set_initiator_link(&mut self, id: InitiatorId, up: bool) {
+        if let Some(i) = self.inis.get(id.0) {
+            let slot = i.slot;
+            self.set_cable(slot, up);
+        }
+    }
+
+    /// Entries the firmware holds because the response / ATIO ring had no free slot.
+    pub fn ring_backlog(&self) -> (usize, usize) {
+        self.fw
+            .rings
+            .as_ref()
+            .map(|r| (r.rsp_backlog(), r.atio_backlog()))
+            .unwrap_or((0, 0))
+    }
+
+    /// FCP exchanges open in the firmware (commands the driver has not closed yet).
+    pub fn open_exchanges(&self) -> u16 {
+        self.fw.xchg.fcp_open()
+    }
+
+    /// Remote ports in the firmware's port database: (handle, port id, login state).
+    pub fn hba_logins(&self) -> Vec<(u16, PortId, u8)> {
+        self.fw
+            .ports
+            .iter()
+            .map(|p| (p.handle, p.port_id, p.state))
+            .collect()
     }
 
     // ---------------------------------------------------------------------------------

@@ -96,11 +96,6 @@ impl fmt::Display for SimTime {
     }
 }
 
-/// Nanoseconds of a duration, saturating.
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

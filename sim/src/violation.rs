@@ -69,6 +69,18 @@ pub enum ViolationKind {
         /// The exchange address.
         exchange: u32,
     },
+    /// The device did DMA while PCI bus mastering was off (the driver never enabled it;
+    /// real hardware would master-abort).
+    DmaWithoutBusMaster,
+    /// A CTIO7 whose attr bits (flags 9–12) differ from its ATIO's attr nibble (gotcha 7).
+    AttrMismatch {
+        /// The exchange address.
+        exchange: u32,
+        /// The attr the CTIO carried.
+        attr: u8,
+        /// The ATIO's attr.
+        expected: u8,
+    },
     /// The response or ATIO out-pointer was moved past the in-pointer (the driver consumed
     /// entries the firmware never wrote).
     OutPointerPastIn {
@@ -124,6 +136,19 @@ impl fmt::Display for ViolationKind {
             }
             ViolationKind::CtioAfterFinal { exchange } => {
                 write!(f, "CTIO for exchange {exchange:#010x} after its final CTIO")
+            }
+            ViolationKind::DmaWithoutBusMaster => {
+                f.write_str("device DMA with PCI bus mastering disabled")
+            }
+            ViolationKind::AttrMismatch {
+                exchange,
+                attr,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "CTIO for exchange {exchange:#010x} with attr {attr} (ATIO attr {expected})"
+                )
             }
             ViolationKind::OutPointerPastIn { register, value } => {
                 write!(f, "{register} = {value} beyond the firmware's in-pointer")

@@ -171,7 +171,7 @@ impl Firmware {
         }
     }
 
-    fn exec(&mut self, ctx: &mut Ctx<'_>, mb: &[u16; 32]) -> Exec {
+    pub(crate) fn exec(&mut self, ctx: &mut Ctx<'_>, mb: &[u16; 32]) -> Exec {
         let cmd = MbxCommand::from(mb[0]);
         let rom = self.phase == Phase::Rom;
         let z = Duration::ZERO;

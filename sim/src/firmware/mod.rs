@@ -269,6 +269,9 @@ pub(crate) struct Firmware {
     /// ELS exchanges the HBA originated, by OX_ID.
     pub els_out: std::collections::BTreeMap<u16, (ports::ElsOrig, u64)>,
     pub ox_counter: u16,
+    /// A LOGINOUT executed through IOCB_COMMAND_A64 waits for its PLOGI.
+    pub loginout_pending_mbx: bool,
+    pub loginout_mbx_dma: u64,
 }
 
 impl Firmware {
@@ -299,6 +302,8 @@ impl Firmware {
             serial: 0,
             els_out: std::collections::BTreeMap::new(),
             ox_counter: 0,
+            loginout_pending_mbx: false,
+            loginout_mbx_dma: 0,
         }
     }
 

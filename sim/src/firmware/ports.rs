@@ -100,16 +100,8 @@ impl PortDb {
         self.ports.values().find(|p| p.port_id == pid)
     }
 
-    pub(crate) fn handle_of(&self, pid: PortId) -> Option<u16> {
-        self.by_pid(pid).map(|p| p.handle)
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = &RemotePort> {
         self.ports.values()
-    }
-
-    pub(crate) fn handles(&self) -> Vec<u16> {
-        self.ports.keys().copied().collect()
     }
 
     /// A new entry for `pid` at the lowest free handle (or `want` if given and free).

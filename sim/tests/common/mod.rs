@@ -3,6 +3,8 @@
 //! interrupt line. Each test file uses the parts it needs.
 #![allow(dead_code)]
 
+pub mod target;
+
 use std::time::Duration;
 
 use rscst_fw::icb::{Icb, IcbRepr, RingConfig};
@@ -209,6 +211,7 @@ impl TestDriver {
 
     /// Reference §3.5 chip reset.
     pub fn chip_reset(&mut self, sim: &mut Sim) {
+        rscst_hba::PciConfig::enable_bus_master(self.p.pci());
         self.wr(regs::ICTRL, 0);
         self.wr(regs::CTRL_STATUS, 0x0001_0030);
         assert!(
@@ -397,6 +400,17 @@ impl TestDriver {
 
     pub fn irq_ack(&self) {
         self.p.irq().ack()
+    }
+}
+
+/// `fence().acquire()` on the platform.
+pub trait FenceExt {
+    fn fence_acquire(&self);
+}
+
+impl FenceExt for SimPlatform {
+    fn fence_acquire(&self) {
+        self.fence().acquire()
     }
 }
 
