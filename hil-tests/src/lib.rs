@@ -24,7 +24,10 @@ use rscst_core::{
 use rscst_fw::Wwn;
 use rscst_hba::{DmaPool, Platform};
 use rscst_qla::{DmaMemory, FirmwareSource, Isp, IspConfig, IspStorage, Progress};
-use rscst_sim::{FirmwareImage, Sim, SimConfig, SimDmaRegion, SimPlatform, SimTime};
+use rscst_sim::{
+    CommandError, CommandResult, CommandSpec, FirmwareImage, InitiatorConfig, InitiatorEvent,
+    InitiatorId, Sim, SimConfig, SimDmaRegion, SimPlatform, SimTime, Tag,
+};
 
 /// Commands in flight (core pool = driver table).
 pub const CMDS: usize = 256;
@@ -223,6 +226,78 @@ impl SimStack {
         assert!(up, "port did not come up: {:?}", self.isp.phase());
     }
 
+    /// Add `n` initiators (WWPNs from [`INITIATOR_WWPN`]), let them log in to
+    /// the fabric and to this target, and clear their POWER ON RESET unit
+    /// attention with TEST UNIT READY (as an initiator's scan would).
+    pub fn add_initiators(&mut self, n: usize) -> Vec<InitiatorId> {
+        let base = INITIATOR_WWPN.to_u64() + self.sim.initiators().len() as u64;
+        let inis: Vec<_> = (0..n)
+            .map(|i| {
+                self.sim
+                    .add_initiator(InitiatorConfig::new(base + i as u64))
+            })
+            .collect();
+        let target = self.sim.hba_port_id().expect("target port id");
+        for &i in &inis {
+            let ok = self.run_until(Duration::from_secs(5), |s| {
+                s.sim.initiator_port_id(i).is_some()
+            });
+            assert!(ok, "initiator {i:?} not on the fabric");
+            self.sim.initiator_login(i, target).expect("login");
+        }
+        let ok = self.run_until(Duration::from_secs(10), |s| {
+            inis.iter().all(|&i| s.sim.initiator_logged_in(i, target))
+        });
+        assert!(ok, "logins: {:?}", self.isp.sessions().collect::<Vec<_>>());
+        for &i in &inis {
+            for _ in 0..8 {
+                let r = self.command(i, CommandSpec::no_data(LUN0, &[0; 6]).expect("TUR"));
+                if matches!(r, Ok(ref r) if r.status == 0) {
+                    break;
+                }
+            }
+        }
+        inis
+    }
+
+    /// Send one command from `ini` and run until it ends.
+    pub fn command(
+        &mut self,
+        ini: InitiatorId,
+        spec: CommandSpec,
+    ) -> Result<CommandResult, CommandError> {
+        let target = self.sim.hba_port_id().expect("target port id");
+        let tag = self
+            .sim
+            .initiator_command(ini, target, spec)
+            .expect("command submitted");
+        self.wait_command(ini, tag, Duration::from_secs(60))
+    }
+
+    /// Run until command `tag` of `ini` ends (other events of `ini` are dropped).
+    pub fn wait_command(
+        &mut self,
+        ini: InitiatorId,
+        tag: Tag,
+        timeout: Duration,
+    ) -> Result<CommandResult, CommandError> {
+        let mut out = None;
+        let done = self.run_until(timeout, |s| {
+            for e in s.sim.initiator_events(ini) {
+                match e {
+                    InitiatorEvent::Completed { tag: t, result } if t == tag => {
+                        out = Some(Ok(*result))
+                    }
+                    InitiatorEvent::Failed { tag: t, error } if t == tag => out = Some(Err(error)),
+                    _ => {}
+                }
+            }
+            out.is_some()
+        });
+        assert!(done, "command {tag} of {ini:?} did not end");
+        out.expect("result")
+    }
+
     /// Everything the driver and the core still hold: all zero when idle.
     pub fn leaks(&self) -> Leaks {
         Leaks {
@@ -302,3 +377,6 @@ pub fn scenario(name: &str, destructive: bool, scenario: impl FnOnce()) {
 
 /// The default initiator WWPN base of scenarios.
 pub const INITIATOR_WWPN: Wwn = Wwn([0x21, 0x00, 0x00, 0x24, 0xff, 0x10, 0x00, 0x00]);
+
+/// LUN 0 as an initiator addresses it.
+pub const LUN0: rscst_fw::Lun = rscst_fw::Lun([0; 8]);

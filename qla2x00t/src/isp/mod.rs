@@ -173,7 +173,7 @@ pub(crate) enum Job {
     LinkInit,
     /// GET_PORT_DATABASE of a session's N_Port handle (RSCN, PORT_UPDATE,
     /// link back up).
-    PortDb { session: u16, nport: u16 },
+    PortDb { session: u16, nport: u16, seq: u32 },
 }
 
 pub(crate) const JOBS: usize = 4;
@@ -221,6 +221,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) next_sweep: Instant,
     /// The firmware ran out of exchanges and this was reported.
     pub(crate) exhausted: bool,
+    /// Login counter (see `Session::login_seq`).
+    pub(crate) login_seq: u32,
     pub(crate) job_not_before: Instant,
 }
 
@@ -315,6 +317,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             now: Instant::ZERO,
             next_sweep: Instant::ZERO,
             exhausted: false,
+            login_seq: 0,
             job_not_before: Instant::ZERO,
             platform,
             config,

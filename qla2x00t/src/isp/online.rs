@@ -28,8 +28,12 @@ use crate::ring::{AtioEntry, ENTRY_LEN, MAX_ATIO_SLOTS};
 
 /// How often outstanding handles and session timers are checked.
 const SWEEP: Duration = Duration::from_millis(100);
-/// PRLI complete in the port database (reference §7.13).
+/// Login states of the port database (reference §7.13).
+const LOGIN_PLOGI_COMPLETE: u8 = 0x04;
+const LOGIN_PRLI_PENDING: u8 = 0x05;
 const LOGIN_PRLI_COMPLETE: u8 = 0x06;
+/// PORT_UPDATE login state "port unavailable / logged out".
+const PORT_UPDATE_LOGGED_OUT: u16 = 0x07;
 
 impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     Isp<'s, P, REQ, RSP, ATIO>
@@ -208,11 +212,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 }
             }
             AsyncEvent::LipOccurred { .. } => self.event(Event::Lip),
-            AsyncEvent::PortUpdate { nport_handle, .. } => {
+            AsyncEvent::PortUpdate {
+                nport_handle,
+                login_state,
+                ..
+            } => {
                 self.event(Event::Async(ev));
-                self.check_sessions(|s_nport, _| {
-                    nport_handle.is_none() || s_nport == nport_handle.0
-                });
+                // A login completing is only news (§9.7); a global update or
+                // a port gone makes the driver check its sessions.
+                if nport_handle.is_none() || login_state == PORT_UPDATE_LOGGED_OUT {
+                    self.check_sessions(|s_nport, _| {
+                        nport_handle.is_none() || s_nport == nport_handle.0
+                    });
+                }
             }
             AsyncEvent::RscnUpdate {
                 port_id,
@@ -277,6 +289,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         Some(Job::PortDb {
             session: i as u16,
             nport: self.sessions[i].nport,
+            seq: self.sessions[i].login_seq,
         })
     }
 
@@ -342,30 +355,49 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.job_not_before = self.now.saturating_add(self.config.ready_poll);
                 self.queue_job(Job::AdapterId);
             }
-            Job::PortDb { session, nport } => {
+            Job::PortDb {
+                session,
+                nport,
+                seq,
+            } => {
                 let i = session as usize;
-                let same = self
-                    .sessions
-                    .get(i)
-                    .is_some_and(|s| s.state != SessionState::Free && s.nport == nport);
+                let same = self.sessions.get(i).is_some_and(|s| {
+                    s.state != SessionState::Free && s.nport == nport && s.login_seq == seq
+                });
                 if !same {
+                    // The port logged in again meanwhile: the answer is old.
                     return;
                 }
-                let logged_in = match res {
+                let state = match res {
                     Ok(_) => {
                         let mut b = [0u8; 64];
-                        self.dma.scratch.read(0, &mut b).is_ok() && {
+                        if self.dma.scratch.read(0, &mut b).is_ok() {
                             let db = PortDatabase::new_unchecked(&b[..]);
-                            db.current_login_state() & 0xF == LOGIN_PRLI_COMPLETE
-                                || db.last_login_state() & 0xF == LOGIN_PRLI_COMPLETE
+                            Some((db.current_login_state() & 0xF, db.last_login_state() & 0xF))
+                        } else {
+                            None
                         }
                     }
-                    Err(_) => false,
+                    Err(_) => None,
                 };
-                if logged_in {
-                    self.sessions[i].lost_deadline = None;
-                } else {
-                    self.end_session(core, i, LogoutReason::PortDatabase, false);
+                let fcp_ok = state
+                    .is_some_and(|(c, l)| c == LOGIN_PRLI_COMPLETE || l == LOGIN_PRLI_COMPLETE);
+                let port_ok = state.is_some_and(|(c, _)| {
+                    matches!(
+                        c,
+                        LOGIN_PLOGI_COMPLETE | LOGIN_PRLI_PENDING | LOGIN_PRLI_COMPLETE
+                    )
+                });
+                match (self.sessions[i].state, fcp_ok, port_ok) {
+                    (_, true, _) => self.sessions[i].lost_deadline = None,
+                    (SessionState::Active, false, true) => {
+                        // The port is there but its FCP login is gone.
+                        self.end_session(core, i, LogoutReason::PortDatabase, true)
+                    }
+                    (SessionState::PortLoggedIn, false, true) => {
+                        self.sessions[i].lost_deadline = None
+                    }
+                    _ => self.end_session(core, i, LogoutReason::PortDatabase, false),
                 }
             }
         }

@@ -299,6 +299,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.ack(raw, n, true);
             return;
         };
+        self.login_seq = self.login_seq.wrapping_add(1);
         self.sessions[i] = Session {
             state: SessionState::PortLoggedIn,
             port_id: n.port_id,
@@ -306,6 +307,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             wwpn: n.port_name,
             wwnn: n.node_name(),
             vp: n.routes_to_vp().unwrap_or(0),
+            login_seq: self.login_seq,
             ..Session::EMPTY
         };
         self.sid_cache = None;
@@ -347,7 +349,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 }
             },
         };
+        self.login_seq = self.login_seq.wrapping_add(1);
         let s = &mut self.sessions[i];
+        s.login_seq = self.login_seq;
+        s.check_pending = false;
         if !n.port_name.is_zero() {
             s.wwpn = n.port_name;
         }

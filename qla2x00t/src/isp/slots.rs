@@ -211,6 +211,9 @@ pub struct Session {
     pub(crate) lost_deadline: Option<Instant>,
     /// A port-database check is queued for this session.
     pub(crate) check_pending: bool,
+    /// Bumped at every login (PLOGI, PRLI): a port-database answer for an
+    /// older login is ignored.
+    pub(crate) login_seq: u32,
 }
 
 impl Session {
@@ -226,6 +229,7 @@ impl Session {
         core: None,
         lost_deadline: None,
         check_pending: false,
+        login_seq: 0,
     };
 }
 
