@@ -60,6 +60,8 @@ pub struct StackConfig {
     pub blocks: u64,
     /// LUNs (0..n).
     pub luns: usize,
+    /// Thin-provisioned LUNs (UNMAP, GET LBA STATUS, LBPRZ).
+    pub thin: bool,
     /// Bytes of the core's buffer pool.
     pub pool_bytes: usize,
     /// Driver settings applied after the defaults.
@@ -73,6 +75,7 @@ impl Default for StackConfig {
             block_size: 512,
             blocks: 2048,
             luns: 1,
+            thin: false,
             pool_bytes: 1 << 20,
             tune: |_| {},
         }
@@ -111,9 +114,16 @@ impl SimStack {
         let mut backend = Backend::new();
         for _ in 0..cfg.luns {
             let region = alloc(cfg.block_size as usize * cfg.blocks as usize);
-            backend
-                .add_lun(DmaMemory::new(region), cfg.block_size)
-                .expect("RAM LUN");
+            let mem = DmaMemory::new(region);
+            if cfg.thin {
+                let words = Backend::bitmap_words(cfg.blocks, 8);
+                let bitmap: &'static mut [u32] = Box::leak(vec![0u32; words].into_boxed_slice());
+                backend
+                    .add_thin_lun(mem, cfg.block_size, bitmap, 8)
+                    .expect("thin RAM LUN");
+            } else {
+                backend.add_lun(mem, cfg.block_size).expect("RAM LUN");
+            }
         }
         let ts: &'static mut TargetStorage<CMDS, SESSIONS, LUNS> =
             Box::leak(Box::new(TargetStorage::new()));
@@ -123,13 +133,12 @@ impl SimStack {
             .add_port(&PortConfig::new(RelativePortId(1), TargetPortGroupId(1)))
             .expect("port");
         for l in 0..cfg.luns {
-            let lu = target
-                .add_lu(&LuConfig::new(
-                    BackendLun(l as u32),
-                    cfg.block_size,
-                    cfg.blocks,
-                ))
-                .expect("LU");
+            let mut lc = LuConfig::new(BackendLun(l as u32), cfg.block_size, cfg.blocks);
+            if cfg.thin {
+                lc.thin = true;
+                lc.unmap_granularity = 8;
+            }
+            let lu = target.add_lu(&lc).expect("LU");
             target
                 .map_lun(
                     GroupId::DEFAULT,
