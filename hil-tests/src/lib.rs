@@ -42,8 +42,8 @@ pub const RSP: usize = 1024;
 /// ATIO ring entries.
 pub const ATIO: usize = 1024;
 
-/// The driver type of the stack.
-pub type Driver = Isp<'static, SimPlatform, REQ, RSP, ATIO>;
+/// The driver type of a stack with a request ring of `R` entries.
+pub type Driver<const R: usize = REQ> = Isp<'static, SimPlatform, R, RSP, ATIO>;
 /// The driver's storage.
 pub type DriverStorage = IspStorage<CMDS, { rscst_core::MAX_TMFS }, SESSIONS, 1024, 4096>;
 /// The backend: RAM LUNs in simulator DMA memory.
@@ -82,24 +82,28 @@ impl Default for StackConfig {
     }
 }
 
-/// The full target stack on the simulator.
-pub struct SimStack {
+/// The full target stack on the simulator, with the default ring sizes.
+pub type SimStack = Stack<REQ>;
+
+/// The full target stack on the simulator, with a request ring of `R`
+/// entries (small rings test back-pressure).
+pub struct Stack<const R: usize> {
     /// The simulated HBA, fabric and initiators.
     pub sim: Sim,
     /// The driver.
-    pub isp: Driver,
+    pub isp: Driver<R>,
     /// The SCSI core.
     pub target: Target<'static>,
     /// The RAM LUNs (`backend.memory(BackendLun(n))` is LUN n's memory).
     pub backend: Backend,
 }
 
-impl SimStack {
+impl<const R: usize> Stack<R> {
     /// Build the stack (nothing runs yet; [`SimStack::run_for`] brings it up).
     ///
     /// Storage of the driver and the core is leaked: a stack lives for the
     /// test (or the process, in a tool).
-    pub fn new(cfg: StackConfig) -> SimStack {
+    pub fn new(cfg: StackConfig) -> Stack<R> {
         let (sim, platform) = Sim::new(cfg.sim.clone());
         let image: &'static [u8] = Box::leak(
             FirmwareImage::default_image()
@@ -155,8 +159,8 @@ impl SimStack {
             FirmwareSource::Image(image),
         );
         (cfg.tune)(&mut icfg);
-        let isp = Driver::probe(platform, storage, icfg).expect("probe");
-        SimStack {
+        let isp = Driver::<R>::probe(platform, storage, icfg).expect("probe");
+        Stack {
             sim,
             isp,
             target,
@@ -194,7 +198,7 @@ impl SimStack {
 
     /// Run until `cond` holds (checked whenever everything is idle) or `d`
     /// passes; returns whether it held.
-    pub fn run_until(&mut self, d: Duration, mut cond: impl FnMut(&mut SimStack) -> bool) -> bool {
+    pub fn run_until(&mut self, d: Duration, mut cond: impl FnMut(&mut Stack<R>) -> bool) -> bool {
         let end = self.sim.now().saturating_add(d);
         self.run_until_time(end, &mut cond)
     }
@@ -202,7 +206,7 @@ impl SimStack {
     fn run_until_time(
         &mut self,
         end: SimTime,
-        cond: &mut dyn FnMut(&mut SimStack) -> bool,
+        cond: &mut dyn FnMut(&mut Stack<R>) -> bool,
     ) -> bool {
         loop {
             self.settle();
@@ -239,6 +243,20 @@ impl SimStack {
     /// the fabric and to this target, and clear their POWER ON RESET unit
     /// attention with TEST UNIT READY (as an initiator's scan would).
     pub fn add_initiators(&mut self, n: usize) -> Vec<InitiatorId> {
+        let inis = self.add_initiators_without_tur(n);
+        for &i in &inis {
+            for _ in 0..8 {
+                let r = self.command(i, CommandSpec::no_data(LUN0, &[0; 6]).expect("TUR"));
+                if matches!(r, Ok(ref r) if r.status == 0) {
+                    break;
+                }
+            }
+        }
+        inis
+    }
+
+    /// Add `n` initiators and log them in to the fabric and this target.
+    pub fn add_initiators_without_tur(&mut self, n: usize) -> Vec<InitiatorId> {
         let base = INITIATOR_WWPN.to_u64() + self.sim.initiators().len() as u64;
         let inis: Vec<_> = (0..n)
             .map(|i| {
@@ -258,14 +276,6 @@ impl SimStack {
             inis.iter().all(|&i| s.sim.initiator_logged_in(i, target))
         });
         assert!(ok, "logins: {:?}", self.isp.sessions().collect::<Vec<_>>());
-        for &i in &inis {
-            for _ in 0..8 {
-                let r = self.command(i, CommandSpec::no_data(LUN0, &[0; 6]).expect("TUR"));
-                if matches!(r, Ok(ref r) if r.status == 0) {
-                    break;
-                }
-            }
-        }
         inis
     }
 

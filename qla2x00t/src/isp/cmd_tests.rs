@@ -891,27 +891,65 @@ fn system_error_voids_everything_and_recovers() {
 }
 
 #[test]
-fn lost_completion_terminates_then_resets() {
+fn lost_completions_fail_the_operation() {
     let mut st = HStorage::new();
     let mut core = RecCore::default();
     let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
-    let cmd = submit(
+    // A data-out whose completion never comes: the exchange is still open,
+    // so it is terminated, and the core hears of the failure.
+    let w = submit(
         &mut fw,
         &mut isp,
         &mut core,
         s,
         0x900,
-        &[0x28; 10],
-        DataDir::DataIn,
+        &[0x2A; 10],
+        DataDir::DataOut,
         512,
     );
     let seg = [Seg {
         addr: 0xF000_0000,
         len: 512,
     }];
+    isp.request_data_out(
+        w,
+        &Data {
+            offset: 0,
+            segs: &seg,
+        },
+    )
+    .unwrap();
+    isp.flush();
+    fw.requests(&isp);
+    fw.now += 15_000;
+    fw.poll(&mut isp, &mut core);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(
+        core.calls.last(),
+        Some(&Call::DataOutDone(w.handle, Err(TransferError::Failed)))
+    );
+    let t = Ctio7Repr::parse_bytes(&fw.requests(&isp)[0]).unwrap();
+    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
+    // The core aborts it: already terminated, so abort_done at once.
+    isp.command_aborted(w).unwrap();
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(core.calls.last(), Some(&Call::AbortDone(w.handle)));
+    assert!(fw.requests(&isp).is_empty(), "no second terminate");
+    // A status whose completion never comes: the exchange was closed by the
+    // SEND_STATUS CTIO7, so nothing more is sent for it.
+    let r = submit(
+        &mut fw,
+        &mut isp,
+        &mut core,
+        s,
+        0x901,
+        &[0x28; 10],
+        DataDir::DataIn,
+        512,
+    );
     isp.queue_data_in(
-        cmd,
+        r,
         &Data {
             offset: 0,
             segs: &seg,
@@ -921,16 +959,14 @@ fn lost_completion_terminates_then_resets() {
     .unwrap();
     isp.flush();
     fw.requests(&isp);
-    // 15 s later: no completion. The exchange is terminated and the core told.
     fw.now += 15_000;
     fw.poll(&mut isp, &mut core);
     fw.poll(&mut isp, &mut core);
     assert_eq!(
         core.calls.last(),
-        Some(&Call::ResponseSent(cmd.handle, Err(TransferError::Failed)))
+        Some(&Call::ResponseSent(r.handle, Err(TransferError::Failed)))
     );
-    let t = Ctio7Repr::parse_bytes(&fw.requests(&isp)[0]).unwrap();
-    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
-    assert_eq!(isp.stats().completion_timeouts, 1);
+    assert!(fw.requests(&isp).is_empty());
+    assert_eq!(isp.stats().completion_timeouts, 2);
     assert_eq!((isp.commands_in_flight(), isp.handles_in_use()), (0, 0));
 }

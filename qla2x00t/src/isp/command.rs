@@ -555,7 +555,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 && !ok
             {
                 s.op_error.get_or_insert(ctio_error(c.status));
-                s.needs_terminate |= !s.terminated;
+                s.needs_terminate |= !s.closed;
             }
             return;
         }
@@ -580,8 +580,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         slot.outstanding = slot.outstanding.saturating_sub(1);
         if !ok {
             slot.op_error.get_or_insert(ctio_error(status));
-            // Linux: terminate after any failed CTIO7 (reference §7.6).
-            slot.needs_terminate |= !slot.terminated;
+            // Terminate after a failed CTIO7 (reference §7.6) unless the
+            // exchange is closed: a SEND_STATUS or TERMINATE CTIO7 was posted
+            // for it, and nothing may follow that (gotcha 5; a late terminate
+            // could hit an exchange address the firmware reused).
+            slot.needs_terminate |= !slot.closed;
         }
         if slot.outstanding == 0 && !slot.aborting {
             let res = match slot.op_error {

@@ -447,7 +447,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         };
         s.outstanding = s.outstanding.saturating_sub(1);
         s.op_error = Some(rscst_core::TransferError::Failed);
-        s.needs_terminate |= !s.terminated;
+        s.needs_terminate |= !s.closed;
         if s.outstanding == 0 && !s.aborting {
             let r = Err(rscst_core::TransferError::Failed);
             s.deliver = match s.op {
