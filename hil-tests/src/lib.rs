@@ -66,6 +66,8 @@ pub struct StackConfig {
     pub pool_bytes: usize,
     /// Driver settings applied after the defaults.
     pub tune: fn(&mut IspConfig<'static>),
+    /// Initiator settings applied by [`Stack::add_initiators`].
+    pub initiator: fn(&mut InitiatorConfig),
 }
 
 impl Default for StackConfig {
@@ -78,6 +80,7 @@ impl Default for StackConfig {
             thin: false,
             pool_bytes: 1 << 20,
             tune: |_| {},
+            initiator: |_| {},
         }
     }
 }
@@ -96,6 +99,7 @@ pub struct Stack<const R: usize> {
     pub target: Target<'static>,
     /// The RAM LUNs (`backend.memory(BackendLun(n))` is LUN n's memory).
     pub backend: Backend,
+    initiator: fn(&mut InitiatorConfig),
 }
 
 impl<const R: usize> Stack<R> {
@@ -165,6 +169,7 @@ impl<const R: usize> Stack<R> {
             isp,
             target,
             backend,
+            initiator: cfg.initiator,
         }
     }
 
