@@ -265,8 +265,9 @@ impl<const R: usize> Stack<R> {
         let base = INITIATOR_WWPN.to_u64() + self.sim.initiators().len() as u64;
         let inis: Vec<_> = (0..n)
             .map(|i| {
-                self.sim
-                    .add_initiator(InitiatorConfig::new(base + i as u64))
+                let mut c = InitiatorConfig::new(base + i as u64);
+                (self.initiator)(&mut c);
+                self.sim.add_initiator(c)
             })
             .collect();
         let target = self.sim.hba_port_id().expect("target port id");
