@@ -131,6 +131,7 @@ impl RegFile {
 /// (an eventfd / NVIC pending bit) until [`rscst_hba::Irq::ack`].
 pub(crate) struct IrqLine {
     latched: AtomicBool,
+    waiters: std::sync::atomic::AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
     pub raised: AtomicU64,
@@ -140,6 +141,7 @@ impl IrqLine {
     fn new() -> IrqLine {
         IrqLine {
             latched: AtomicBool::new(false),
+            waiters: std::sync::atomic::AtomicUsize::new(0),
             lock: Mutex::new(()),
             cv: Condvar::new(),
             raised: AtomicU64::new(0),
@@ -147,12 +149,12 @@ impl IrqLine {
     }
 
     pub(crate) fn pending(&self) -> bool {
-        self.latched.load(Ordering::Acquire)
+        self.latched.load(Ordering::SeqCst)
     }
 
     fn raise(&self) {
         self.raised.fetch_add(1, Ordering::Relaxed);
-        if !self.latched.swap(true, Ordering::AcqRel) {
+        if !self.latched.swap(true, Ordering::SeqCst) && self.waiters.load(Ordering::SeqCst) != 0 {
             let _g = self.lock.lock();
             self.cv.notify_all();
         }
@@ -170,25 +172,33 @@ impl IrqLine {
         let Ok(mut g) = self.lock.lock() else {
             return self.pending();
         };
+        // Announce the waiter before re-checking, so a raise either sees it or is seen.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         while !self.pending() {
-            match deadline {
-                None => match self.cv.wait(g) {
-                    Ok(ng) => g = ng,
-                    Err(_) => return self.pending(),
-                },
+            let r = match deadline {
+                None => self.cv.wait(g).map_err(|_| ()),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         break;
                     }
-                    match self.cv.wait_timeout(g, d - now) {
-                        Ok((ng, _)) => g = ng,
-                        Err(_) => return self.pending(),
-                    }
+                    self.cv
+                        .wait_timeout(g, d - now)
+                        .map(|(ng, _)| ng)
+                        .map_err(|_| ())
+                }
+            };
+            match r {
+                Ok(ng) => g = ng,
+                Err(()) => {
+                    self.waiters.fetch_sub(1, Ordering::SeqCst);
+                    return self.pending();
                 }
             }
         }
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
         self.pending()
     }
 }
@@ -221,7 +231,6 @@ impl Wake {
 
     /// Sleeps until notified or `timeout`; returns at once if work was signalled since the
     /// last call.
-    #[allow(dead_code)] // used by the threaded runner (next commit)
     pub(crate) fn sleep(&self, timeout: StdDuration) {
         let Ok(g) = self.lock.lock() else { return };
         self.sleeping.store(true, Ordering::SeqCst);
@@ -301,9 +310,11 @@ impl Flash {
     }
 }
 
-/// PCI configuration space of the function.
+/// PCI configuration space of the function. The command register (read on every DMA and
+/// interrupt decision) is an atomic; the rest is read-only after creation.
 pub(crate) struct PciSpace {
-    words: Mutex<[u32; 64]>,
+    words: [u32; 64],
+    command: AtomicU32,
 }
 
 impl PciSpace {
@@ -322,7 +333,8 @@ impl PciSpace {
         w[11] = 0x015D_1077; // subsystem QLogic / QLE25xx-class board
         w[15] = 0x0000_0100; // interrupt pin A
         PciSpace {
-            words: Mutex::new(w),
+            words: w,
+            command: AtomicU32::new(0),
         }
     }
 
@@ -330,23 +342,25 @@ impl PciSpace {
         if !offset.is_multiple_of(4) || offset >= 256 {
             return 0xFFFF_FFFF;
         }
-        self.words
-            .lock()
-            .map(|w| w[offset as usize / 4])
-            .unwrap_or(0xFFFF_FFFF)
+        if offset == 0x04 {
+            return self.words[1] & 0xFFFF_0000 | self.command.load(Ordering::Acquire);
+        }
+        self.words[offset as usize / 4]
     }
 
     pub(crate) fn write(&self, offset: u16, value: u32) {
-        if offset == 0x04
-            && let Ok(mut w) = self.words.lock()
-        {
+        if offset == 0x04 {
             // Command register: memory space, bus master, INTx disable are writable.
-            w[1] = (w[1] & 0xFFFF_0000) | (value & 0x0406);
+            self.command.store(value & 0x0406, Ordering::Release);
         }
     }
 
     pub(crate) fn bus_master(&self) -> bool {
-        self.read(0x04) & 0x4 != 0
+        self.command.load(Ordering::Relaxed) & 0x4 != 0
+    }
+
+    pub(crate) fn intx_disabled(&self) -> bool {
+        self.command.load(Ordering::Relaxed) & 0x0400 != 0
     }
 }
 
@@ -440,7 +454,7 @@ impl Shared {
     pub(crate) fn irq_level(&self) -> bool {
         self.regs.host_status.load(Ordering::Acquire) & HostStatus::INT_PENDING != 0
             && self.regs.ictrl.load(Ordering::Acquire) & Ictrl::ENABLE_RISC_INT.bits() != 0
-            && self.pci.read(0x04) & 0x0400 == 0
+            && !self.pci.intx_disabled()
     }
 
     fn update_irq(&self) {

@@ -174,6 +174,8 @@ pub struct CommandResult {
     pub sense: SenseData,
     /// RSP_CODE if FCP_RSP_INFO was present.
     pub rsp_code: Option<RspCode>,
+    /// FCP_RSP flags other than the length-valid and residual ones (FCP_CONF_REQ, ...).
+    pub rsp_flags: rscst_fw::fc::FcpRspFlags,
     /// The read data (collect mode; empty when streaming or for writes).
     pub data: Vec<u8>,
     /// Data bytes received (reads) or sent (writes).
@@ -529,7 +531,8 @@ struct Cmd {
     tmf: bool,
     data_out: Option<Vec<u8>>,
     read: Vec<u8>,
-    received: u32,
+    /// Distinct read bytes received.
+    received: crate::ranges::Ranges,
     sent: u32,
     issued: SimTime,
     seq_id: u8,
@@ -770,7 +773,7 @@ impl Initiator {
                 tmf,
                 data_out: None,
                 read: Vec::new(),
-                received: 0,
+                received: crate::ranges::Ranges::default(),
                 sent: 0,
                 issued: now,
                 seq_id: 0,
@@ -1401,7 +1404,7 @@ impl Initiator {
             self.stats.discarded += 1;
             return FrameOutcome::None;
         }
-        c.received += payload.len() as u32;
+        c.received.add(off as u32, end as u32);
         self.stats.bytes_in += payload.len() as u64;
         if collect {
             if let Some(dst) = c.read.get_mut(off..end) {
@@ -1442,7 +1445,11 @@ impl Initiator {
             );
         }
         // The data actually moved must agree with FCP_DL and the residual.
-        let moved = if c.dir.rddata() { c.received } else { c.sent };
+        let moved = if c.dir.rddata() {
+            c.received.total()
+        } else {
+            c.sent
+        };
         let expected = match rsp.residual {
             Residual::Under(n) => c.fcp_dl.saturating_sub(n),
             Residual::Over(_) | Residual::None => c.fcp_dl,
@@ -1466,6 +1473,7 @@ impl Initiator {
             residual: rsp.residual,
             sense: rsp.sense,
             rsp_code: rsp.rsp_code,
+            rsp_flags: rsp.flags,
             data,
             transferred: moved,
             latency,

@@ -100,6 +100,22 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+/// Writes the frames of recorded trace events (e.g. [`crate::Sim::trace_events`]) to `out`
+/// as a pcap; returns how many frames were written.
+pub fn write_trace_frames<W: Write>(
+    events: &[crate::trace::TraceEvent],
+    out: W,
+) -> io::Result<u64> {
+    let mut w = PcapWriter::new(out)?;
+    for e in events {
+        if let crate::trace::TraceKind::Frame(f) = &e.kind {
+            w.write_frame(e.time, f.sof, &f.bytes, f.crc, f.eof)?;
+        }
+    }
+    w.flush()?;
+    Ok(w.frames())
+}
+
 /// One record read back from a pcap file (for tests and tools).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcapRecord {
@@ -171,5 +187,21 @@ mod tests {
         assert_eq!(&d[d.len() - 4..], &[0xBC, 0x95, 0x75, 0x75]);
         let parsed = DelimitedFrame::parse(d).unwrap();
         assert!(parsed.crc_ok());
+        // The same frame through a recorded trace.
+        let ev = crate::trace::TraceEvent {
+            time: SimTime::from_micros(5),
+            kind: crate::trace::TraceKind::Frame(crate::trace::TracedFrame {
+                from: rscst_fw::PortId::new(1),
+                to: rscst_fw::PortId::new(2),
+                sof: Sof::I3,
+                eof: Eof::TNeg,
+                bytes: frame.clone(),
+                crc,
+            }),
+        };
+        let mut out = Vec::new();
+        assert_eq!(write_trace_frames(&[ev], &mut out).unwrap(), 1);
+        let (_, recs2) = read_pcap(&out).unwrap();
+        assert_eq!(recs2[0].data, recs[0].data);
     }
 }

@@ -78,6 +78,16 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// For threaded runs and benchmarks: no modelled latencies, zero-time fabric, no trace.
+    pub fn threaded() -> SimConfig {
+        let mut c = SimConfig::default();
+        c.firmware.timing = crate::firmware::Timing::immediate();
+        c.fabric.latency = Duration::ZERO;
+        c.fabric.bytes_per_sec = 0;
+        c.trace = TraceConfig::off();
+        c
+    }
+
     /// The default configuration for another chip.
     pub fn with_chip(chip: ChipModel) -> SimConfig {
         SimConfig {
@@ -184,6 +194,7 @@ pub struct Sim {
     faults: FaultInjector,
     frames: FramePool,
     outbox: Vec<(Slot, Frame)>,
+    spare: Vec<(Slot, Frame)>,
     #[allow(dead_code)]
     rng: SimRng,
     fail_on_iommu_fault: bool,
@@ -233,6 +244,7 @@ impl Sim {
             faults: FaultInjector::new(cfg.faults.clone()),
             frames: FramePool::default(),
             outbox: Vec::new(),
+            spare: Vec::new(),
             rng: SimRng::new(cfg.seed),
             fail_on_iommu_fault: cfg.fail_on_iommu_fault,
         };
@@ -377,12 +389,16 @@ impl Sim {
         }
     }
 
-    /// Acts on the driver's register writes; returns whether anything was pending.
-    fn service(&mut self) {
+    /// Acts on the driver's register writes; returns whether that changed anything (a
+    /// command taken, an entry written, an interrupt posted, an event scheduled).
+    fn service(&mut self) -> bool {
+        let cmds = self.shared.cmd_pending.load(Ordering::Acquire);
+        let before = (self.queue.len(), self.fw.stats);
         let (mut ctx, fw) = self.ctx_parts();
         fw.service(&mut ctx);
         let logout = ctx.fabric_logout_hba;
         self.after(logout);
+        cmds || before != (self.queue.len(), self.fw.stats)
     }
 
     /// Applies what a handler asked for: frames out, fabric changes.
@@ -394,10 +410,11 @@ impl Sim {
             }
         }
         while !self.outbox.is_empty() {
-            let batch = std::mem::take(&mut self.outbox);
-            for (from, frame) in batch {
+            let mut batch = std::mem::replace(&mut self.outbox, std::mem::take(&mut self.spare));
+            for (from, frame) in batch.drain(..) {
                 self.route(from, frame);
             }
+            self.spare = batch;
         }
     }
 
@@ -739,17 +756,15 @@ impl Sim {
     // ---------------------------------------------------------------------------------
     // Stepping.
 
-    /// Does one unit of work: acts on pending register writes, or else runs the next
-    /// scheduled event (advancing the clock to it). Returns `false` when there was nothing
-    /// to do (the simulation waits for the driver).
+    /// Does one unit of work: acts on the driver's register writes if that changes
+    /// anything, or else runs the next scheduled event (advancing the clock to it).
+    /// Returns `false` when there was nothing to do (the simulation waits for the driver).
+    ///
+    /// Rewriting a register with no effect (the same out-pointer again) is not work, so a
+    /// driver that writes on every poll still lets time advance.
     pub fn step(&mut self) -> bool {
         self.set_now(self.now);
-        let before = self.shared.cmd_pending.load(Ordering::Acquire)
-            || self.shared.req_doorbell.load(Ordering::Acquire)
-            || self.shared.rsp_out_moved.load(Ordering::Acquire)
-            || self.shared.atio_out_moved.load(Ordering::Acquire);
-        self.service();
-        if before {
+        if self.service() {
             return true;
         }
         match self.queue.pop() {

@@ -247,17 +247,16 @@ impl fmt::Display for TraceKind {
             TraceKind::QueueInterrupt(hs) => write!(f, "IRQ {}", rscst_fw::regs::HostStatus(*hs)),
             TraceKind::IocbIn { ring, index, bytes }
             | TraceKind::IocbOut { ring, index, bytes } => {
-                let dir = if matches!(self, TraceKind::IocbIn { .. }) {
-                    "IN "
+                let (tag, d) = if matches!(self, TraceKind::IocbIn { .. }) {
+                    ("IN ", rscst_fw::iocb::Dir::Request)
                 } else {
-                    "OUT"
+                    ("OUT", rscst_fw::iocb::Dir::Response)
                 };
-                write!(
-                    f,
-                    "IOCB {dir} {ring}[{index}] {} {}",
-                    iocb_name(bytes[0]),
-                    HexBytes(bytes)
-                )
+                write!(f, "IOCB {tag} {ring}[{index}] ")?;
+                match rscst_fw::iocb::AnyEntry::parse(bytes, d) {
+                    Ok(e) => write!(f, "{e}"),
+                    Err(_) => write!(f, "{} {}", iocb_name(bytes[0]), HexBytes(bytes)),
+                }
             }
             TraceKind::Frame(fr) => fr.fmt(f),
             TraceKind::FrameDiscarded { at, reason } => write!(f, "DISCARD at {at}: {reason}"),

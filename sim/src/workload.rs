@@ -22,7 +22,9 @@
 
 use core::fmt;
 use core::time::Duration;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fxhash::FxHashMap as HashMap;
 
 use rscst_fw::fc::Residual;
 use rscst_fw::{Lun, PortId};
@@ -474,9 +476,9 @@ impl Workload {
             rng: SimRng::new(spec.seed),
             target,
             inis: inis.iter().map(|i| (i.0, IniState::default())).collect(),
-            inflight: HashMap::new(),
-            busy_blocks: HashMap::new(),
-            shadow: HashMap::new(),
+            inflight: HashMap::default(),
+            busy_blocks: HashMap::default(),
+            shadow: HashMap::default(),
             generation: 0,
             issued: 0,
             answered: 0,

@@ -430,3 +430,26 @@ fn ring_pointer_checks() {
     let _ = d.p.irq().pending();
     let _ = d.p.regs().read32(RegOffset(regs::HOST_STATUS));
 }
+
+#[test]
+fn rewriting_a_register_with_no_effect_is_not_work() {
+    let (mut sim, mut d) = setup(SimConfig::default());
+    d.bring_up(&mut sim);
+    sim.schedule_fault(sim.now() + Duration::from_millis(3), ScheduledFault::Lip);
+    let t0 = sim.now();
+    for _ in 0..100 {
+        // A driver that writes its (unchanged) out-pointers on every poll.
+        d.qp_write(regs::QueuePointer::ResponseOut, 0);
+        d.qp_write(regs::QueuePointer::AtioOut, 0);
+        if !sim.step() {
+            break;
+        }
+        if sim.now() > t0 + Duration::from_millis(2) {
+            break;
+        }
+    }
+    assert!(
+        sim.now() > t0 + Duration::from_millis(2),
+        "time advanced to the scheduled LIP"
+    );
+}

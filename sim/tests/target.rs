@@ -915,3 +915,431 @@ fn marker_is_required_before_io() {
         "{v:?}"
     );
 }
+
+#[test]
+fn fabric_login_logout_mailboxes_and_loginout_iocb() {
+    let (mut sim, mut t, ini, target) = ready(SimConfig::default());
+    let ini_pid = sim.initiator_port_id(ini).unwrap();
+    let handle = *t.sessions.keys().next().unwrap();
+    // LOGIN_FABRIC_PORT of a logged-in port under another handle: port id used.
+    let mut m = Mailboxes::new(MbxCommand::LoginFabricPort);
+    m.0[1] = 0x20;
+    m.0[2] = ini_pid.domain() as u16;
+    m.0[3] = (ini_pid.area() as u16) << 8 | ini_pid.al_pa() as u16;
+    let r = t.d.mailbox(&mut sim, &m);
+    assert_eq!((r.status(), r.mb(1)), (0x4007, handle));
+    // A second initiator that never logged in to us: the HBA logs in to it (PLOGI).
+    let ini2 = sim.add_initiator(InitiatorConfig::new(0x2100_0000_c9aa_0777));
+    assert!(run(&mut sim, &mut t, T, |s, _| s
+        .initiator_port_id(ini2)
+        .is_some()));
+    let pid2 = sim.initiator_port_id(ini2).unwrap();
+    m.0[2] = pid2.domain() as u16;
+    m.0[3] = (pid2.area() as u16) << 8 | pid2.al_pa() as u16;
+    let r = t.d.mailbox(&mut sim, &m);
+    assert_eq!(r.status(), 0x4000, "PLOGI accepted");
+    assert!(
+        sim.hba_logins()
+            .iter()
+            .any(|&(h, p, st)| h == 0x20 && p == pid2 && st == 4)
+    );
+    // LOGOUT_FABRIC_PORT.
+    let mut lo = Mailboxes::new(MbxCommand::LogoutFabricPort);
+    lo.0[1] = 0x20;
+    assert_eq!(t.d.mailbox(&mut sim, &lo).status(), 0x4000);
+    assert_eq!(
+        t.d.mailbox(&mut sim, &lo).status(),
+        0x400A,
+        "not logged in any more"
+    );
+    // A LOGINOUT IOCB (LOGO) ends the first initiator's login from the target side.
+    let mut lo_req =
+        rscst_fw::iocb::LoginoutRepr::logout(0x1234, rscst_fw::NportHandle(handle), ini_pid);
+    lo_req.flags = rscst_fw::iocb::loginout::LoginoutFlags::FREE_NPORT_HANDLE; // explicit LOGO
+    let mut e = [0u8; 64];
+    lo_req.emit_bytes(&mut e).unwrap();
+    t.post(&[e]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| {
+        matches!(e, InitiatorEvent::LoggedOut { .. })
+    });
+    assert!(evs.iter().any(|e| matches!(e, InitiatorEvent::LoggedOut { reason: rscst_sim::LogoutReason::ByTarget, target: tg } if *tg == target)));
+    assert!(sim.hba_logins().is_empty());
+    // RSCNs reached the firmware as async events when the second initiator joined.
+    assert!(t.d.asyncs.iter().any(|a| a[0] == 0x8015));
+}
+
+#[test]
+fn iocbs_through_mailbox_and_ring() {
+    let (mut sim, mut t, _ini, _target) = ready(SimConfig::default());
+    // MBX_IOCB on the request ring: GET_FIRMWARE_STATE answered in the returned entry.
+    let m = rscst_fw::iocb::MbxIocbRepr::from_mailboxes(
+        0x77,
+        &Mailboxes::new(MbxCommand::GetFirmwareState),
+    );
+    let mut e = [0u8; 64];
+    m.emit_bytes(&mut e).unwrap();
+    t.post(&[e]);
+    sim.run_for(Duration::from_millis(1));
+    let r = t.d.rings.as_ref().unwrap();
+    let idx =
+        (t.d.qp_read(rscst_fw::regs::QueuePointer::ResponseIn) as u16 + r.rsp_len - 1) % r.rsp_len;
+    let mut b = [0u8; 64];
+    r.rsp.read(idx as usize * 64, &mut b).unwrap();
+    let got = rscst_fw::iocb::MbxIocbRepr::parse_bytes(&b).unwrap();
+    assert_eq!((got.handle, got.mb[0], got.mb[1]), (0x77, 0x4000, 3));
+    t.poll(&mut sim);
+    // IOCB_COMMAND_A64 with a MARKER: executed in place.
+    let buf = t.d.p.dma().alloc(64, 64).unwrap();
+    let mut mk = [0u8; 64];
+    rscst_fw::iocb::MarkerRepr::sync_all(0)
+        .emit_bytes(&mut mk)
+        .unwrap();
+    buf.write(0, &mk).unwrap();
+    let r =
+        t.d.mailbox(&mut sim, &Mailboxes::iocb_command_a64(buf.iova().0));
+    assert_eq!(r.status(), 0x4000);
+    // An unknown entry type comes back with entry_status B2.
+    buf.write(0, &[0x77; 64]).unwrap();
+    assert_eq!(
+        t.d.mailbox(&mut sim, &Mailboxes::iocb_command_a64(buf.iova().0))
+            .status(),
+        0x4000
+    );
+    let mut back = [0u8; 64];
+    buf.read(0, &mut back).unwrap();
+    assert_ne!(back[3] & 0x04, 0);
+    // CTIO_CRC2 (T10-PI) is not modelled: bounced as an invalid entry type.
+    let mut crc2 = [0u8; 64];
+    crc2[0] = 0x7A;
+    crc2[1] = 1;
+    t.post(&[crc2]);
+    sim.run_for(Duration::from_millis(1));
+    t.poll(&mut sim);
+    assert!(t.seen.iter().any(|s| matches!(
+        s,
+        Seen::Bounced {
+            entry_type: 0x7A,
+            entry_status: 0x04
+        }
+    )));
+}
+
+#[test]
+fn initiate_lip_and_stop_firmware() {
+    let (mut sim, mut t, _ini, _target) = ready(SimConfig::default());
+    let r = t.d.simple(&mut sim, MbxCommand::InitiateLip);
+    assert_eq!(r.status(), 0x4000);
+    assert!(run(&mut sim, &mut t, T, |_, t| t
+        .d
+        .asyncs
+        .iter()
+        .any(|a| a[0] == 0x8010)));
+    assert!(run(&mut sim, &mut t, T, |_, t| t.seen.iter().any(
+        |s| matches!(
+            s,
+            Seen::Notify {
+                status: 0x0E,
+                handle: 0xFFFF,
+                ..
+            }
+        )
+    )));
+    let r = t.d.simple(&mut sim, MbxCommand::StopFirmware);
+    assert_eq!((r.status(), r.int_type()), (0x4000, 0x10));
+    let r = t.d.simple(&mut sim, MbxCommand::GetFirmwareState);
+    assert_eq!(
+        (r.status(), r.int_type()),
+        (0x4001, 0x02),
+        "back in the boot ROM"
+    );
+}
+
+#[test]
+fn isp27xx_target_mode_with_abts_on_the_atio_queue() {
+    let (mut sim, mut d) = setup(SimConfig::with_chip(rscst_sim::ChipModel::isp27xx()));
+    d.boot(&mut sim);
+    // Linux default on 27xx: ABTS_RECV to the ATIO queue (SET_FIRMWARE_OPTION word 2 B11).
+    let r = d.mailbox(&mut sim, &Mailboxes::set_firmware_option([0, 1 << 11, 0]));
+    assert_eq!(r.status(), 0x4000);
+    assert_eq!(d.init(&mut sim, 128, 128, 128).status(), 0x4000);
+    d.wait_ready(&mut sim);
+    let mut t = MiniTarget::new(d, 256);
+    let ini = sim.add_initiator(InitiatorConfig::new(0x2100_0000_c9aa_2700));
+    assert!(run(&mut sim, &mut t, T, |s, _| s
+        .initiator_port_id(ini)
+        .is_some()));
+    let target = sim.hba_port_id().unwrap();
+    sim.initiator_login(ini, target).unwrap();
+    assert!(run(&mut sim, &mut t, T, |s, _| s
+        .initiator_logged_in(ini, target)));
+    let data: Vec<u8> = (0..2 * BLOCK).map(|i| (i * 13) as u8).collect();
+    let w = sim
+        .initiator_command(
+            ini,
+            target,
+            CommandSpec::write(lun0(), &write10(3, 2), data.clone()).unwrap(),
+        )
+        .unwrap();
+    wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(w));
+    let r = sim
+        .initiator_command(
+            ini,
+            target,
+            CommandSpec::read(lun0(), &read10(3, 2), 2 * BLOCK).unwrap(),
+        )
+        .unwrap();
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(r));
+    assert_eq!(completed(&evs, r).data, data);
+    t.hold_commands = true;
+    let tag = sim
+        .initiator_command(
+            ini,
+            target,
+            CommandSpec::read(lun0(), &read10(0, 1), BLOCK).unwrap(),
+        )
+        .unwrap();
+    assert!(run(&mut sim, &mut t, T, |_, t| t.open_commands() == 1));
+    sim.initiator_abort(ini, tag).unwrap();
+    wait_event(&mut sim, &mut t, ini, T, |e| {
+        matches!(e, InitiatorEvent::AbortDone { accepted: true, .. })
+    });
+    // 27xx interrupt types: ATIO updates are 0x1E (or 0x1D with the response queue).
+    assert!(
+        t.d.queue_ints
+            .iter()
+            .any(|hs| matches!(hs & 0xFF, 0x1E | 0x1D))
+    );
+    assert!(!t.d.queue_ints.iter().any(|hs| hs & 0xFF == 0x1C));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+#[test]
+fn mid_initialize_firmware() {
+    let (mut sim, mut d) = setup(SimConfig::default());
+    d.boot(&mut sim);
+    // A MID ICB: the 128-byte ICB followed by the VP count (no VPs).
+    let icb = d.p.dma().alloc(rscst_fw::icb::MID_ICB_LEN, 64).unwrap();
+    let rings = d.p.dma().alloc(3 * 65 * 64, 4096).unwrap();
+    let repr = rscst_fw::icb::IcbRepr::target_only(
+        d.gen_info,
+        rscst_fw::Wwn::from_u64(0x2100_0024_ff00_0009),
+        rscst_fw::Wwn::from_u64(0x2000_0024_ff00_0009),
+        rscst_fw::icb::RingConfig {
+            address: rings.iova().0,
+            length: 64,
+        },
+        rscst_fw::icb::RingConfig {
+            address: rings.iova().0 + 65 * 64,
+            length: 64,
+        },
+        rscst_fw::icb::RingConfig {
+            address: rings.iova().0 + 130 * 64,
+            length: 64,
+        },
+    );
+    let mut b = [0u8; 128];
+    repr.emit(&mut rscst_fw::icb::Icb::new_unchecked(&mut b[..]))
+        .unwrap();
+    icb.write(0, &b).unwrap();
+    let r = d.mailbox(
+        &mut sim,
+        &Mailboxes::initialize_firmware(icb.iova().0, true),
+    );
+    assert_eq!(r.status(), 0x4000);
+    d.wait_ready(&mut sim);
+    assert_eq!(sim.hba_port_id(), Some(PortId::from_parts(1, 1, 0)));
+}
+
+/// Hand-built CTIO7s in every form, against held commands, checked at the initiator.
+#[test]
+fn every_ctio7_form() {
+    use rscst_fw::iocb::ctio7::ScsiStatusFlags;
+    use rscst_fw::iocb::{
+        Ctio7Exchange, Ctio7Flags, Ctio7Mode, Ctio7Mode1, Ctio7Repr, Dsd64, ScsiStatusWord,
+    };
+    let (mut sim, mut t, ini, target) = ready(SimConfig::default());
+    t.hold_commands = true;
+    let nport = *t.sessions.keys().next().unwrap();
+    let ini_pid = sim.initiator_port_id(ini).unwrap();
+    // Issue a command and get its exchange for hand-made CTIOs.
+    let issue = |sim: &mut Sim, t: &mut MiniTarget, spec: CommandSpec| -> (Tag, Ctio7Exchange) {
+        let before = t.seen.len();
+        let tag = sim.initiator_command(ini, target, spec).unwrap();
+        assert!(run(sim, t, T, |_, t| t.seen[before..]
+            .iter()
+            .any(|s| matches!(s, Seen::Command { .. }))));
+        let xchg = t.seen[before..]
+            .iter()
+            .find_map(|s| match s {
+                Seen::Command { exchange, .. } => Some(*exchange),
+                _ => None,
+            })
+            .unwrap();
+        let x = Ctio7Exchange {
+            nport_handle: rscst_fw::NportHandle(nport),
+            initiator_id: ini_pid,
+            exchange_addr: rscst_fw::ExchangeAddr(xchg),
+            ox_id: rscst_fw::OxId(0),
+            attr: if xchg & 1 == 1 { 4 } else { 0 },
+            vp_index: 0,
+        };
+        (tag, x)
+    };
+    let emit = |c: &Ctio7Repr| {
+        let mut e = [0u8; 64];
+        c.emit_bytes(&mut e).unwrap();
+        e
+    };
+    let pattern: Vec<u8> = (0..4 * BLOCK).map(|i| (i * 31 + 7) as u8).collect();
+    t.lun.write(0, &pattern).unwrap();
+    let base = t.lun.iova().0;
+
+    // 1. Data in two CTIOs with increasing relative offsets, then a mode-0 status-only CTIO
+    //    with GOOD and CONFORM_REQ.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::read(lun0(), &read10(0, 4), 4 * BLOCK).unwrap(),
+    );
+    let a = Ctio7Repr::data(
+        &x,
+        101,
+        DataDir::DataIn,
+        0,
+        2 * BLOCK,
+        Dsd64 {
+            address: base,
+            length: 2 * BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    let b = Ctio7Repr::data(
+        &x,
+        102,
+        DataDir::DataIn,
+        2 * BLOCK,
+        2 * BLOCK,
+        Dsd64 {
+            address: base + 2 * BLOCK as u64,
+            length: 2 * BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    let mut st = Ctio7Repr::data(&x, 103, DataDir::DataIn, 0, 0, Dsd64::default(), 0).unwrap();
+    st.flags = Ctio7Flags::SEND_STATUS | Ctio7Flags::CONFORM_REQ;
+    t.post(&[emit(&a), emit(&b), emit(&st)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(r.data, pattern);
+    assert!(r.rsp_flags.contains(rscst_fw::fc::FcpRspFlags::CONF_REQ));
+    // Three completions (no DONT_RET_CTIO), in order.
+    let handles: Vec<u32> = t
+        .seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::CtioDone { handle, .. } if (101..=103).contains(handle) => Some(*handle),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handles, vec![101, 102, 103]);
+
+    // 2. Mode 1: CHECK CONDITION with sense, OVER residual.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::no_data(lun0(), &[0x00, 0, 0, 0, 0, 0]).unwrap(),
+    );
+    let sense = [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0];
+    let mut c = Ctio7Repr::status(&x, 201, 0x02, rscst_fw::fc::Residual::Over(7), &sense).unwrap();
+    c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+    t.post(&[emit(&c)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(
+        (r.status, r.residual, r.sense.as_slice()),
+        (0x02, rscst_fw::fc::Residual::Over(7), &sense[..])
+    );
+    sim.run_for(Duration::from_micros(50));
+    t.poll(&mut sim);
+    assert!(
+        !t.seen
+            .iter()
+            .any(|s| matches!(s, Seen::CtioDone { handle: 201, .. })),
+        "DONT_RET_CTIO on success: not returned"
+    );
+
+    // 3. Mode 1 with response info and sense together.
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::no_data(lun0(), &[0x00, 0, 0, 0, 0, 0]).unwrap(),
+    );
+    let mut m1 = Ctio7Mode1 {
+        response_len: 8,
+        sense_length: 8,
+        ..Default::default()
+    };
+    m1.data[3] = 0;
+    m1.data[8..16].copy_from_slice(&[0x70, 0, 0x0B, 0, 0, 0, 0, 0]);
+    let mut c = Ctio7Repr::status(&x, 301, 0x02, rscst_fw::fc::Residual::None, &[]).unwrap();
+    c.mode = Ctio7Mode::Mode1(m1);
+    c.scsi_status = ScsiStatusWord {
+        status: 0x02,
+        flags: ScsiStatusFlags::RSP_INFO_VALID | ScsiStatusFlags::SENSE_VALID,
+    };
+    t.post(&[emit(&c)]);
+    let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(tag));
+    let r = completed(&evs, tag);
+    assert_eq!(r.rsp_code, Some(RspCode::Complete));
+    assert_eq!(r.sense.as_slice(), &[0x70, 0, 0x0B, 0, 0, 0, 0, 0]);
+
+    // 4. DONT_RET_CTIO on a CTIO that fails: returned (with the error).
+    let (tag, x) = issue(
+        &mut sim,
+        &mut t,
+        CommandSpec::write_on_demand(lun0(), &write10(8, 1), BLOCK).unwrap(),
+    );
+    let mut d = Ctio7Repr::data(
+        &x,
+        401,
+        DataDir::DataOut,
+        0,
+        BLOCK,
+        Dsd64 {
+            address: base,
+            length: BLOCK,
+        },
+        1,
+    )
+    .unwrap();
+    d.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+    t.post(&[emit(&d)]);
+    wait_event(
+        &mut sim,
+        &mut t,
+        ini,
+        T,
+        |e| matches!(e, InitiatorEvent::XferRdy { tag: g, .. } if *g == tag),
+    );
+    // 5. TERMINATE while it waits for data: the data-out CTIO completes ABORTED (and is
+    //    returned despite DONT_RET_CTIO), the terminate completes OK, no frame.
+    let term = Ctio7Repr::terminate(&x);
+    t.post(&[emit(&term)]);
+    sim.run_for(Duration::from_micros(100));
+    t.poll(&mut sim);
+    assert!(t.seen.iter().any(|s| matches!(
+        s,
+        Seen::CtioDone {
+            handle: 401,
+            status: 0x02,
+            ..
+        }
+    )));
+    assert!(t.seen.iter().any(|s| matches!(s, Seen::CtioDone { status: 0x01, handle, .. } if rscst_fw::iocb::handle::is_skip(*handle))));
+    assert_eq!(sim.open_exchanges(), 0);
+    // The initiator hears nothing (no frame for a terminate); it times out later.
+    assert_eq!(sim.initiator_outstanding(ini), 1);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}

@@ -146,6 +146,17 @@ impl Default for FirmwareConfig {
     }
 }
 
+/// Whether a MARKER must precede the next I/O IOCB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkerState {
+    /// No.
+    NotNeeded,
+    /// An event requires one, but the driver has not seen the async event yet.
+    Pending,
+    /// The driver saw the event: the next CTIO without a MARKER first is a violation.
+    Required,
+}
+
 /// Who executes mailbox commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -263,7 +274,11 @@ pub(crate) struct Firmware {
     pub link: LinkState,
     pub ports: PortDb,
     pub xchg: Exchanges,
-    pub marker_needed: bool,
+    /// MARKER state: needed after init, LIP, link events and resets (§7.12).
+    pub marker: MarkerState,
+    /// An async event that requires the marker is (or was) in `host_status`; once the
+    /// driver clears it, the marker is required.
+    marker_watch: bool,
     pub stats: FirmwareStats,
     pub serial: u64,
     /// ELS exchanges the HBA originated, by OX_ID.
@@ -297,7 +312,8 @@ impl Firmware {
             link: LinkState::default(),
             ports: PortDb::default(),
             xchg,
-            marker_needed: false,
+            marker: MarkerState::NotNeeded,
+            marker_watch: false,
             stats: FirmwareStats::default(),
             serial: 0,
             els_out: std::collections::BTreeMap::new(),
@@ -345,7 +361,8 @@ impl Firmware {
         self.rings = None;
         self.icb = None;
         self.state = FirmwareState::ConfigWait;
-        self.marker_needed = false;
+        self.marker = MarkerState::NotNeeded;
+        self.marker_watch = false;
         for l in &ctx.shared.ring_len {
             l.store(0, Ordering::Release);
         }
@@ -477,6 +494,12 @@ impl Firmware {
         }
     }
 
+    pub(crate) fn need_marker(&mut self) {
+        if self.marker == MarkerState::NotNeeded {
+            self.marker = MarkerState::Pending;
+        }
+    }
+
     /// Firmware system error: async 0x8002, RISC paused, nothing more until reset.
     pub(crate) fn system_error(&mut self, ctx: &mut Ctx<'_>, code: u16) {
         if self.halted || self.phase != Phase::Running {
@@ -529,6 +552,13 @@ impl Firmware {
         if sh.host_status_pending() || self.risc_reset || self.booting {
             return;
         }
+        if self.marker_watch {
+            // The driver cleared the async event that asked for a marker.
+            self.marker_watch = false;
+            if self.marker == MarkerState::Pending {
+                self.marker = MarkerState::Required;
+            }
+        }
         if let Some((t, regs, mask)) = self.causes.mbx.take() {
             for n in mask.iter() {
                 sh.regs.set_mb_out(n, regs[n]);
@@ -554,6 +584,13 @@ impl Firmware {
             }
             if sh.post_host_status(HostStatus::interrupt(IntType::AsyncEvent, mb[0]).0) {
                 self.causes.asyncs.pop_front();
+                let ev = AsyncEvent::parse(&mb);
+                if self.marker == MarkerState::Pending
+                    && (ev.needs_marker()
+                        || ev.code() == rscst_fw::async_event::AsyncEventCode::LoopUp)
+                {
+                    self.marker_watch = true;
+                }
                 self.stats.interrupts += 1;
                 sh.trace.record(ctx.now, TraceKind::AsyncEvent(mb));
             }
@@ -657,7 +694,7 @@ impl Firmware {
         self.link.port_id = port_id;
         self.link.link_up_count += 1;
         self.state = FirmwareState::Ready;
-        self.marker_needed = true;
+        self.need_marker();
         let speed = self.cfg.link_speed;
         self.queue_async(ctx, AsyncEvent::LoopUp { speed, fec: false });
     }
@@ -666,7 +703,7 @@ impl Firmware {
     fn link_lost(&mut self, ctx: &mut Ctx<'_>) {
         self.abort_all_exchanges(ctx, target::CTIO_PORT_UNAVAILABLE);
         self.ports.clear();
-        self.marker_needed = true;
+        self.need_marker();
     }
 
     /// A LIP / link reset: open exchanges aborted (LIP_RESET), logins kept.
@@ -677,7 +714,7 @@ impl Firmware {
         self.link.lip_count += 1;
         self.queue_async(ctx, AsyncEvent::LipOccurred { lip_type: 0xF7F7 });
         self.abort_all_exchanges(ctx, target::CTIO_LIP_RESET);
-        self.marker_needed = true;
+        self.need_marker();
         self.notify_lip_reset(ctx);
         let speed = self.cfg.link_speed;
         self.queue_async(ctx, AsyncEvent::LoopUp { speed, fec: false });

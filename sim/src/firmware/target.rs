@@ -10,14 +10,15 @@
 //! is its index.
 //!
 //! An FCP exchange lives from the FCP_CMND until the driver's final CTIO — one with
-//! SEND_STATUS completes, or one with TERMINATE — or a chip reset. When the initiator aborts
+//! SEND_STATUS completes successfully, or one with TERMINATE — or a chip reset. When the initiator aborts
 //! it (ABTS), logs out (LOGO/PRLO), or the link goes down or resets (LIP), the exchange is
 //! **aborted**: the CTIO in progress and the queued ones complete with the matching status
 //! (0x02 ABORTED, 0x29 PORT_LOGGED_OUT, 0x28 PORT_UNAVAILABLE, 0x0E LIP_RESET), later CTIOs
-//! complete with it at once and send nothing, and the exchange stays allocated until the
-//! driver sends SEND_STATUS or TERMINATE for it (or, after an ABTS, BA_ACC in ABTS_RESP,
-//! which implicitly terminates it). An exchange the driver never closes is a leak the
-//! model keeps visible ([`crate::Sim::open_exchanges`]).
+//! complete with it at once and send nothing (a failed final CTIO does not close the
+//! exchange), and the exchange stays allocated until the driver sends TERMINATE for it (or,
+//! after an ABTS, BA_ACC in ABTS_RESP, which implicitly terminates it). The ABTS_RECV is
+//! posted before the CTIOs the ABTS kills complete. An exchange the driver never closes is
+//! a leak the model keeps visible ([`crate::Sim::open_exchanges`]).
 //!
 //! CTIOs of one exchange run in order: a data-out CTIO waits for all its data before the
 //! next one (e.g. the status) runs; CTIOs of different exchanges interleave.
@@ -39,7 +40,9 @@
 //!   field, FCP_SNS_LEN / FCP_RSP_LEN only with their valid bits, then the mode-1 area in
 //!   wire order (response info, then sense). F_CTL 0x980000.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap as HashMap;
 
 use rscst_fw::async_event::AsyncEvent;
 use rscst_fw::fc::bls::{ABTS_PARAM_ABORT_SEQUENCE, BaRjtExplanation, BaRjtReason, BaRjtRepr};
@@ -99,26 +102,17 @@ pub(crate) struct Job {
     pub dsds: Vec<Dsd64>,
     pub serial: u64,
     /// Data-out: byte ranges received so far (relative to the CTIO's offset).
-    pub ranges: Vec<(u32, u32)>,
+    pub ranges: crate::ranges::Ranges,
     pub waiting: bool,
 }
 
 impl Job {
     fn received(&self) -> u32 {
-        self.ranges.iter().map(|(a, b)| b - a).sum()
+        self.ranges.total()
     }
 
     fn add_range(&mut self, start: u32, end: u32) {
-        self.ranges.push((start, end));
-        self.ranges.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.ranges.len());
-        for &(a, b) in &self.ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        self.ranges = merged;
+        self.ranges.add(start, end);
     }
 
     fn mode0(&self) -> (u32, u32) {
@@ -190,7 +184,7 @@ impl Exchanges {
             free: VecDeque::new(),
             capacity,
             fcp_used: 0,
-            by_ox: HashMap::new(),
+            by_ox: HashMap::default(),
         }
     }
 
@@ -336,7 +330,7 @@ impl Firmware {
     ) {
         match first[0] {
             0x04 => match MarkerRepr::parse_bytes(first) {
-                Ok(_) => self.marker_needed = false,
+                Ok(_) => self.marker = super::MarkerState::NotNeeded,
                 Err(_) => self.bounce(ctx, first, entry_status::INVALID_PARAM),
             },
             0x12 => self.ctio(ctx, first, cont),
@@ -388,7 +382,7 @@ impl Firmware {
         }
         let out = match e[0] {
             0x04 => {
-                self.marker_needed = false;
+                self.marker = super::MarkerState::NotNeeded;
                 Some(e)
             }
             0x39 => self.mbx_iocb(ctx, &e),
@@ -457,11 +451,11 @@ impl Firmware {
             Ok(r) => r,
             Err(_) => return self.bounce(ctx, first, entry_status::INVALID_PARAM),
         };
-        if self.marker_needed {
+        if self.marker == super::MarkerState::Required {
             ctx.shared.violation(ViolationKind::IocbBeforeMarker {
                 entry_type: first[0],
             });
-            self.marker_needed = false;
+            self.marker = super::MarkerState::NotNeeded;
         }
         // DSDs: the CTIO's own and those of its continuations.
         let mut dsds = Vec::new();
@@ -530,9 +524,6 @@ impl Firmware {
             return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
         }
         if let Some(st) = x.aborted {
-            if send_status {
-                self.xchg.free(idx);
-            }
             return self.complete_ctio(ctx, &req, st);
         }
         // Parameter checks.
@@ -566,7 +557,7 @@ impl Firmware {
             req,
             dsds,
             serial,
-            ranges: Vec::new(),
+            ranges: crate::ranges::Ranges::default(),
             waiting: false,
         });
         if x.jobs.len() == 1 {
@@ -799,10 +790,6 @@ impl Firmware {
         }
         let jobs: Vec<Job> = x.jobs.drain(..).collect();
         for j in jobs {
-            if j.req.flags.contains(Ctio7Flags::SEND_STATUS) {
-                // The final CTIO failed: the exchange is closed with it.
-                self.xchg.free(idx);
-            }
             self.complete_ctio(ctx, &j.req, status);
         }
         if let Some(x) = self.xchg.fcp_mut(idx) {
@@ -1023,13 +1010,10 @@ impl Firmware {
             );
             return;
         };
-        let mut to_abort = ExchangeAddr::UNKNOWN;
-        if let Some(idx) = self.xchg.fcp_by_ox(h.s_id, h.ox_id.0) {
-            to_abort = self.xchg.addr_of(idx);
-            if h.parameter & ABTS_PARAM_ABORT_SEQUENCE == 0 {
-                self.abort_exchange(ctx, idx, CTIO_ABORTED);
-            }
-        }
+        let target = self.xchg.fcp_by_ox(h.s_id, h.ox_id.0);
+        let to_abort = target
+            .map(|i| self.xchg.addr_of(i))
+            .unwrap_or(ExchangeAddr::UNKNOWN);
         let Some((_, addr)) = self.xchg.alloc(Kind::Abts(Box::new(AbtsHeld { to_abort }))) else {
             return;
         };
@@ -1049,6 +1033,13 @@ impl Firmware {
             self.post_atio(ctx, AtioEntry::One(Box::new(b)));
         } else {
             self.post_response(ctx, b);
+        }
+        // The exchange dies after the driver was told: the CTIOs in progress complete
+        // ABORTED behind the ABTS_RECV.
+        if let Some(idx) = target
+            && h.parameter & ABTS_PARAM_ABORT_SEQUENCE == 0
+        {
+            self.abort_exchange(ctx, idx, CTIO_ABORTED);
         }
     }
 

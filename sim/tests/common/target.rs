@@ -144,7 +144,12 @@ impl MiniTarget {
     }
 
     /// Processes everything in the ATIO and response rings and clears interrupts.
-    pub fn poll(&mut self, sim: &mut Sim) {
+    pub fn poll(&mut self, _sim: &mut Sim) {
+        self.poll_hw();
+    }
+
+    /// [`MiniTarget::poll`] without the simulator (threaded mode).
+    pub fn poll_hw(&mut self) {
         if !self.marker_sent && self.d.rings.is_some() {
             self.send_marker();
         }
@@ -172,12 +177,11 @@ impl MiniTarget {
             self.d.hccr(rscst_fw::regs::HccrCommand::ClearRiscInt);
         }
         self.d.irq_ack();
-        self.poll_atio(sim);
-        self.poll_rsp(sim);
+        self.poll_atio();
+        self.poll_rsp();
     }
 
-    fn poll_atio(&mut self, sim: &mut Sim) {
-        let _ = sim;
+    fn poll_atio(&mut self) {
         let start = self.d.rings.as_ref().unwrap().atio_out;
         loop {
             let (slot, idx, len) = {
@@ -230,7 +234,7 @@ impl MiniTarget {
         }
     }
 
-    fn poll_rsp(&mut self, _sim: &mut Sim) {
+    fn poll_rsp(&mut self) {
         let start = self.d.rings.as_ref().unwrap().rsp_out;
         loop {
             let fw_in = self.d.qp_read(QueuePointer::ResponseIn) as u16;
