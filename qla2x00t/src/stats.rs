@@ -62,6 +62,10 @@ pub struct Stats {
     pub logouts: u64,
     /// Asynchronous events.
     pub async_events: u64,
+    /// Link-down events (async LOOP_DOWN).
+    pub link_downs: u64,
+    /// LIPs (async LIP_OCCURRED / LIP_RESET, IMMED_NOTIFY LIP_RESET).
+    pub lips: u64,
     /// Interrupt-status values handled.
     pub interrupts: u64,
     /// Events overwritten before the caller drained them.
@@ -73,7 +77,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "cmds {} tmfs {} abts {} in {}B out {}B copied {}B busy {} rejected {} \
-             terminates {} ctios {} doorbells {} stale {} resets {} voided {} logins {} logouts {}",
+             terminates {} ctios {} doorbells {} stale {} timeouts {} resets {} voided {} logins {} \
+             logouts {} link-downs {} lips {}",
             self.commands,
             self.tmfs,
             self.abts,
@@ -86,10 +91,13 @@ impl fmt::Display for Stats {
             self.ctios,
             self.doorbells,
             self.stale_completions,
+            self.completion_timeouts,
             self.resets,
             self.voided,
             self.logins,
-            self.logouts
+            self.logouts,
+            self.link_downs,
+            self.lips
         )
     }
 }

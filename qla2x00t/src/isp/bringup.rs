@@ -766,12 +766,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// MARKER (type 0x04), modifier 2 = sync all, skip handle (reference §7.12).
     pub(crate) fn post_marker(&mut self) -> bool {
-        let e = crate::iocb::marker_sync_all(0);
-        if self.post(&[e], 0) {
-            self.marker_needed = false;
-            true
-        } else {
-            false
-        }
+        self.marker_needed = true;
+        self.post(&[], 0)
     }
 }

@@ -285,7 +285,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(h, TmfKind::Fcp, x);
+                self.new_tmf(h, core_session, TmfKind::Fcp, x);
                 let _ = session;
             }
             Err(_) => {
@@ -294,11 +294,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    pub(crate) fn new_tmf(&mut self, h: rscst_core::TmfHandle, kind: TmfKind, x: Exchange) {
+    pub(crate) fn new_tmf(
+        &mut self,
+        h: rscst_core::TmfHandle,
+        session: rscst_core::SessionHandle,
+        kind: TmfKind,
+        x: Exchange,
+    ) {
         if let Some(slot) = self.tmfs.get_mut(h.index()) {
             *slot = TmfSlot {
                 live: true,
                 handle: h,
+                session,
                 epoch: self.epoch,
                 kind,
                 x,
@@ -546,6 +553,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         if !ok {
             self.stats.ctio_errors += 1;
+        }
+        if matches!(
+            c.status,
+            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
+        ) {
+            // A LIP, link loss or reset happened (its async event may not
+            // have been seen yet): whatever the driver posts next (a
+            // terminate, say) must follow a MARKER (reference §7.12).
+            self.marker_needed = true;
         }
         if h.is_intermediate() {
             // The data half of a pair comes back only on error; its final

@@ -566,11 +566,21 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Copy `entries` into the request ring if they fit while keeping
-    /// `keep` further slots free. The doorbell is rung by `flush`.
+    /// `keep` further slots free. The doorbell is rung by `flush`. When a
+    /// MARKER is due (after init, LIP, link or chip events; reference §7.12,
+    /// gotcha 12) it goes first, whatever the entries are.
     pub(crate) fn post(&mut self, entries: &[[u8; ENTRY_LEN]], keep: usize) -> bool {
         let hw = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
-        if !self.req.reserve(&hw, entries.len(), keep) {
+        let marker = self.marker_needed as usize;
+        if !self.req.reserve(&hw, entries.len() + marker, keep) {
             return false;
+        }
+        if self.marker_needed {
+            let m = crate::iocb::marker_sync_all(0);
+            if !matches!(self.req.push(&hw, &[m]), Ok(true)) {
+                return false;
+            }
+            self.marker_needed = false;
         }
         matches!(self.req.push(&hw, entries), Ok(true))
     }

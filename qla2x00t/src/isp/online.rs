@@ -43,7 +43,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// Everything a running port does in one poll.
     pub(crate) fn online_poll<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut busy = false;
-        if self.marker_needed && self.link_up && self.post_marker() {
+        if self.marker_needed && self.post_marker() {
             busy = true;
         }
         busy |= self.drain_atio(core);
@@ -203,6 +203,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             AsyncEvent::LoopDown { .. } => {
                 self.link_up = false;
+                self.stats.link_downs += 1;
                 self.event(Event::LinkDown);
                 let deadline = self.now.saturating_add(self.config.port_down_timeout);
                 for s in self.sessions.iter_mut() {
@@ -211,7 +212,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     }
                 }
             }
-            AsyncEvent::LipOccurred { .. } => self.event(Event::Lip),
+            AsyncEvent::LipOccurred { .. } => {
+                self.stats.lips += 1;
+                self.event(Event::Lip)
+            }
             AsyncEvent::PortUpdate {
                 nport_handle,
                 login_state,

@@ -90,6 +90,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let (wwpn, port_id) = (s.wwpn, s.port_id);
         if let Some(h) = s.core.take() {
             core.remove_session(h);
+            self.orphan_tmfs(h);
             self.stats.logouts += 1;
             self.event(Event::Logout {
                 wwpn,
@@ -105,6 +106,48 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             *s = Session::EMPTY;
         }
         self.sid_cache = None;
+    }
+
+    /// The core drops the TMFs of a removed nexus without a transport call:
+    /// the driver answers them itself (at the next poll) and frees its slots.
+    fn orphan_tmfs(&mut self, session: SessionHandle) {
+        for i in 0..self.tmfs.len() {
+            let t = &mut self.tmfs[i];
+            if t.live && t.session == session && !t.deliver && t.outstanding == 0 {
+                t.orphan = true;
+                self.tmf_pending.push(self.tmfs, i as u16);
+            }
+        }
+    }
+
+    /// Answer an orphaned TMF on the wire; `false` if the ring is full.
+    fn answer_orphan(&mut self, i: usize) -> bool {
+        let t = self.tmfs[i];
+        if t.epoch != self.epoch {
+            return true;
+        }
+        match t.kind {
+            TmfKind::Fcp => self.post_terminate(&t.x, SKIP_HANDLE),
+            TmfKind::Abts { entry, .. } => match AbtsRecvRepr::parse_bytes(&entry) {
+                Ok(r) => {
+                    let resp = AbtsRespRepr::reject(&r, SKIP_HANDLE, BaRjtRepr::UNABLE_TO_PERFORM);
+                    let mut e = [0u8; 64];
+                    let _ = resp.emit_bytes(&mut e);
+                    self.post_internal(&e)
+                }
+                Err(_) => true,
+            },
+            TmfKind::Internal { notify } => {
+                if let Some(h) = self.held.get_mut(notify as usize)
+                    && h.used
+                    && h.reason == HoldReason::Tmfs
+                    && h.epoch == t.epoch
+                {
+                    h.waiting = h.waiting.saturating_sub(1);
+                }
+                true
+            }
+        }
     }
 
     pub(crate) fn end_all_sessions<C: CoreApi>(&mut self, core: &mut C, reason: LogoutReason) {
@@ -431,7 +474,12 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(h, TmfKind::Internal { notify }, Exchange::default());
+                self.new_tmf(
+                    h,
+                    session,
+                    TmfKind::Internal { notify },
+                    Exchange::default(),
+                );
                 true
             }
             Err(_) => false,
@@ -478,8 +526,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             vp: r.vp_index,
             fcp_dl: 0,
         };
+        let core_session = self.sessions[si].core.unwrap_or(SessionHandle::from_u32(0));
         let req = TmfRequest {
-            session: self.sessions[si].core.unwrap_or(SessionHandle::from_u32(0)),
+            session: core_session,
             tag: TaskTag(ABTS_TAG | r.exchange_addr.0 as u64),
             lun: self.cmds[ci].lun,
             function: TmfFunction::AbortTask(TaskTag(to_abort.0 as u64)),
@@ -489,6 +538,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.stats.tmfs += 1;
                 self.new_tmf(
                     h,
+                    core_session,
                     TmfKind::Abts {
                         entry: *raw,
                         retries: 0,
@@ -748,6 +798,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             let i = i as usize;
             let s = self.tmfs[i];
             if !s.live {
+                continue;
+            }
+            if s.orphan {
+                if self.answer_orphan(i) {
+                    self.tmfs[i] = TmfSlot::EMPTY;
+                } else {
+                    self.tmf_pending.push(self.tmfs, i as u16);
+                    break;
+                }
                 continue;
             }
             if let Some(accept) = s.resend {
