@@ -34,6 +34,9 @@ pub use ids::{
 pub use memory::{
     MAX_SEGS, Memory, MemoryError, Seg, SegList, SliceMemory, check_range, compare, copy,
 };
+#[cfg(feature = "std")]
+pub use pr::FilePrStore;
+pub use pr::{PrBlob, PrStore, PrStoreError, PrType};
 pub use sense::{FieldPointer, SENSE_MAX, SenseData, SenseKey, SenseReason, UnitAttention};
 pub use target::{
     Access, AluaState, BufferPool, BufferPoolError, CmdState, ConfigError, GroupId, HandleError,

@@ -845,6 +845,10 @@ impl Target<'_> {
         };
         let s = self.cmds[i].session;
         let lu = &mut self.lus[l];
+        if lu.pr.has_registrations() {
+            // SPC-5 5.13.3: with registrations, RELEASE conflicts too.
+            return self.finish(i, crate::transport::ScsiStatus::ReservationConflict);
+        }
         if lu.res2 == s {
             lu.res2 = NIL;
         }

@@ -526,21 +526,22 @@ fn report_supported_operation_codes() {
     assert_eq!(n % 8, 0);
     assert_eq!(d.len(), 4 + n);
     let descs: Vec<&[u8]> = d[4..].chunks(8).collect();
-    assert_eq!(descs.len(), 51);
+    assert_eq!(descs.len(), 66);
     assert_eq!(descs[0], &[0x00, 0, 0, 0, 0, 0, 0, 6]);
     let rc16 = descs.iter().find(|x| x[0] == 0x9e && x[3] == 0x10).unwrap();
     assert_eq!(rc16, &&[0x9e, 0, 0, 0x10, 0, 0x01, 0, 16][..], "SERVACTV");
-    assert!(
-        !descs.iter().any(|x| x[0] == 0x5e || x[0] == 0x83),
-        "PR and XCOPY are not claimed"
-    );
+    // PERSISTENT RESERVE IN (4 service actions) and OUT (8), EXTENDED
+    // COPY (LID1) and RECEIVE COPY RESULTS (COPY STATUS, OPERATING PARAMETERS).
+    for (op, n) in [(0x5e, 4), (0x5f, 8), (0x83, 1), (0x84, 2)] {
+        assert_eq!(descs.iter().filter(|x| x[0] == op).count(), n, "{op:#x}");
+    }
     // With RCTD: 20-byte descriptors with CTDP and the timeouts descriptor.
     let d = h
         .read_cmd(s, 0, &rsoc(0, true, 0, 0), 4096)
         .good()
         .data
         .clone();
-    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 51 * 20);
+    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 66 * 20);
     assert_eq!(
         &d[4..24],
         &[

@@ -38,6 +38,9 @@ pub enum CmdState {
     /// Waiting for a background operation of the LU (SANITIZE, FORMAT UNIT
     /// without IMMED).
     WaitBackground,
+    /// A PERSISTENT RESERVE OUT with PREEMPT AND ABORT waits for the tasks
+    /// it aborted to leave the transport and the backend.
+    WaitAborts,
     /// Data-Out requested from the transport; waiting for `data_out_done`.
     DataOut,
     /// A backend I/O is in flight.
@@ -65,6 +68,7 @@ impl fmt::Display for CmdState {
             CmdState::WaitBuffers => "waiting for buffers",
             CmdState::WaitOverlap => "waiting for overlapping commands",
             CmdState::WaitBackground => "waiting for background operation",
+            CmdState::WaitAborts => "waiting for preempted tasks",
             CmdState::DataOut => "data-out pending",
             CmdState::Backend => "backend I/O pending",
             CmdState::DataIn => "data-in pending",
@@ -157,6 +161,8 @@ pub(crate) struct Cmd {
     pub abort_tas: bool,
     /// Bit per TMF slot waiting for this command to finish.
     pub tmf_waiters: u8,
+    /// Slot of a PREEMPT AND ABORT waiting for this command to finish, or NIL.
+    pub pa_waiter: u16,
 }
 
 impl Cmd {
@@ -208,6 +214,7 @@ impl Cmd {
         aborted: false,
         abort_tas: false,
         tmf_waiters: 0,
+        pa_waiter: NIL,
     };
 
     /// Make a free slot a fresh command (the submit path): every field back
@@ -260,6 +267,7 @@ impl Cmd {
             aborted,
             abort_tas,
             tmf_waiters,
+            pa_waiter,
         } = self;
         *g = generation;
         *q = seq;
@@ -302,6 +310,7 @@ impl Cmd {
         *aborted = false;
         *abort_tas = false;
         *tmf_waiters = 0;
+        *pa_waiter = NIL;
     }
 
     /// Bytes the initiator expects in direction `dir` (0 if it announced another one).

@@ -76,6 +76,7 @@ impl Target<'_> {
                     | CmdState::WaitBuffers
                     | CmdState::WaitOverlap
                     | CmdState::WaitBackground
+                    | CmdState::WaitAborts
             )
         {
             return self.route_abort(i);
@@ -85,7 +86,10 @@ impl Target<'_> {
             CmdState::Received => self.step_received(i),
             CmdState::Enabled => self.step_enabled(i),
             CmdState::Exec => self.exec(i, t, b),
-            CmdState::WaitBuffers | CmdState::WaitOverlap | CmdState::WaitBackground => {
+            CmdState::WaitBuffers
+            | CmdState::WaitOverlap
+            | CmdState::WaitBackground
+            | CmdState::WaitAborts => {
                 // Woken: run the handler's stage again.
                 self.cmds[i].state = CmdState::Exec;
                 Step::Continue
@@ -155,6 +159,7 @@ impl Target<'_> {
             | CmdState::WaitBuffers
             | CmdState::WaitOverlap
             | CmdState::WaitBackground
+            | CmdState::WaitAborts
             | CmdState::Respond => self.enqueue(j),
             // A transfer is outstanding: a silent abort tells the transport
             // now; TASK ABORTED waits for the transfer to end.
@@ -253,9 +258,10 @@ impl Target<'_> {
             && usize::from(lu.res2) != s
             && !op.has(RES2_OK)
             && !(op.kind == OpKind::PreventAllow && c.cdb[4] & 0x03 == 0);
-        if res2_conflict || lu.pr.conflict(s as u16, op, &c.cdb) {
+        if res2_conflict || self.pr_conflict(i) {
             return self.finish(i, ScsiStatus::ReservationConflict);
         }
+        let lu = &self.lus[l];
         if lu.bg.is_some() && !op.has(cdb::BG_OK) {
             let p = lu.bg_progress();
             let r = match lu.bg.as_ref().map(|b| b.kind) {
@@ -350,6 +356,10 @@ impl Target<'_> {
             OpKind::WriteAtomic => self.exec_write_atomic(i, t, b),
             OpKind::Sanitize => self.exec_sanitize(i, t),
             OpKind::FormatUnit => self.exec_format_unit(i, t),
+            OpKind::PrIn => self.exec_prin(i),
+            OpKind::PrOut => self.exec_prout(i, t),
+            OpKind::ExtendedCopy => self.exec_extended_copy(i, t, b),
+            OpKind::ReceiveCopyResults => self.exec_receive_copy_results(i),
         }
     }
 
