@@ -456,7 +456,9 @@ impl TransportId {
         let body = self.as_bytes().get(4..)?;
         let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
         let body = &body[..end];
-        let at = body.windows(5).position(|w| w.eq_ignore_ascii_case(b",i,0x"))?;
+        let at = body
+            .windows(5)
+            .position(|w| w.eq_ignore_ascii_case(b",i,0x"))?;
         body.get(at + 5..)
     }
 
@@ -621,7 +623,11 @@ mod tests {
         assert!(sas.same_port(&TransportId::from_bytes(sas.as_bytes()).unwrap()));
         assert!(!sas.same_port(&fc));
         assert!(sas.is_supported_for_pr() && fc.is_supported_for_pr() && a.is_supported_for_pr());
-        assert!(!TransportId::from_bytes(&[0x04; 24]).unwrap().is_supported_for_pr());
+        assert!(
+            !TransportId::from_bytes(&[0x04; 24])
+                .unwrap()
+                .is_supported_for_pr()
+        );
         assert_eq!(
             TransportId::from_bytes(&[0x45, 0, 0, 2]),
             Err(TransportIdError::TooShort)

@@ -153,9 +153,7 @@ impl PrReg {
 
     /// Whether this registration is the one of the I_T nexus `(initiator, port)`.
     pub(crate) fn matches(&self, initiator: &TransportId, port: RelativePortId) -> bool {
-        self.in_use
-            && (self.all_tg_pt || self.port == port)
-            && self.initiator.same_port(initiator)
+        self.in_use && (self.all_tg_pt || self.port == port) && self.initiator.same_port(initiator)
     }
 }
 
@@ -235,7 +233,8 @@ impl core::error::Error for PrStoreError {}
 pub trait PrStore {
     /// Copy bytes of LU `lu`'s blob from `offset` into `buf`; the number
     /// copied, 0 at the end or when there is no blob.
-    fn load(&mut self, lu: &[u8; 16], offset: usize, buf: &mut [u8]) -> Result<usize, PrStoreError>;
+    fn load(&mut self, lu: &[u8; 16], offset: usize, buf: &mut [u8])
+    -> Result<usize, PrStoreError>;
     /// Replace LU `lu`'s blob with `blob` (written piece by piece with
     /// [`PrBlob::write_to`]).
     fn save(&mut self, lu: &[u8; 16], blob: &PrBlob<'_>) -> Result<(), PrStoreError>;
@@ -371,7 +370,11 @@ pub(crate) fn restore(
     let holder = u16::from_be_bytes([h[12], h[13]]);
     let holder_port = RelativePortId(u16::from_be_bytes([h[14], h[15]]));
     let count = usize::from(u16::from_be_bytes([h[16], h[17]]));
-    if count > regs.len() || (ty.is_some() && !ty.is_some_and(|t| t.all_registrants()) && usize::from(holder) >= count) {
+    if count > regs.len()
+        || (ty.is_some()
+            && !ty.is_some_and(|t| t.all_registrants())
+            && usize::from(holder) >= count)
+    {
         return Ok(false);
     }
     for r in regs.iter_mut() {
@@ -494,7 +497,12 @@ mod tests {
 
     struct Mem(std::vec::Vec<u8>);
     impl PrStore for Mem {
-        fn load(&mut self, _: &[u8; 16], offset: usize, buf: &mut [u8]) -> Result<usize, PrStoreError> {
+        fn load(
+            &mut self,
+            _: &[u8; 16],
+            offset: usize,
+            buf: &mut [u8],
+        ) -> Result<usize, PrStoreError> {
             let src = self.0.get(offset..).unwrap_or(&[]);
             let n = src.len().min(buf.len());
             buf[..n].copy_from_slice(&src[..n]);
@@ -569,11 +577,17 @@ mod tests {
         assert_eq!(store.0.len(), blob.len());
         let mut st2 = PrState::EMPTY;
         let mut regs2 = [PrReg::EMPTY, PrReg::EMPTY];
-        assert_eq!(restore(&mut store, &[0; 16], &mut st2, &mut regs2), Ok(true));
+        assert_eq!(
+            restore(&mut store, &[0; 16], &mut st2, &mut regs2),
+            Ok(true)
+        );
         assert_eq!(st2.generation, 7);
         assert_eq!(st2.count, 2);
         // Holder index 2 among slots is record 1 after compaction.
-        assert_eq!(st2.res.map(|r| (r.ty, r.holder)), Some((PrType::ExclusiveAccess, 1)));
+        assert_eq!(
+            st2.res.map(|r| (r.ty, r.holder)),
+            Some((PrType::ExclusiveAccess, 1))
+        );
         assert_eq!(regs2[1].key, 0x3344);
         assert!(regs2[1].all_tg_pt);
         assert_eq!(regs2[0].initiator, regs[1].initiator);
@@ -583,9 +597,15 @@ mod tests {
         assert_eq!(restore(&mut store, &[0; 16], &mut st2, &mut one), Ok(false));
         let full = store.0.clone();
         store.0.truncate(full.len() - 3);
-        assert_eq!(restore(&mut store, &[0; 16], &mut st2, &mut regs2), Ok(false));
+        assert_eq!(
+            restore(&mut store, &[0; 16], &mut st2, &mut regs2),
+            Ok(false)
+        );
         store.0 = full;
         store.0[0] = b'X';
-        assert_eq!(restore(&mut store, &[0; 16], &mut st2, &mut regs2), Ok(false));
+        assert_eq!(
+            restore(&mut store, &[0; 16], &mut st2, &mut regs2),
+            Ok(false)
+        );
     }
 }

@@ -9,10 +9,10 @@ mod config;
 mod lu;
 mod pool;
 mod pr;
-mod xcopy;
 mod step;
 mod taskset;
 mod tmf;
+mod xcopy;
 
 use core::fmt;
 

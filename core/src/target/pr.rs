@@ -122,7 +122,16 @@ impl<'a> Target<'a> {
             return;
         };
         let regs = self.pr_regs.get(l * n..(l + 1) * n).unwrap_or(&[]);
-        if store.save(&naa, &PrBlob { state: &state, regs }).is_err() {
+        if store
+            .save(
+                &naa,
+                &PrBlob {
+                    state: &state,
+                    regs,
+                },
+            )
+            .is_err()
+        {
             warn!("LU {}: persistent reservation state not saved", l as u32);
             self.pr_store_errors = self.pr_store_errors.saturating_add(1);
         }
@@ -153,7 +162,10 @@ impl<'a> Target<'a> {
             (Some(res), Some(r)) => {
                 res.ty.all_registrants()
                     || (usize::from(res.holder) == r
-                        && self.sessions.get(s).is_some_and(|x| x.port == res.holder_port))
+                        && self
+                            .sessions
+                            .get(s)
+                            .is_some_and(|x| x.port == res.holder_port))
             }
             _ => false,
         }
@@ -266,9 +278,9 @@ impl<'a> Target<'a> {
                         .sum();
                     p.u32(len as u32);
                     for (k, r) in regs.iter().enumerate().filter(|(_, r)| r.in_use) {
-                        let holder = st.res.filter(|res| {
-                            res.ty.all_registrants() || usize::from(res.holder) == k
-                        });
+                        let holder = st
+                            .res
+                            .filter(|res| res.ty.all_registrants() || usize::from(res.holder) == k);
                         p.u64(r.key);
                         p.zeros(4);
                         p.u8(u8::from(r.all_tg_pt) << 1 | u8::from(holder.is_some()));
@@ -400,12 +412,7 @@ impl<'a> Target<'a> {
     }
 
     /// Parse and check the SPEC_I_PT TransportID list: the count of IDs.
-    fn pr_check_spec_list(
-        &self,
-        i: usize,
-        n: usize,
-        all_tg_pt: bool,
-    ) -> Result<usize, Fail> {
+    fn pr_check_spec_list(&self, i: usize, n: usize, all_tg_pt: bool) -> Result<usize, Fail> {
         let (s, l) = self.cmd_sl(i);
         let mut hdr = [0u8; 4];
         if n < 28 {
@@ -629,7 +636,11 @@ impl<'a> Target<'a> {
             _ if b.sark == 0 => return Err(invalid_param(8, None).into()),
             _ => (false, false),
         };
-        let ty = if new_res { Some(self.pr_scope_type(i)?) } else { None };
+        let ty = if new_res {
+            Some(self.pr_scope_type(i)?)
+        } else {
+            None
+        };
         if !take_all && !self.lu_regs(l).iter().any(|r| r.in_use && r.key == b.sark) {
             return Err(Fail::Conflict);
         }
@@ -758,11 +769,7 @@ impl<'a> Target<'a> {
         if tid.same_port(&sess.initiator) && rtpi == sess.port {
             return Err(invalid_param(24, None).into());
         }
-        let dest = match self
-            .lu_regs(l)
-            .iter()
-            .position(|r| r.matches(&tid, rtpi))
-        {
+        let dest = match self.lu_regs(l).iter().position(|r| r.matches(&tid, rtpi)) {
             Some(d) => d,
             None => self.insert_reg(
                 l,
