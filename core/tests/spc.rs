@@ -21,7 +21,8 @@ fn inquiry_standard_data() {
     o.good().residual(Residual::Under(255 - 96));
     let d = &o.data;
     assert_eq!(d.len(), 96);
-    assert_eq!(&d[..8], &[0x00, 0x80, 0x06, 0x32, 91, 0x10, 0x00, 0x02]);
+    // TPGS 01b and 3PC (EXTENDED COPY) in byte 5.
+    assert_eq!(&d[..8], &[0x00, 0x80, 0x06, 0x32, 91, 0x18, 0x00, 0x02]);
     assert_eq!(&d[8..16], b"RSCST   ");
     assert_eq!(&d[16..32], b"core tests      ");
     assert_eq!(&d[32..36], b"0001");
@@ -72,7 +73,7 @@ fn vpd_supported_pages_and_serial() {
     let s = h.login_clean("iqn.t:a", 0);
     let o = h.read_cmd(s, 0, &vpd(0x00), 255);
     o.good()
-        .data(&[0, 0, 0, 7, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]);
+        .data(&[0, 0, 0, 8, 0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]);
     let o = h.read_cmd(s, 0, &vpd(0x80), 255);
     let mut want = vec![0, 0x80, 0, 32];
     want.extend_from_slice(b"SN0001");

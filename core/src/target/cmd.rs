@@ -147,6 +147,9 @@ pub(crate) struct Cmd {
     pub buf: Option<PoolBuf>,
     /// This command takes part in the LBA-range interlock.
     pub media_active: bool,
+    /// The LU of the interlocked range when it is not the command's own
+    /// (EXTENDED COPY), else NIL.
+    pub media_lu: u16,
     pub locks_range: bool,
     pub io_result: Option<Result<(), crate::backend::IoError>>,
 
@@ -206,6 +209,7 @@ impl Cmd {
         data_with_status: false,
         buf: None,
         media_active: false,
+        media_lu: NIL,
         locks_range: false,
         io_result: None,
         status: ScsiStatus::Good,
@@ -259,6 +263,7 @@ impl Cmd {
             data_with_status,
             buf,
             media_active,
+            media_lu,
             locks_range,
             io_result,
             status,
@@ -302,6 +307,7 @@ impl Cmd {
         *data_with_status = false;
         *buf = None;
         *media_active = false;
+        *media_lu = NIL;
         *locks_range = false;
         *io_result = None;
         *status = ScsiStatus::Good;
@@ -311,6 +317,15 @@ impl Cmd {
         *abort_tas = false;
         *tmf_waiters = 0;
         *pa_waiter = NIL;
+    }
+
+    /// The LU whose blocks the interlocked range `lba .. lba + count` names.
+    pub(crate) fn range_lu(&self) -> u16 {
+        if self.media_lu == NIL {
+            self.lu
+        } else {
+            self.media_lu
+        }
     }
 
     /// Bytes the initiator expects in direction `dir` (0 if it announced another one).

@@ -26,6 +26,10 @@ pub(crate) use lu::{BgKind, BgOp, Lu, LuCfg, ModeValues};
 pub use pool::{BufferPool, BufferPoolError, MAX_CHUNKS};
 pub(crate) use step::{Step, check, io_sense, need_buf};
 pub use tmf::MAX_TMFS;
+/// The copy manager's limits (VPD page 8Fh, OPERATING PARAMETERS).
+pub(crate) mod xcopy_limits {
+    pub(crate) use super::xcopy::{MAX_COPIES, MAX_CSCD, MAX_SEGMENTS};
+}
 pub(crate) use tmf::Tmf;
 
 use crate::backend::{Backend, IoError, IoToken};
@@ -251,6 +255,8 @@ pub struct Target<'a> {
     pub(crate) pr_store: Option<&'a mut dyn PrStore>,
     pub(crate) pr_store_errors: u32,
     pub(crate) tmfs: [Tmf; MAX_TMFS],
+    /// Held results of EXTENDED COPY operations (RECEIVE COPY RESULTS).
+    pub(crate) copies: [xcopy::CopyRec; xcopy::MAX_COPIES],
     pub(crate) ports: [Port; MAX_PORTS],
     pub(crate) groups: [bool; MAX_GROUPS],
     pub(crate) pool: BufferPool<'a>,
@@ -325,6 +331,7 @@ impl<'a> Target<'a> {
             pr_store: None,
             pr_store_errors: 0,
             tmfs: [Tmf::EMPTY; MAX_TMFS],
+            copies: [xcopy::CopyRec::EMPTY; xcopy::MAX_COPIES],
             ports: [Port {
                 cfg: PortConfig::new(RelativePortId(0), TargetPortGroupId(0)),
                 in_use: false,
@@ -762,6 +769,11 @@ impl<'a> Target<'a> {
             }
         }
         self.release_nexus(s);
+        for r in self.copies.iter_mut() {
+            if usize::from(r.session) == s {
+                *r = xcopy::CopyRec::EMPTY;
+            }
+        }
         for t in self.tmfs.iter_mut() {
             if t.in_use() && usize::from(t.session) == s {
                 t.orphan = true;
@@ -1221,6 +1233,10 @@ impl<'a> Target<'a> {
                 Step::Retry => {
                     self.enqueue(i);
                     return moved;
+                }
+                Step::Yield => {
+                    self.enqueue(i);
+                    return true;
                 }
             }
         }
