@@ -187,7 +187,7 @@ impl Target<'_> {
         if inline != 0 {
             return Err(invalid_param(12, None));
         }
-        if tdl % CSCD_LEN != 0 {
+        if !tdl.is_multiple_of(CSCD_LEN) {
             return Err(invalid_param(2, None));
         }
         let ncscd = tdl / CSCD_LEN;
