@@ -212,7 +212,12 @@ fn operating_parameters_and_descriptor_limits() {
     assert_eq!(d, want);
     let n = naa(&mut h, s, 0);
     let seg = b2b(0, 0, 2048, 0, 2048);
-    let p = list(1, HOLD, &vec![cscd(&n, 0, 512); 9], &[seg.clone()]);
+    let p = list(
+        1,
+        HOLD,
+        &vec![cscd(&n, 0, 512); 9],
+        std::slice::from_ref(&seg),
+    );
     xcopy(&mut h, s, &p).check(5, 0x26, 0x06);
     let p = list(2, HOLD, &[cscd(&n, 0, 512)], &vec![seg.clone(); 17]);
     xcopy(&mut h, s, &p).check(5, 0x26, 0x08);
@@ -232,7 +237,7 @@ fn unsupported_descriptor_types_and_fields() {
     let seg = b2b(0, 0, 2048, 0, 2048);
     let mut fc = cscd(&n, 0, 512);
     fc[0] = 0xe0;
-    xcopy(&mut h, s, &list(1, HOLD, &[fc], &[seg.clone()])).check(5, 0x26, 0x07);
+    xcopy(&mut h, s, &list(1, HOLD, &[fc], std::slice::from_ref(&seg))).check(5, 0x26, 0x07);
     let mut s2s = vec![0u8; 20];
     s2s[0] = 0x03;
     s2s[3] = 0x10;
@@ -241,7 +246,7 @@ fn unsupported_descriptor_types_and_fields() {
     let o = xcopy(
         &mut h,
         s,
-        &list(1, HOLD, &[cscd(&n, 0xc0, 512)], &[seg.clone()]),
+        &list(1, HOLD, &[cscd(&n, 0xc0, 512)], std::slice::from_ref(&seg)),
     );
     o.check(5, 0x26, 0);
     assert_eq!(o.sks(), Some([0x8f, 0, 17]));
@@ -249,14 +254,19 @@ fn unsupported_descriptor_types_and_fields() {
     let o = xcopy(
         &mut h,
         s,
-        &list(1, HOLD, &[cscd(&n, 0x20, 512)], &[seg.clone()]),
+        &list(1, HOLD, &[cscd(&n, 0x20, 512)], std::slice::from_ref(&seg)),
     );
     o.check(0xa, 0x0d, 0x02);
     // A designator that names no LU.
     let o = xcopy(
         &mut h,
         s,
-        &list(1, HOLD, &[cscd(&[0x60; 16], 0, 512)], &[seg.clone()]),
+        &list(
+            1,
+            HOLD,
+            &[cscd(&[0x60; 16], 0, 512)],
+            std::slice::from_ref(&seg),
+        ),
     );
     o.check(0xa, 0x0d, 0x02);
     // A block length that is not the LU's.
