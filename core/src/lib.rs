@@ -27,6 +27,8 @@ pub use backend::{
     Backend, BackendLun, Io, IoBuf, IoError, IoKind, IoToken, LbaRun, MapDir, Mapped, NullBackend,
     Pair, ProvisioningStatus, RamBackend, RamError, Submitted,
 };
+#[cfg(feature = "std")]
+pub use backend::{FileBackend, FileOptions, IoEngine, PreadEngine};
 pub use ids::{
     CmdHandle, Lun, ProtocolId, RelativePortId, SessionHandle, TRANSPORT_ID_MAX, TargetPortGroupId,
     TaskTag, TmfHandle, TransportId, TransportIdError,

@@ -1196,7 +1196,8 @@ impl<'a> Target<'a> {
     ) -> Progress {
         self.now = now;
         let mut moved = false;
-        b.poll_completions(&mut |token, r| {
+        let pool = self.pool.memory();
+        b.complete(pool, &mut |token, r| {
             moved = true;
             self.io_done(token, r);
         });
