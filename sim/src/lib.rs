@@ -9,6 +9,7 @@ pub mod fault;
 pub mod firmware;
 mod frame;
 mod fxhash;
+pub mod gateway;
 pub mod initiator;
 mod iommu;
 pub mod iscsi;
