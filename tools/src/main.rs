@@ -1,6 +1,7 @@
 //! The `rscst` command: one module per subcommand.
 //!
-//! * `rscst run` — start a target (placeholder until the driver lands).
+//! * `rscst run` — start the target: a simulated FC port, the driver, the SCSI core and
+//!   the iSCSI door (see `rscst_tools::run`).
 //! * `rscst decode iocb|fcp` — decode queue entries and FC frames (one line or JSON).
 //!
 //! Exit status: 0 on success, 2 on bad input or usage errors (clap's convention too).
@@ -13,7 +14,9 @@ use clap::{Parser, Subcommand};
 mod decode;
 mod hex;
 mod json;
-mod run;
+
+pub use rscst_tools::CliError;
+use rscst_tools::run;
 
 /// rscst: a SCSI target stack for QLogic FC HBAs — tools.
 #[derive(Debug, Parser)]
@@ -25,32 +28,42 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a target (being built: prints what it will do).
+    /// Start the target: a simulated FC port with a RAM LU and the iSCSI door; serve
+    /// until Ctrl-C.
     Run(run::RunArgs),
     /// Decode IOCBs and FC frames given as hex.
     Decode(decode::DecodeArgs),
 }
 
-/// The error every subcommand returns: one line, exit status 2.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CliError {}
-
-impl From<rscst_fw::WireError> for CliError {
-    fn from(e: rscst_fw::WireError) -> Self {
-        CliError(e.to_string())
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors are one line too (clap's own text adds the usage and a hint).
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("rscst: {first}");
+            return ExitCode::from(2);
+        }
+    };
+    // Logs (RUST_LOG, default: warnings and the driver's events) go to stderr; the
+    // banner and the stats lines to stdout.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rscst::driver=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Run(a) => run::run(&a),
         Command::Decode(a) => decode::run(&a),

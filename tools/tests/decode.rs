@@ -200,12 +200,3 @@ fn bad_input_exits_2_with_one_line() {
         assert_eq!(rscst(args).status.code(), Some(2), "{args:?}");
     }
 }
-
-#[test]
-fn run_placeholder_says_what_it_will_do() {
-    let out = stdout(&rscst(&["run"]));
-    assert_eq!(out.lines().count(), 1);
-    for needle in ["ISP2532", "1 GiB", "127.0.0.1:3260", "being built"] {
-        assert!(out.contains(needle), "{out}");
-    }
-}
