@@ -219,6 +219,11 @@ fn wwnn_of(wwpn: u64) -> u64 {
     }
 }
 
+/// The default pace of SANITIZE and FORMAT UNIT: 160 MiB/s, so that a SANITIZE of the
+/// default 1 GiB LU runs for about 6 s — long enough for libiscsi's Sanitize.Reset to see
+/// it in progress 4-5 s after it started (and across resets and a new login).
+pub const DEFAULT_BACKGROUND_RATE: u64 = 160 << 20;
+
 /// The default LU: RAM, thin, removable, 512-byte blocks (what the libiscsi suite needs:
 /// thin provisioning for UNMAP / GET LBA STATUS, a removable medium for NoMedia,
 /// PreventAllow and StartStopUnit, a paced SANITIZE so its progress can be seen).
@@ -232,7 +237,7 @@ pub fn default_lu(name: &str, size: u64) -> LuSpec {
         removable: true,
         read_only: false,
         write_cache: true,
-        background_rate: 1 << 30,
+        background_rate: DEFAULT_BACKGROUND_RATE,
         serial: String::new(),
     }
 }

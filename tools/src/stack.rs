@@ -365,7 +365,8 @@ pub struct RtcStack {
     pub parts: Parts,
     /// The gateway.
     pub gw: Gateway,
-    clock: Clock,
+    /// The host clock, or `None` for the simulator's virtual clock (stepped tests).
+    clock: Option<Clock>,
     /// Stack clock minus portal clock.
     offset: Option<Duration>,
     stats: StatsLine,
@@ -384,10 +385,51 @@ impl RtcStack {
         RtcStack {
             parts,
             gw: Gateway::new(gw),
-            clock,
+            clock: Some(clock),
             offset: None,
             stats: StatsLine::new(stats),
         }
+    }
+
+    /// A stack on the simulator's virtual clock, for deterministic tests: [`RtcStack::run`]
+    /// works at the current simulated instant, [`RtcStack::advance`] moves the clock to
+    /// the next deadline.
+    pub fn stepped(parts: Parts, gw: GatewayConfig) -> RtcStack {
+        RtcStack {
+            parts,
+            gw: Gateway::new(gw),
+            clock: None,
+            offset: None,
+            stats: StatsLine::new(None),
+        }
+    }
+
+    /// The stack's time: the host clock, or the simulator's.
+    pub fn elapsed(&self) -> Duration {
+        match self.clock {
+            Some(c) => c.elapsed(),
+            None => Duration::from_nanos(self.parts.sim.now().as_nanos()),
+        }
+    }
+
+    /// Stepped stacks: moves the virtual clock to the next deadline of any part (at most
+    /// `max` ahead) and runs what is due. Returns the new time.
+    pub fn advance(&mut self, max: Duration, events: &mut dyn SanEvents) -> Duration {
+        let now = self.elapsed();
+        let next = self
+            .next_deadline()
+            .unwrap_or(now + max)
+            .clamp(now, now + max);
+        let next = if next <= now {
+            now + Duration::from_micros(1)
+        } else {
+            next
+        };
+        self.parts
+            .sim
+            .run_until(SimTime::from_nanos(next.as_nanos() as u64));
+        self.run(events);
+        self.elapsed()
     }
 
     /// Runs the card, driver, core and gateway until nothing moves; hands the gateway's
@@ -395,12 +437,11 @@ impl RtcStack {
     pub fn run(&mut self, events: &mut dyn SanEvents) -> bool {
         let mut any = false;
         for _ in 0..10_000 {
+            let t = self.elapsed();
             let p = &mut self.parts;
-            p.sim.run_until(self.clock.sim_now());
-            let busy = p
-                .isp
-                .poll_stack(self.clock.now(), &mut p.target, &mut p.backend)
-                == Progress::Busy;
+            p.sim.run_until(SimTime::from_nanos(t.as_nanos() as u64));
+            let now = Instant::from_nanos(t.as_nanos() as u64);
+            let busy = p.isp.poll_stack(now, &mut p.target, &mut p.backend) == Progress::Busy;
             let out = self.gw.deliver(&mut p.sim, events);
             if !busy && !out {
                 break;
@@ -408,14 +449,14 @@ impl RtcStack {
             any = true;
         }
         log_events(&mut self.parts.isp);
-        self.stats
-            .tick(self.clock.elapsed(), Snapshot::of(&self.parts.isp));
+        let t = self.elapsed();
+        self.stats.tick(t, Snapshot::of(&self.parts.isp));
         any
     }
 
     /// Brings the port up (firmware loaded, link up, on the fabric), or says why not.
     pub fn bring_up(&mut self, timeout: Duration) -> Result<(), String> {
-        let end = self.clock.elapsed() + timeout;
+        let end = self.elapsed() + timeout;
         let mut none = NoPortal;
         loop {
             self.run(&mut none);
@@ -423,20 +464,24 @@ impl RtcStack {
             if p.isp.is_online() && p.isp.link_up() && p.sim.hba_port_id().is_some() {
                 return Ok(());
             }
-            if self.clock.elapsed() > end {
+            if self.elapsed() > end {
                 return Err(format!(
                     "the port did not come up within {timeout:?}: {:?}",
                     p.isp.phase()
                 ));
             }
-            std::thread::sleep(Duration::from_micros(200));
+            if self.clock.is_some() {
+                std::thread::sleep(Duration::from_micros(200));
+            } else {
+                self.advance(Duration::from_millis(100), &mut none);
+            }
         }
     }
 
     /// The next deadline of any part, on the stack clock.
     fn next_deadline(&self) -> Option<Duration> {
         let p = &self.parts;
-        let now = self.clock.now();
+        let now = Instant::from_nanos(self.elapsed().as_nanos() as u64);
         let a = p
             .sim
             .next_event_time()
@@ -449,8 +494,9 @@ impl RtcStack {
     }
 }
 
-/// A SAN-events sink for runs before the portal exists (nothing to deliver yet).
-struct NoPortal;
+/// A SAN-events sink for runs without a portal (nothing to deliver).
+#[derive(Debug)]
+pub struct NoPortal;
 
 impl SanEvents for NoPortal {
     fn login_done(
@@ -523,7 +569,7 @@ impl SanPort for RtcStack {
 
 impl SanPoll for RtcStack {
     fn poll(&mut self, now: Duration, events: &mut dyn SanEvents) -> bool {
-        self.offset = Some(self.clock.elapsed().saturating_sub(now));
+        self.offset = Some(self.elapsed().saturating_sub(now));
         self.run(events)
     }
 
