@@ -8,6 +8,9 @@
 #   ./ci.sh doc        cargo doc with warnings denied
 #   ./ci.sh nostd      thumbv7em-none-eabihf builds of every no_std crate and of firmware/
 #   ./ci.sh fuzz       30 s per fuzz target when a nightly toolchain and cargo-fuzz exist
+#   ./ci.sh e2e        `rscst run` served to real initiators: libiscsi tools, the
+#                      iscsi-test-cu conformance suite (allow-list gated), fio verify,
+#                      idle CPU (scripts/e2e.sh)
 #
 # It installs what it needs (rustup targets; Debian packages when run as root
 # with apt-get available) and never needs anything else from the machine.
@@ -29,6 +32,24 @@ FEATURE_MATRIX=(
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages the tests use: tshark (the simulator's pcap check, sim/tests/
+# pcap_tshark.rs, skips without it) and libiscsi-bin (the iSCSI tool tests and e2e).
+# Installed when running as root with apt-get; otherwise those tests say they skip.
+deps() {
+  local missing=()
+  command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+  command -v iscsi-test-cu >/dev/null 2>&1 || missing+=(libiscsi-bin)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "not root: ${missing[*]} missing, their tests skip"
+  fi
+}
+
 need_target() {
   rustup target list --installed 2>/dev/null | grep -qx thumbv7em-none-eabihf ||
     rustup target add thumbv7em-none-eabihf
@@ -47,6 +68,7 @@ do_clippy() {
 }
 
 do_test() {
+  deps
   step "tests"
   if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
@@ -86,13 +108,19 @@ do_fuzz() {
   done
 }
 
-all() { do_fmt; do_clippy; do_test; do_doc; do_nostd; do_fuzz; }
+do_e2e() {
+  deps
+  step "e2e: rscst run with real initiators (scripts/e2e.sh)"
+  bash scripts/e2e.sh
+}
+
+all() { do_fmt; do_clippy; do_test; do_doc; do_nostd; do_e2e; do_fuzz; }
 
 if [ $# -eq 0 ]; then all; exit 0; fi
 for cmd in "$@"; do
   case "$cmd" in
     fmt) do_fmt ;; clippy) do_clippy ;; test) do_test ;; doc) do_doc ;;
-    nostd) do_nostd ;; fuzz) do_fuzz ;; all) all ;;
-    *) echo "unknown step: $cmd (fmt clippy test doc nostd fuzz all)" >&2; exit 2 ;;
+    nostd) do_nostd ;; fuzz) do_fuzz ;; e2e) do_e2e ;; all) all ;;
+    *) echo "unknown step: $cmd (fmt clippy test doc nostd e2e fuzz all)" >&2; exit 2 ;;
   esac
 done
