@@ -486,7 +486,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             }
             let background_rate = match &l.background_rate {
                 Some(s) => size_of(s, &field("background_rate"))?,
-                None => 1 << 30,
+                None => DEFAULT_BACKGROUND_RATE,
             };
             let serial = l.serial.clone().unwrap_or_default();
             if serial.len() > rscst_core::SERIAL_MAX
@@ -591,6 +591,13 @@ mod tests {
     #[test]
     fn empty_file_is_the_default() {
         assert_eq!(parse("", "t.toml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_lu_in_a_file_has_the_defaults_of_the_default_lu() {
+        let c = parse("[[lu]]\nname = \"ram0\"\nsize = \"1GiB\"\n", "t.toml").unwrap();
+        assert_eq!(c.lus, vec![default_lu("ram0", DEFAULT_SIZE)]);
+        assert_eq!(c, Config::default());
     }
 
     #[test]

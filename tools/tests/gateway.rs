@@ -28,8 +28,10 @@ struct Rig {
 }
 
 fn stack() -> RtcStack {
-    let mut cfg = Config::default();
-    cfg.lus = vec![default_lu("ram0", BLOCKS * 512)];
+    let cfg = Config {
+        lus: vec![default_lu("ram0", BLOCKS * 512)],
+        ..Default::default()
+    };
     let parts = stack::build(&cfg, SimConfig::default()).expect("stack");
     let mut st = RtcStack::stepped(parts, GatewayConfig::default());
     st.bring_up(Duration::from_secs(60)).expect("port up");

@@ -37,7 +37,7 @@
 //!
 //! ## Run modes and copies
 //!
-//! * Stepped or run-to-completion ([`Gateway`]): the caller owns the [`Sim`]; SCSI
+//! * Stepped or run-to-completion ([`Gateway`]): the caller owns the [`Sim`](crate::Sim); SCSI
 //!   requests go into the simulation synchronously (Data-Out bytes are copied once, from
 //!   the portal's receive buffer into the FC data frames); the answers are collected
 //!   while the simulation runs and handed to the portal by [`Gateway::deliver`] (Data-In
