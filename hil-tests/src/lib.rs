@@ -173,6 +173,12 @@ impl<const R: usize> Stack<R> {
         }
     }
 
+    /// Take the stack apart: the simulator (e.g. to run it on its own thread
+    /// with `Sim::spawn`), the driver, the core and the backend.
+    pub fn into_parts(self) -> (Sim, Driver<R>, Target<'static>, Backend) {
+        (self.sim, self.isp, self.target, self.backend)
+    }
+
     /// The virtual clock as the driver and core see it.
     pub fn now(&self) -> Instant {
         Instant::from_nanos(self.sim.now().as_nanos())
