@@ -35,7 +35,7 @@ fn poller_sleeps_when_idle_and_wakes_on_interrupts() {
                         continue;
                     }
                     turns += 1;
-                    if turns % 64 == 0 && cond(th) {
+                    if turns.is_multiple_of(64) && cond(th) {
                         return true;
                     }
                     // Idle: sleep until an interrupt or the next deadline (at most 2 ms).
