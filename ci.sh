@@ -24,6 +24,7 @@ FEATURE_MATRIX=(
   "-p rscst-core --features std,log"
   "-p rscst-hba --no-default-features"
   "-p rscst-hba --features std"
+  "-p rscst-hba --features uring"
   "-p rscst-qla --features log"
 )
 

@@ -45,13 +45,16 @@ pub(crate) enum OpKind {
     ReportTpg,
     Rsoc,
     Rstmf,
+    PrIn,
+    PrOut,
+    ExtendedCopy,
+    ReceiveCopyResults,
 }
 
 /// How an operation meets persistent reservations (SPC-5 5.13.1, table
 /// "SPC commands that are allowed in the presence of various
 /// reservations"; SBC-4 4.17). Consumed by the reservation check.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[allow(dead_code)] // read by the persistent reservation check
 pub(crate) enum PrClass {
     /// Never conflicts (INQUIRY, REPORT LUNS, REQUEST SENSE ...).
     Allowed,
@@ -98,7 +101,6 @@ pub(crate) struct OpInfo {
     pub kind: OpKind,
     /// Nominal and recommended timeouts in seconds (REPORT SUPPORTED OPERATION CODES, RCTD).
     pub timeouts: (u32, u32),
-    #[allow(dead_code)] // read by the persistent reservation check
     pub pr: PrClass,
 }
 
@@ -179,7 +181,7 @@ const WR: u16 = MEDIUM | WRITES;
 
 /// The table, sorted by opcode then service action.
 #[rustfmt::skip]
-const TABLE: [OpInfo; 51] = [
+const TABLE: [OpInfo; 66] = [
     op(0x00, None, "TEST UNIT READY", &[FF, 0, 0, 0, 0, CTL], N, (0, 0), (0, 0), MEDIUM, K::TestUnitReady, T_SHORT, P::Allowed),
     op(0x03, None, "REQUEST SENSE", &[FF, 0x01, 0, 0, FF, CTL], I, (0, 0), (4, 1), INFO_FLAGS, K::RequestSense, T_SHORT, P::Allowed),
     op(0x04, None, "FORMAT UNIT", &[FF, 0x3f, 0, 0, 0, CTL], O, (0, 0), (0, 0), WR, K::FormatUnit, T_LONG, P::Write),
@@ -210,6 +212,21 @@ const TABLE: [OpInfo; 51] = [
     op(0x56, None, "RESERVE(10)", &[FF, 0, 0, 0, 0, 0, 0, 0, 0, CTL], N, (0, 0), (0, 0), 0, K::Reserve, T_SHORT, P::Write),
     op(0x57, None, "RELEASE(10)", &[FF, 0, 0, 0, 0, 0, 0, 0, 0, CTL], N, (0, 0), (0, 0), RES2_OK, K::Release, T_SHORT, P::Write),
     op(0x5a, None, "MODE SENSE(10)", &[FF, 0x18, FF, FF, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), STANDBY_OK, K::ModeSense, T_SHORT, P::Read),
+    op(0x5e, Some(0x00), "PERSISTENT RESERVE IN", &[FF, 0x1f, 0, 0, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), STANDBY_OK, K::PrIn, T_SHORT, P::Allowed),
+    op(0x5e, Some(0x01), "PERSISTENT RESERVE IN", &[FF, 0x1f, 0, 0, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), STANDBY_OK, K::PrIn, T_SHORT, P::Allowed),
+    op(0x5e, Some(0x02), "PERSISTENT RESERVE IN", &[FF, 0x1f, 0, 0, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), STANDBY_OK, K::PrIn, T_SHORT, P::Allowed),
+    op(0x5e, Some(0x03), "PERSISTENT RESERVE IN", &[FF, 0x1f, 0, 0, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), STANDBY_OK, K::PrIn, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x00), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x01), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x02), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x03), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x04), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x05), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x06), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x5f, Some(0x07), "PERSISTENT RESERVE OUT", &[FF, 0x1f, FF, 0, 0, FF, FF, FF, FF, CTL], O, (0, 0), (5, 4), STANDBY_OK, K::PrOut, T_SHORT, P::Allowed),
+    op(0x83, Some(0x00), "EXTENDED COPY", &[FF, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL], O, (0, 0), (10, 4), MEDIUM, K::ExtendedCopy, T_LONG, P::Write),
+    op(0x84, Some(0x00), "RECEIVE COPY RESULTS", &[FF, 0x1f, FF, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (10, 4), 0, K::ReceiveCopyResults, T_SHORT, P::Read),
+    op(0x84, Some(0x03), "RECEIVE COPY RESULTS", &[FF, 0x1f, FF, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (10, 4), 0, K::ReceiveCopyResults, T_SHORT, P::Read),
     op(0x88, None, "READ(16)", &[FF, 0x1c, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], I, (2, 8), (10, 4), RW, K::Read, T_IO, P::Read),
     op(0x89, None, "COMPARE AND WRITE", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0, 0, FF, 0x1f, CTL], O, (2, 8), (13, 1), WR | EXACT_OUT, K::CompareAndWrite, T_IO, P::Write),
     op(0x8a, None, "WRITE(16)", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 8), (10, 4), WR, K::Write, T_IO, P::Write),
@@ -224,8 +241,8 @@ const TABLE: [OpInfo; 51] = [
     op(0x9e, Some(0x12), "GET LBA STATUS", &[FF, 0x1f, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL], I, (2, 8), (10, 4), MEDIUM, K::GetLbaStatus, T_SHORT, P::Read),
     op(0xa0, None, "REPORT LUNS", &[FF, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), INFO_FLAGS, K::ReportLuns, T_SHORT, P::Allowed),
     op(0xa3, Some(0x0a), "REPORT TARGET PORT GROUPS", &[FF, 0xff, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), REPORT_FLAGS, K::ReportTpg, T_SHORT, P::Allowed),
-    op(0xa3, Some(0x0c), "REPORT SUPPORTED OPERATION CODES", &[FF, 0x1f, 0x87, FF, FF, FF, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), REPORT_FLAGS, K::Rsoc, T_SHORT, P::Allowed),
-    op(0xa3, Some(0x0d), "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", &[FF, 0x1f, 0x80, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), REPORT_FLAGS, K::Rstmf, T_SHORT, P::Allowed),
+    op(0xa3, Some(0x0c), "REPORT SUPPORTED OPERATION CODES", &[FF, 0x1f, 0x87, FF, FF, FF, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), REPORT_FLAGS, K::Rsoc, T_SHORT, P::Read),
+    op(0xa3, Some(0x0d), "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", &[FF, 0x1f, 0x80, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (6, 4), REPORT_FLAGS, K::Rstmf, T_SHORT, P::Read),
     op(0xa8, None, "READ(12)", &[FF, 0x1c, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], I, (2, 4), (6, 4), RW, K::Read, T_IO, P::Read),
     op(0xaa, None, "WRITE(12)", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::Write, T_IO, P::Write),
     op(0xae, None, "WRITE AND VERIFY(12)", &[FF, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 4), (6, 4), WR, K::WriteVerify, T_IO, P::Write),

@@ -338,6 +338,15 @@ impl TransportId {
         t
     }
 
+    /// The SAS TransportID (FORMAT CODE 00b) of a SAS address.
+    pub fn sas(sas_address: u64) -> TransportId {
+        let mut t = TransportId::EMPTY;
+        t.len = 24;
+        t.bytes[0] = ProtocolId::Sas.code();
+        t.bytes[4..12].copy_from_slice(&sas_address.to_be_bytes());
+        t
+    }
+
     /// The iSCSI TransportID of an initiator name: FORMAT CODE 00b without an
     /// ISID (an initiator device), 01b with one (an initiator port,
     /// `name,i,0x<ISID>`).
@@ -440,6 +449,51 @@ impl TransportId {
             .position(|&b| b == 0 || b == b',')
             .unwrap_or(body.len());
         &body[..end]
+    }
+
+    /// For iSCSI with FORMAT CODE 01b, the ISID (the hex digits after `,i,0x`).
+    fn iscsi_isid(&self) -> Option<&[u8]> {
+        let body = self.as_bytes().get(4..)?;
+        let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+        let body = &body[..end];
+        let at = body
+            .windows(5)
+            .position(|w| w.eq_ignore_ascii_case(b",i,0x"))?;
+        body.get(at + 5..)
+    }
+
+    /// Whether the protocol's TransportID format is one persistent
+    /// reservations accept from an initiator (SPEC_I_PT, REGISTER AND MOVE):
+    /// Fibre Channel, iSCSI and SAS.
+    pub fn is_supported_for_pr(&self) -> bool {
+        matches!(
+            self.protocol(),
+            ProtocolId::FibreChannel | ProtocolId::Iscsi | ProtocolId::Sas
+        ) && (self.protocol() != ProtocolId::Iscsi || !self.iscsi_name().is_empty())
+    }
+
+    /// Whether `self` (a registration's TransportID) names the initiator
+    /// port `port` (an I_T nexus's): FC by N_Port name, SAS by SAS address,
+    /// iSCSI by name (case-insensitive) and ISID, where an iSCSI TransportID
+    /// without an ISID (FORMAT CODE 00b) names every port of that initiator
+    /// device (SPC-5 7.6.4.6). Other protocols compare whole.
+    pub fn same_port(&self, port: &TransportId) -> bool {
+        if self.protocol() != port.protocol() || !self.is_valid() || !port.is_valid() {
+            return false;
+        }
+        match self.protocol() {
+            ProtocolId::FibreChannel => self.bytes[8..16] == port.bytes[8..16],
+            ProtocolId::Sas => self.bytes[4..12] == port.bytes[4..12],
+            ProtocolId::Iscsi => {
+                self.same_initiator(port)
+                    && match (self.iscsi_isid(), port.iscsi_isid()) {
+                        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    }
+            }
+            _ => self == port,
+        }
     }
 
     /// Whether both name the same initiator device: equal for FC and other
@@ -555,6 +609,25 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(TransportId::from_bytes(a.as_bytes()).unwrap(), a);
         assert_eq!(TransportId::iscsi("", None), Err(TransportIdError::BadName));
+        // Ports: ISIDs tell iSCSI ports apart; a name without ISID covers them all.
+        let a2 =
+            TransportId::iscsi("iqn.2007-10.com.example:a", Some([0, 2, 0x3d, 0, 0, 2])).unwrap();
+        assert!(a.same_port(&a));
+        assert!(!a.same_port(&a2));
+        assert!(b.same_port(&a) && b.same_port(&a2));
+        assert!(!a.same_port(&b));
+        assert!(fc.same_port(&TransportId::fc(0x2100_0024_ff00_0001)));
+        assert!(!fc.same_port(&TransportId::fc(0x2100_0024_ff00_0002)));
+        let sas = TransportId::sas(0x5000_c500_1234_5678);
+        assert_eq!(sas.as_bytes()[0], 6);
+        assert!(sas.same_port(&TransportId::from_bytes(sas.as_bytes()).unwrap()));
+        assert!(!sas.same_port(&fc));
+        assert!(sas.is_supported_for_pr() && fc.is_supported_for_pr() && a.is_supported_for_pr());
+        assert!(
+            !TransportId::from_bytes(&[0x04; 24])
+                .unwrap()
+                .is_supported_for_pr()
+        );
         assert_eq!(
             TransportId::from_bytes(&[0x45, 0, 0, 2]),
             Err(TransportIdError::TooShort)

@@ -27,6 +27,8 @@ pub use backend::{
     Backend, BackendLun, Io, IoBuf, IoError, IoKind, IoToken, LbaRun, MapDir, Mapped, NullBackend,
     Pair, ProvisioningStatus, RamBackend, RamError, Submitted,
 };
+#[cfg(feature = "std")]
+pub use backend::{FileBackend, FileOptions, IoEngine, PreadEngine};
 pub use ids::{
     CmdHandle, Lun, ProtocolId, RelativePortId, SessionHandle, TRANSPORT_ID_MAX, TargetPortGroupId,
     TaskTag, TmfHandle, TransportId, TransportIdError,
@@ -34,6 +36,9 @@ pub use ids::{
 pub use memory::{
     MAX_SEGS, Memory, MemoryError, Seg, SegList, SliceMemory, check_range, compare, copy,
 };
+#[cfg(feature = "std")]
+pub use pr::FilePrStore;
+pub use pr::{PrBlob, PrStore, PrStoreError, PrType};
 pub use sense::{FieldPointer, SENSE_MAX, SenseData, SenseKey, SenseReason, UnitAttention};
 pub use target::{
     Access, AluaState, BufferPool, BufferPoolError, CmdState, ConfigError, GroupId, HandleError,

@@ -260,6 +260,20 @@ pub enum SenseReason {
     Miscompare(u64),
     /// UNIT ATTENTION with the condition.
     UnitAttention(UnitAttention),
+    /// COPY ABORTED (EXTENDED COPY, SPC-5 6.6) with an ASC/ASCQ, the
+    /// segment being processed (COMMAND-SPECIFIC INFORMATION) and, if
+    /// known, the offending field within that segment descriptor (the
+    /// segment pointer, SD=1).
+    CopyAborted {
+        /// Additional sense code.
+        asc: u8,
+        /// Additional sense code qualifier.
+        ascq: u8,
+        /// Index of the segment descriptor.
+        segment: u16,
+        /// Byte (and bit) of the field within the segment descriptor.
+        field: Option<FieldPointer>,
+    },
     /// Anything else, given explicitly (for command sets added later:
     /// reservations, copy).
     Other {
@@ -308,6 +322,7 @@ impl SenseReason {
                 let (asc, ascq) = ua.asc_ascq();
                 (UnitAttention, asc, ascq)
             }
+            SenseReason::CopyAborted { asc, ascq, .. } => (CopyAborted, asc, ascq),
             SenseReason::Other { key, asc, ascq } => (key, asc, ascq),
         }
     }
@@ -315,6 +330,10 @@ impl SenseReason {
     /// The sense data of this reason.
     pub const fn sense_data(self) -> SenseData {
         let (key, asc, ascq) = self.code();
+        let csi = match self {
+            SenseReason::CopyAborted { segment, .. } => Some(segment as u32),
+            _ => None,
+        };
         let (info, sks) = match self {
             SenseReason::InvalidFieldInCdb(p) => (None, Some(field_pointer_sks(true, p))),
             SenseReason::InvalidFieldInParameterList(p) => {
@@ -324,6 +343,7 @@ impl SenseReason {
                 (None, Some(progress_sks(p)))
             }
             SenseReason::Miscompare(offset) => (Some(offset), None),
+            SenseReason::CopyAborted { field: Some(p), .. } => (None, Some(segment_pointer_sks(p))),
             _ => (None, None),
         };
         SenseData {
@@ -331,6 +351,7 @@ impl SenseReason {
             asc,
             ascq,
             info,
+            csi,
             sks,
         }
     }
@@ -367,6 +388,16 @@ const fn field_pointer_sks(cdb: bool, p: FieldPointer) -> [u8; 3] {
     [b0, hi, lo]
 }
 
+/// The segment pointer of COPY ABORTED, relative to a segment descriptor (SD=1).
+const fn segment_pointer_sks(p: FieldPointer) -> [u8; 3] {
+    let mut b0 = 0x80 | 0x20;
+    if let Some(bit) = p.bit {
+        b0 |= 0x08 | (bit & 7);
+    }
+    let [hi, lo] = p.byte.to_be_bytes();
+    [b0, hi, lo]
+}
+
 const fn progress_sks(progress: u16) -> [u8; 3] {
     let [hi, lo] = progress.to_be_bytes();
     [0x80, hi, lo]
@@ -388,6 +419,8 @@ pub struct SenseData {
     pub ascq: u8,
     /// INFORMATION field, if valid.
     pub info: Option<u64>,
+    /// COMMAND-SPECIFIC INFORMATION field, if any.
+    pub csi: Option<u32>,
     /// The three sense-key specific bytes (SKSV set), if any.
     pub sks: Option<[u8; 3]>,
 }
@@ -410,6 +443,12 @@ impl SenseData {
                 out[n + 4..n + 12].copy_from_slice(&info.to_be_bytes());
                 n += 12;
             }
+            if let (Some(csi), None) = (self.csi, self.info) {
+                out[n] = 0x01;
+                out[n + 1] = 0x0a;
+                out[n + 8..n + 12].copy_from_slice(&csi.to_be_bytes());
+                n += 12;
+            }
             if let Some(sks) = self.sks {
                 out[n] = 0x02;
                 out[n + 1] = 0x06;
@@ -429,6 +468,9 @@ impl SenseData {
                 }
             }
             out[7] = 10;
+            if let Some(csi) = self.csi {
+                out[8..12].copy_from_slice(&csi.to_be_bytes());
+            }
             out[12] = self.asc;
             out[13] = self.ascq;
             if let Some(sks) = self.sks {

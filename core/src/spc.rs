@@ -14,7 +14,7 @@ const VERSION_SPC4: u16 = 0x0460;
 const VERSION_SBC3: u16 = 0x04c0;
 
 /// VPD pages supported, in order.
-const VPD_PAGES: [u8; 7] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
+const VPD_PAGES: [u8; 8] = [0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2];
 
 fn invalid_cdb(byte: u16, bit: u8) -> SenseReason {
     SenseReason::InvalidFieldInCdb(FieldPointer::bit(byte, bit))
@@ -148,7 +148,7 @@ impl Target<'_> {
         p.u8(0x06); // SPC-4
         p.u8(0x20 | 0x10 | 0x02); // NORMACA, HISUP, RESPONSE DATA FORMAT 2
         p.u8(91); // ADDITIONAL LENGTH: 96 - 5
-        p.u8(0x10); // TPGS = 01b: implicit ALUA
+        p.u8(0x10 | 0x08); // TPGS = 01b: implicit ALUA; 3PC: EXTENDED COPY
         let ports = self.ports.iter().filter(|x| x.in_use).count();
         p.u8(if ports > 1 { 0x10 } else { 0 }); // MULTIP
         p.u8(0x02); // CMDQUE
@@ -192,6 +192,7 @@ impl Target<'_> {
                 p.u8(if lu.cfg.write_cache { 0x01 } else { 0 }); // V_SUP
                 p.zeros(57);
             }
+            0x8f => self.gen_third_party_copy(p),
             0xb0 => self.gen_block_limits(l, p),
             0xb1 => {
                 p.u16(lu.cfg.rotation_rate);
@@ -272,6 +273,35 @@ impl Target<'_> {
             p.put(&[0x01, 0x06, 0, 4, 0, 0]);
             p.u16(lu.cfg.lu_group);
         }
+    }
+
+    /// VPD page 8Fh (SPC-5 7.7.17): the third-party copy descriptors of
+    /// the EXTENDED COPY (LID1) copy manager.
+    fn gen_third_party_copy(&self, p: &mut Payload<'_>) {
+        use crate::target::xcopy_limits as x;
+        // Supported commands: 83h/00h, 84h/00h and 84h/03h (8 bytes + pad).
+        p.put(&[0x00, 0x01, 0x00, 0x08]);
+        p.put(&[7, 0x83, 1, 0x00, 0x84, 2, 0x00, 0x03]);
+        // Parameter data.
+        p.put(&[0x00, 0x04, 0x00, 0x1c]);
+        p.zeros(4);
+        p.u16(x::MAX_CSCD as u16);
+        p.u16(x::MAX_SEGMENTS as u16);
+        p.u32(self.xcopy_max_list() as u32);
+        p.u32(0); // MAXIMUM INLINE DATA LENGTH
+        p.zeros(12);
+        // Supported descriptors: 02h, E4h.
+        p.put(&[0x00, 0x08, 0x00, 0x04, 2, 0x02, 0xe4, 0]);
+        // Supported CSCD descriptor IDs: none.
+        p.put(&[0x00, 0x0c, 0x00, 0x04, 0, 0, 0, 0]);
+        // General copy operations.
+        p.put(&[0x80, 0x01, 0x00, 0x20]);
+        p.u32(x::MAX_COPIES as u32); // TOTAL CONCURRENT COPIES
+        p.u32(x::MAX_COPIES as u32); // MAXIMUM IDENTIFIED CONCURRENT COPIES
+        p.u32(u32::MAX); // MAXIMUM SEGMENT LENGTH
+        p.u8(9); // DATA SEGMENT GRANULARITY (log2)
+        p.u8(0); // INLINE DATA GRANULARITY
+        p.zeros(18);
     }
 
     /// Limits the buffer pool imposes: COMPARE AND WRITE holds 3 x N blocks.
@@ -845,6 +875,10 @@ impl Target<'_> {
         };
         let s = self.cmds[i].session;
         let lu = &mut self.lus[l];
+        if lu.pr.has_registrations() {
+            // SPC-5 5.13.3: with registrations, RELEASE conflicts too.
+            return self.finish(i, crate::transport::ScsiStatus::ReservationConflict);
+        }
         if lu.res2 == s {
             lu.res2 = NIL;
         }

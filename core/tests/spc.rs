@@ -21,7 +21,8 @@ fn inquiry_standard_data() {
     o.good().residual(Residual::Under(255 - 96));
     let d = &o.data;
     assert_eq!(d.len(), 96);
-    assert_eq!(&d[..8], &[0x00, 0x80, 0x06, 0x32, 91, 0x10, 0x00, 0x02]);
+    // TPGS 01b and 3PC (EXTENDED COPY) in byte 5.
+    assert_eq!(&d[..8], &[0x00, 0x80, 0x06, 0x32, 91, 0x18, 0x00, 0x02]);
     assert_eq!(&d[8..16], b"RSCST   ");
     assert_eq!(&d[16..32], b"core tests      ");
     assert_eq!(&d[32..36], b"0001");
@@ -72,7 +73,7 @@ fn vpd_supported_pages_and_serial() {
     let s = h.login_clean("iqn.t:a", 0);
     let o = h.read_cmd(s, 0, &vpd(0x00), 255);
     o.good()
-        .data(&[0, 0, 0, 7, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]);
+        .data(&[0, 0, 0, 8, 0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]);
     let o = h.read_cmd(s, 0, &vpd(0x80), 255);
     let mut want = vec![0, 0x80, 0, 32];
     want.extend_from_slice(b"SN0001");
@@ -526,21 +527,22 @@ fn report_supported_operation_codes() {
     assert_eq!(n % 8, 0);
     assert_eq!(d.len(), 4 + n);
     let descs: Vec<&[u8]> = d[4..].chunks(8).collect();
-    assert_eq!(descs.len(), 51);
+    assert_eq!(descs.len(), 66);
     assert_eq!(descs[0], &[0x00, 0, 0, 0, 0, 0, 0, 6]);
     let rc16 = descs.iter().find(|x| x[0] == 0x9e && x[3] == 0x10).unwrap();
     assert_eq!(rc16, &&[0x9e, 0, 0, 0x10, 0, 0x01, 0, 16][..], "SERVACTV");
-    assert!(
-        !descs.iter().any(|x| x[0] == 0x5e || x[0] == 0x83),
-        "PR and XCOPY are not claimed"
-    );
+    // PERSISTENT RESERVE IN (4 service actions) and OUT (8), EXTENDED
+    // COPY (LID1) and RECEIVE COPY RESULTS (COPY STATUS, OPERATING PARAMETERS).
+    for (op, n) in [(0x5e, 4), (0x5f, 8), (0x83, 1), (0x84, 2)] {
+        assert_eq!(descs.iter().filter(|x| x[0] == op).count(), n, "{op:#x}");
+    }
     // With RCTD: 20-byte descriptors with CTDP and the timeouts descriptor.
     let d = h
         .read_cmd(s, 0, &rsoc(0, true, 0, 0), 4096)
         .good()
         .data
         .clone();
-    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 51 * 20);
+    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 66 * 20);
     assert_eq!(
         &d[4..24],
         &[

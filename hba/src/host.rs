@@ -14,6 +14,9 @@
 //! [`DmaRegion::load_u32`]/[`DmaRegion::store_u32`], as they would on hardware.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "uring")]
+pub mod uring;
+
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 use std::sync::Arc;

@@ -23,9 +23,14 @@ use core::fmt;
 use crate::memory::{Memory, MemoryError, Seg, SegList};
 use crate::transport::Busy;
 
+#[cfg(feature = "std")]
+mod file;
 mod null;
 mod pair;
 mod ram;
+
+#[cfg(feature = "std")]
+pub use file::{EngineKind, EngineOp, FileBackend, FileOptions, IoEngine, PreadEngine, SLOT_ALIGN};
 
 pub use null::NullBackend;
 pub use pair::Pair;
@@ -302,6 +307,15 @@ pub trait Backend {
         let _ = done;
     }
 
+    /// What [`Target::poll`](crate::Target::poll) calls: report finished
+    /// I/Os, given `pool`, the memory every [`IoBuf`] of this target lies
+    /// in, so a backend that completes queued reads later can copy into it
+    /// (the file backend). The default calls [`Backend::poll_completions`].
+    fn complete(&mut self, pool: &dyn Memory, done: &mut dyn FnMut(IoToken, Result<(), IoError>)) {
+        let _ = pool;
+        self.poll_completions(done)
+    }
+
     /// The provisioning status of the blocks from `lba` on, at most `max`
     /// blocks (GET LBA STATUS). The default reports everything mapped.
     fn lba_status(
@@ -336,6 +350,9 @@ impl<B: Backend + ?Sized> Backend for &mut B {
     }
     fn poll_completions(&mut self, done: &mut dyn FnMut(IoToken, Result<(), IoError>)) {
         (**self).poll_completions(done)
+    }
+    fn complete(&mut self, pool: &dyn Memory, done: &mut dyn FnMut(IoToken, Result<(), IoError>)) {
+        (**self).complete(pool, done)
     }
     fn lba_status(
         &mut self,

@@ -59,6 +59,15 @@ impl<A: Backend, B: Backend> Backend for Pair<A, B> {
         self.b.poll_completions(done);
     }
 
+    fn complete(
+        &mut self,
+        pool: &dyn crate::memory::Memory,
+        done: &mut dyn FnMut(IoToken, Result<(), IoError>),
+    ) {
+        self.a.complete(pool, done);
+        self.b.complete(pool, done);
+    }
+
     fn lba_status(
         &mut self,
         lun: BackendLun,

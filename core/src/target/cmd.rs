@@ -38,6 +38,9 @@ pub enum CmdState {
     /// Waiting for a background operation of the LU (SANITIZE, FORMAT UNIT
     /// without IMMED).
     WaitBackground,
+    /// A PERSISTENT RESERVE OUT with PREEMPT AND ABORT waits for the tasks
+    /// it aborted to leave the transport and the backend.
+    WaitAborts,
     /// Data-Out requested from the transport; waiting for `data_out_done`.
     DataOut,
     /// A backend I/O is in flight.
@@ -65,6 +68,7 @@ impl fmt::Display for CmdState {
             CmdState::WaitBuffers => "waiting for buffers",
             CmdState::WaitOverlap => "waiting for overlapping commands",
             CmdState::WaitBackground => "waiting for background operation",
+            CmdState::WaitAborts => "waiting for preempted tasks",
             CmdState::DataOut => "data-out pending",
             CmdState::Backend => "backend I/O pending",
             CmdState::DataIn => "data-in pending",
@@ -143,6 +147,9 @@ pub(crate) struct Cmd {
     pub buf: Option<PoolBuf>,
     /// This command takes part in the LBA-range interlock.
     pub media_active: bool,
+    /// The LU of the interlocked range when it is not the command's own
+    /// (EXTENDED COPY), else NIL.
+    pub media_lu: u16,
     pub locks_range: bool,
     pub io_result: Option<Result<(), crate::backend::IoError>>,
 
@@ -157,6 +164,8 @@ pub(crate) struct Cmd {
     pub abort_tas: bool,
     /// Bit per TMF slot waiting for this command to finish.
     pub tmf_waiters: u8,
+    /// Slot of a PREEMPT AND ABORT waiting for this command to finish, or NIL.
+    pub pa_waiter: u16,
 }
 
 impl Cmd {
@@ -200,6 +209,7 @@ impl Cmd {
         data_with_status: false,
         buf: None,
         media_active: false,
+        media_lu: NIL,
         locks_range: false,
         io_result: None,
         status: ScsiStatus::Good,
@@ -208,6 +218,7 @@ impl Cmd {
         aborted: false,
         abort_tas: false,
         tmf_waiters: 0,
+        pa_waiter: NIL,
     };
 
     /// Make a free slot a fresh command (the submit path): every field back
@@ -252,6 +263,7 @@ impl Cmd {
             data_with_status,
             buf,
             media_active,
+            media_lu,
             locks_range,
             io_result,
             status,
@@ -260,6 +272,7 @@ impl Cmd {
             aborted,
             abort_tas,
             tmf_waiters,
+            pa_waiter,
         } = self;
         *g = generation;
         *q = seq;
@@ -294,6 +307,7 @@ impl Cmd {
         *data_with_status = false;
         *buf = None;
         *media_active = false;
+        *media_lu = NIL;
         *locks_range = false;
         *io_result = None;
         *status = ScsiStatus::Good;
@@ -302,6 +316,16 @@ impl Cmd {
         *aborted = false;
         *abort_tas = false;
         *tmf_waiters = 0;
+        *pa_waiter = NIL;
+    }
+
+    /// The LU whose blocks the interlocked range `lba .. lba + count` names.
+    pub(crate) fn range_lu(&self) -> u16 {
+        if self.media_lu == NIL {
+            self.lu
+        } else {
+            self.media_lu
+        }
     }
 
     /// Bytes the initiator expects in direction `dir` (0 if it announced another one).

@@ -8,9 +8,11 @@ mod cmd;
 mod config;
 mod lu;
 mod pool;
+mod pr;
 mod step;
 mod taskset;
 mod tmf;
+mod xcopy;
 
 use core::fmt;
 
@@ -24,6 +26,10 @@ pub(crate) use lu::{BgKind, BgOp, Lu, LuCfg, ModeValues};
 pub use pool::{BufferPool, BufferPoolError, MAX_CHUNKS};
 pub(crate) use step::{Step, check, io_sense, need_buf};
 pub use tmf::MAX_TMFS;
+/// The copy manager's limits (VPD page 8Fh, OPERATING PARAMETERS).
+pub(crate) mod xcopy_limits {
+    pub(crate) use super::xcopy::{MAX_COPIES, MAX_CSCD, MAX_SEGMENTS};
+}
 pub(crate) use tmf::Tmf;
 
 use crate::backend::{Backend, IoError, IoToken};
@@ -31,6 +37,7 @@ use crate::ids::{
     CmdHandle, Lun, RelativePortId, SessionHandle, TargetPortGroupId, TaskTag, TmfHandle,
     TransportId,
 };
+use crate::pr::{PrReg, PrStore};
 use crate::sense::UnitAttention;
 use crate::time::Instant;
 use crate::tmf::TmfRequest;
@@ -48,12 +55,21 @@ pub(crate) struct Itl {
     pub ua: u16,
     /// PREVENT ALLOW MEDIUM REMOVAL set by this nexus.
     pub prevent: bool,
+    /// Marked as preempted by the PERSISTENT RESERVE OUT being processed.
+    pub pr_mark: bool,
+    /// Cache of this nexus's registration slot on the LU (`NIL`: none),
+    /// valid while `pr_epoch` equals the LU's `PrState::epoch`.
+    pub pr_reg: u16,
+    pub pr_epoch: u32,
 }
 
 impl Itl {
     const EMPTY: Itl = Itl {
         ua: 0,
         prevent: false,
+        pr_mark: false,
+        pr_reg: NIL,
+        pr_epoch: 0,
     };
 }
 
@@ -169,28 +185,35 @@ impl fmt::Display for Stats {
 
 /// All per-command, per-nexus and per-LU state of a target, sized by const
 /// generics: `CMDS` command slots, `SESSIONS` I_T nexuses, `LUNS` logical
-/// units. Build it with the `const` [`TargetStorage::new`] (in a `static`,
-/// a `StaticCell`, or on the heap of a host program) and lend it to
-/// [`Target::new`].
-pub struct TargetStorage<const CMDS: usize, const SESSIONS: usize, const LUNS: usize> {
+/// units, and `REGS` persistent reservation registrations per logical unit
+/// (default 8). Build it with the `const` [`TargetStorage::new`] (in a
+/// `static`, a `StaticCell`, or on the heap of a host program) and lend it
+/// to [`Target::new`].
+pub struct TargetStorage<
+    const CMDS: usize,
+    const SESSIONS: usize,
+    const LUNS: usize,
+    const REGS: usize = 8,
+> {
     cmds: [Cmd; CMDS],
     sessions: [Session; SESSIONS],
     lus: [Lu; LUNS],
     itl: [[Itl; LUNS]; SESSIONS],
     maps: [[MapEntry; LUNS]; MAX_GROUPS],
     acl: [AclEntry; SESSIONS],
+    pr_regs: [[PrReg; REGS]; LUNS],
 }
 
-impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize> Default
-    for TargetStorage<CMDS, SESSIONS, LUNS>
+impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize, const REGS: usize> Default
+    for TargetStorage<CMDS, SESSIONS, LUNS, REGS>
 {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize>
-    TargetStorage<CMDS, SESSIONS, LUNS>
+impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize, const REGS: usize>
+    TargetStorage<CMDS, SESSIONS, LUNS, REGS>
 {
     const CHECK: () = {
         assert!(CMDS > 0 && CMDS < NIL as usize, "CMDS must be 1..65535");
@@ -199,6 +222,7 @@ impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize>
             "SESSIONS must be 1..65535"
         );
         assert!(LUNS > 0 && LUNS < NIL as usize, "LUNS must be 1..65535");
+        assert!(REGS > 0 && REGS < 256, "REGS must be 1..255");
     };
 
     /// Empty storage.
@@ -211,6 +235,7 @@ impl<const CMDS: usize, const SESSIONS: usize, const LUNS: usize>
             itl: [[Itl::EMPTY; LUNS]; SESSIONS],
             maps: [[MapEntry::EMPTY; LUNS]; MAX_GROUPS],
             acl: [AclEntry::EMPTY; SESSIONS],
+            pr_regs: [const { [PrReg::EMPTY; REGS] }; LUNS],
         }
     }
 }
@@ -224,7 +249,14 @@ pub struct Target<'a> {
     pub(crate) itl: &'a mut [Itl],
     pub(crate) maps: &'a mut [MapEntry],
     pub(crate) acl: &'a mut [AclEntry],
+    /// Persistent reservation registrations, `pr_stride` per LU.
+    pub(crate) pr_regs: &'a mut [PrReg],
+    pub(crate) pr_stride: usize,
+    pub(crate) pr_store: Option<&'a mut dyn PrStore>,
+    pub(crate) pr_store_errors: u32,
     pub(crate) tmfs: [Tmf; MAX_TMFS],
+    /// Held results of EXTENDED COPY operations (RECEIVE COPY RESULTS).
+    pub(crate) copies: [xcopy::CopyRec; xcopy::MAX_COPIES],
     pub(crate) ports: [Port; MAX_PORTS],
     pub(crate) groups: [bool; MAX_GROUPS],
     pub(crate) pool: BufferPool<'a>,
@@ -267,8 +299,8 @@ const BG_TOKEN: u32 = 1 << 31;
 impl<'a> Target<'a> {
     /// A target over `storage`, with `pool` for parameter data and emulated
     /// payloads.
-    pub fn new<const C: usize, const S: usize, const L: usize>(
-        storage: &'a mut TargetStorage<C, S, L>,
+    pub fn new<const C: usize, const S: usize, const L: usize, const R: usize>(
+        storage: &'a mut TargetStorage<C, S, L, R>,
         pool: BufferPool<'a>,
         cfg: &TargetConfig,
     ) -> Target<'a> {
@@ -279,6 +311,7 @@ impl<'a> Target<'a> {
             itl,
             maps,
             acl,
+            pr_regs,
         } = storage;
         for (i, c) in cmds.iter_mut().enumerate() {
             *c = Cmd::EMPTY;
@@ -293,7 +326,12 @@ impl<'a> Target<'a> {
             itl: itl.as_flattened_mut(),
             maps: maps.as_flattened_mut(),
             acl,
+            pr_regs: pr_regs.as_flattened_mut(),
+            pr_stride: R,
+            pr_store: None,
+            pr_store_errors: 0,
             tmfs: [Tmf::EMPTY; MAX_TMFS],
+            copies: [xcopy::CopyRec::EMPTY; xcopy::MAX_COPIES],
             ports: [Port {
                 cfg: PortConfig::new(RelativePortId(0), TargetPortGroupId(0)),
                 in_use: false,
@@ -448,6 +486,10 @@ impl<'a> Target<'a> {
         lu.cfg = c;
         lu.mode = mode;
         lu.saved = mode;
+        for r in self.lu_regs_mut(l) {
+            *r = PrReg::EMPTY;
+        }
+        self.pr_restore(l);
         Ok(LuId(l as u16))
     }
 
@@ -708,7 +750,7 @@ impl<'a> Target<'a> {
         for e in &mut self.itl[s * stride..(s + 1) * stride] {
             *e = Itl {
                 ua: ua.bit(),
-                prevent: false,
+                ..Itl::EMPTY
             };
         }
         info!("session {} created", s as u32);
@@ -727,6 +769,11 @@ impl<'a> Target<'a> {
             }
         }
         self.release_nexus(s);
+        for r in self.copies.iter_mut() {
+            if usize::from(r.session) == s {
+                *r = xcopy::CopyRec::EMPTY;
+            }
+        }
         for t in self.tmfs.iter_mut() {
             if t.in_use() && usize::from(t.session) == s {
                 t.orphan = true;
@@ -1088,6 +1135,7 @@ impl<'a> Target<'a> {
             c.locks_range,
         );
         let media = c.media_active;
+        let pa_waiter = core::mem::replace(&mut c.pa_waiter, NIL);
         // `submit` initialises every field; here only what scans of the
         // pool look at is reset.
         c.generation = c.generation.wrapping_add(1);
@@ -1114,6 +1162,11 @@ impl<'a> Target<'a> {
         }
         if waiters != 0 {
             self.tmf_cmd_finished(waiters);
+        }
+        if let Some(w) = self.cmds.get(usize::from(pa_waiter))
+            && w.state == CmdState::WaitAborts
+        {
+            self.enqueue(usize::from(pa_waiter));
         }
     }
 
@@ -1143,7 +1196,8 @@ impl<'a> Target<'a> {
     ) -> Progress {
         self.now = now;
         let mut moved = false;
-        b.poll_completions(&mut |token, r| {
+        let pool = self.pool.memory();
+        b.complete(pool, &mut |token, r| {
             moved = true;
             self.io_done(token, r);
         });
@@ -1180,6 +1234,10 @@ impl<'a> Target<'a> {
                 Step::Retry => {
                     self.enqueue(i);
                     return moved;
+                }
+                Step::Yield => {
+                    self.enqueue(i);
+                    return true;
                 }
             }
         }

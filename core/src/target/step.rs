@@ -21,6 +21,9 @@ pub(crate) enum Step {
     Park,
     /// The transport or backend said Busy: try again on the next poll.
     Retry,
+    /// The command made progress and gives way to the others (a long
+    /// operation such as EXTENDED COPY, between chunks): requeued at the tail.
+    Yield,
 }
 
 /// Unwrap a buffer request: held, parked (return `Park`) or failed.
@@ -76,6 +79,7 @@ impl Target<'_> {
                     | CmdState::WaitBuffers
                     | CmdState::WaitOverlap
                     | CmdState::WaitBackground
+                    | CmdState::WaitAborts
             )
         {
             return self.route_abort(i);
@@ -85,7 +89,10 @@ impl Target<'_> {
             CmdState::Received => self.step_received(i),
             CmdState::Enabled => self.step_enabled(i),
             CmdState::Exec => self.exec(i, t, b),
-            CmdState::WaitBuffers | CmdState::WaitOverlap | CmdState::WaitBackground => {
+            CmdState::WaitBuffers
+            | CmdState::WaitOverlap
+            | CmdState::WaitBackground
+            | CmdState::WaitAborts => {
                 // Woken: run the handler's stage again.
                 self.cmds[i].state = CmdState::Exec;
                 Step::Continue
@@ -155,6 +162,7 @@ impl Target<'_> {
             | CmdState::WaitBuffers
             | CmdState::WaitOverlap
             | CmdState::WaitBackground
+            | CmdState::WaitAborts
             | CmdState::Respond => self.enqueue(j),
             // A transfer is outstanding: a silent abort tells the transport
             // now; TASK ABORTED waits for the transfer to end.
@@ -253,9 +261,10 @@ impl Target<'_> {
             && usize::from(lu.res2) != s
             && !op.has(RES2_OK)
             && !(op.kind == OpKind::PreventAllow && c.cdb[4] & 0x03 == 0);
-        if res2_conflict || lu.pr.conflict(s as u16, op, &c.cdb) {
+        if res2_conflict || self.pr_conflict(i) {
             return self.finish(i, ScsiStatus::ReservationConflict);
         }
+        let lu = &self.lus[l];
         if lu.bg.is_some() && !op.has(cdb::BG_OK) {
             let p = lu.bg_progress();
             let r = match lu.bg.as_ref().map(|b| b.kind) {
@@ -350,6 +359,10 @@ impl Target<'_> {
             OpKind::WriteAtomic => self.exec_write_atomic(i, t, b),
             OpKind::Sanitize => self.exec_sanitize(i, t),
             OpKind::FormatUnit => self.exec_format_unit(i, t),
+            OpKind::PrIn => self.exec_prin(i),
+            OpKind::PrOut => self.exec_prout(i, t),
+            OpKind::ExtendedCopy => self.exec_extended_copy(i, t, b),
+            OpKind::ReceiveCopyResults => self.exec_receive_copy_results(i),
         }
     }
 
@@ -566,8 +579,26 @@ impl Target<'_> {
         buf: Option<(usize, usize)>,
         next: u8,
     ) -> Step {
+        let l = usize::from(self.cmds[i].lu);
+        self.submit_io_on(i, b, l, kind, lba, blocks, buf, next)
+    }
+
+    /// [`Self::submit_io`] on LU `l` (EXTENDED COPY reads and writes LUs
+    /// other than the one it was addressed to).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit_io_on<B: Backend>(
+        &mut self,
+        i: usize,
+        b: &mut B,
+        l: usize,
+        kind: IoKind,
+        lba: u64,
+        blocks: u64,
+        buf: Option<(usize, usize)>,
+        next: u8,
+    ) -> Step {
         let c = &self.cmds[i];
-        let Some(lu) = self.lus.get(usize::from(c.lu)) else {
+        let Some(lu) = self.lus.get(l) else {
             return self.fail(i, SenseReason::InternalTargetFailure);
         };
         let io_buf = match (buf, c.buf) {
@@ -713,7 +744,7 @@ impl Target<'_> {
         self.cmds.iter().enumerate().any(|(j, o)| {
             j != i
                 && o.state != CmdState::Free
-                && o.lu == l
+                && o.range_lu() == l
                 && ((media && o.media_active) || (locks && o.locks_range && o.seq < me.seq))
                 && o.lba < end
                 && lba < o.lba.saturating_add(o.count.max(1))
@@ -727,12 +758,12 @@ impl Target<'_> {
         if self.cmds[i].media_active {
             return true;
         }
-        let l = self.cmds[i].lu;
+        let l = self.cmds[i].range_lu();
         let busy = self.lus.get(usize::from(l)).is_some_and(|lu| lu.atomic > 0)
             && self.cmds.iter().enumerate().any(|(j, o)| {
                 j != i
                     && o.locks_range
-                    && o.lu == l
+                    && o.range_lu() == l
                     && o.lba < lba.saturating_add(blocks.max(1))
                     && lba < o.lba.saturating_add(o.count.max(1))
             });
@@ -743,6 +774,16 @@ impl Target<'_> {
         }
         self.cmds[i].media_active = true;
         true
+    }
+
+    /// [`Self::begin_media`] for blocks `lba .. lba + blocks` of LU `l`
+    /// (EXTENDED COPY's current destination chunk).
+    pub(crate) fn begin_media_on(&mut self, i: usize, l: usize, lba: u64, blocks: u64) -> bool {
+        let c = &mut self.cmds[i];
+        c.media_lu = l as u16;
+        c.lba = lba;
+        c.count = blocks;
+        self.begin_media(i, lba, blocks)
     }
 
     /// An interlocking command (COMPARE AND WRITE, WRITE ATOMIC, ORWRITE)
