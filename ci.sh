@@ -54,6 +54,8 @@ do_test() {
   else
     cargo test --workspace --no-fail-fast
   fi
+  step "soak: 1,000,000 verified commands through sim + driver + core with faults (release)"
+  cargo test -p rscst-hil --release --test soak -- --ignored
   step "doctests"
   cargo test --workspace --doc
 }
