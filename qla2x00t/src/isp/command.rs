@@ -1,0 +1,706 @@
+//! Commands: ATIO7 → core, the core's requests → CTIO7s, CTIO7 completions
+//! → core, and the deferred-work list that delivers completions and posts
+//! terminates.
+//!
+//! Reference §9.1–9.6, §9.10, §9.11. Every exchange the driver receives is
+//! closed by it exactly once (status sent with SEND_STATUS, or TERMINATE),
+//! except after a chip reset, which voids them all. Every operation the core
+//! asks for is completed towards it exactly once: by its CTIO7 completion,
+//! by a chip reset (`Err(Aborted)`), or, once the core aborted the command,
+//! by `abort_done`.
+
+use rscst_core::{
+    Busy, CmdHandle, CmdRef, CommandRequest, Data, DataDirection, Lun, Rejected, ScsiStatus,
+    Status, TaskAttr, TaskTag, TmfFunction, TmfRequest, TransferError,
+};
+use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFunction};
+use rscst_fw::iocb::{Atio7, Atio7Repr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
+use rscst_hba::Platform;
+
+use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, TmfKind, TmfSlot};
+use crate::core_api::CoreApi;
+use crate::event::Event;
+use crate::handle::{HandleMiss, IocbHandle, SKIP_HANDLE};
+use crate::iocb::{self, Pieces};
+use crate::ring::Entry;
+
+/// ILLEGAL REQUEST / INVALID FIELD IN CDB, fixed format (bidirectional
+/// commands, which FCP allows and the core does not).
+const SENSE_INVALID_FIELD_IN_CDB: [u8; 18] = [
+    0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0,
+];
+
+fn ctio_error(status: CtioStatus) -> TransferError {
+    match status {
+        CtioStatus::Aborted
+        | CtioStatus::LipReset
+        | CtioStatus::TargetReset
+        | CtioStatus::PortUnavailable
+        | CtioStatus::PortLoggedOut
+        | CtioStatus::PortConfChanged
+        | CtioStatus::InvalidRxId => TransferError::Aborted,
+        _ => TransferError::Failed,
+    }
+}
+
+fn task_attr(a: FcpTaskAttr) -> TaskAttr {
+    match a {
+        FcpTaskAttr::HeadOfQueue => TaskAttr::HeadOfQueue,
+        FcpTaskAttr::Ordered => TaskAttr::Ordered,
+        FcpTaskAttr::Aca => TaskAttr::Aca,
+        _ => TaskAttr::Simple,
+    }
+}
+
+pub(crate) fn rsp_code(c: rscst_core::TmfResponseCode) -> RspCode {
+    use rscst_core::TmfResponseCode::*;
+    match c {
+        FunctionComplete => RspCode::Complete,
+        FunctionSucceeded => RspCode::Unknown(8),
+        FunctionRejected => RspCode::TmfRejected,
+        IncorrectLun => RspCode::TmfIncorrectLun,
+        ServiceDeliveryFailure => RspCode::TmfFailed,
+    }
+}
+
+impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
+    Isp<'s, P, REQ, RSP, ATIO>
+{
+    // ---------------------------------------------------------------- posting
+
+    /// Post one driver-generated entry (BUSY, terminate, TMF reject) with a
+    /// skip handle. `false` if the ring is full.
+    pub(crate) fn post_internal(&mut self, e: &Entry) -> bool {
+        self.post(core::slice::from_ref(e), 0)
+    }
+
+    fn post_busy(&mut self, x: &Exchange, status: ScsiStatus) -> bool {
+        let mut c = Ctio7Repr::busy(&iocb::ctio_exchange(x), status.code(), x.fcp_dl);
+        c.timeout = self.config.ctio_timeout_secs;
+        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        if ok {
+            self.stats.ctios += 1;
+        }
+        ok
+    }
+
+    /// TERMINATE the exchange (reference §9.11) with `handle`.
+    pub(crate) fn post_terminate(&mut self, x: &Exchange, handle: u32) -> bool {
+        let mut c = Ctio7Repr::terminate(&iocb::ctio_exchange(x));
+        c.handle = handle;
+        c.timeout = self.config.ctio_timeout_secs;
+        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        if ok {
+            self.stats.terminates += 1;
+            self.stats.ctios += 1;
+        }
+        ok
+    }
+
+    fn completion_deadline(&self) -> rscst_core::Instant {
+        self.now.saturating_add(self.config.completion_timeout)
+    }
+
+    // ---------------------------------------------------------------- ATIO7
+
+    /// An ATIO7 (reference §9.1).
+    pub(crate) fn atio7<C: CoreApi>(&mut self, core: &mut C, bytes: &[u8]) {
+        let raw_exchange = Atio7::new_checked(bytes).map(|a| a.exchange_addr());
+        let a = match Atio7Repr::parse_bytes(bytes) {
+            Ok(a) => a,
+            Err(_) => {
+                // Corrupted (Linux: FCP_CMND length < 0x38): terminate it.
+                if let Ok(xa) = raw_exchange
+                    && !xa.is_unknown()
+                {
+                    let s_id =
+                        rscst_fw::PortId::from_be_bytes([bytes[0x0D], bytes[0x0E], bytes[0x0F]]);
+                    let x = Exchange {
+                        addr: xa.0,
+                        nport: 0xFFFF,
+                        s_id,
+                        ox_id: u16::from_be_bytes([bytes[0x18], bytes[0x19]]),
+                        attr: (bytes[3] >> 4) & 0xF,
+                        vp: 0,
+                        fcp_dl: 0,
+                    };
+                    self.post_terminate(&x, SKIP_HANDLE);
+                    self.event(Event::CorruptAtio(xa));
+                }
+                return;
+            }
+        };
+        let sess = self.session_by_sid(a.header.s_id);
+        let mut x = Exchange {
+            addr: a.exchange_addr.0,
+            nport: sess.map_or(0xFFFF, |i| self.sessions[i].nport),
+            s_id: a.header.s_id,
+            ox_id: a.header.ox_id.0,
+            attr: a.attr,
+            vp: 0,
+            fcp_dl: a.fcp.data_len,
+        };
+        if a.exchange_addr.is_unknown() {
+            // The firmware had no exchange for it (gotcha 6).
+            self.stats.busy += 1;
+            if !self.exhausted {
+                // One event per episode, not one per command.
+                self.exhausted = true;
+                self.event(Event::ExchangesExhausted);
+            }
+            self.post_busy(&x, ScsiStatus::Busy);
+            return;
+        }
+        self.exhausted = false;
+        let Some(si) = sess else {
+            self.stats.unknown_session += 1;
+            if a.header.s_id.is_well_known() {
+                self.post_busy(&x, ScsiStatus::TaskSetFull);
+            } else {
+                self.post_terminate(&x, SKIP_HANDLE);
+            }
+            return;
+        };
+        let session = &mut self.sessions[si];
+        // Traffic proves the login is alive after a link bounce.
+        session.lost_deadline = None;
+        x.vp = session.vp;
+        let Some(core_session) = session.core else {
+            self.stats.unknown_session += 1;
+            self.post_terminate(&x, SKIP_HANDLE);
+            return;
+        };
+        let lun = Lun::from_bytes(a.fcp.lun.0);
+        if !a.fcp.tmf.is_empty() {
+            self.fcp_tmf(core, &a, x, si as u16, core_session, lun);
+            return;
+        }
+        if self.live_cmds >= self.busy_threshold {
+            self.stats.busy += 1;
+            self.post_busy(&x, ScsiStatus::Busy);
+            return;
+        }
+        let dir = match a.fcp.dir {
+            DataDir::None => DataDirection::None,
+            DataDir::DataIn => DataDirection::In,
+            DataDir::DataOut => DataDirection::Out,
+            DataDir::Bidirectional => {
+                self.post_status_only(&x, ScsiStatus::CheckCondition, &SENSE_INVALID_FIELD_IN_CDB);
+                return;
+            }
+        };
+        let req = CommandRequest {
+            session: core_session,
+            tag: TaskTag(x.addr as u64),
+            lun,
+            attr: task_attr(a.fcp.task_attr),
+            priority: a.fcp.priority,
+            crn: a.fcp.crn,
+            cdb: a.fcp.cdb.as_slice(),
+            expected_len: a.fcp.data_len,
+            dir,
+        };
+        match core.submit(&req) {
+            Ok(h) => {
+                self.stats.commands += 1;
+                self.new_cmd(h, x, si as u16, lun);
+            }
+            Err(rej) => {
+                self.stats.core_rejected += 1;
+                let st = match rej {
+                    Rejected::TaskSetFull => ScsiStatus::TaskSetFull,
+                    _ => ScsiStatus::Busy,
+                };
+                self.post_busy(&x, st);
+            }
+        }
+    }
+
+    /// A status the driver sends on its own (skip handle, exchange closed).
+    fn post_status_only(&mut self, x: &Exchange, st: ScsiStatus, sense: &[u8]) {
+        let res = if x.fcp_dl != 0 {
+            rscst_fw::fc::fcp::Residual::Under(x.fcp_dl)
+        } else {
+            rscst_fw::fc::fcp::Residual::None
+        };
+        if let Ok(mut c) =
+            Ctio7Repr::status(&iocb::ctio_exchange(x), SKIP_HANDLE, st.code(), res, sense)
+        {
+            c.timeout = self.config.ctio_timeout_secs;
+            c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+            if self.post_internal(&iocb::emit_ctio(&c)) {
+                self.stats.ctios += 1;
+            }
+        }
+    }
+
+    fn new_cmd(&mut self, h: CmdHandle, x: Exchange, session: u16, lun: Lun) {
+        let Some(slot) = self.cmds.get_mut(h.index()) else {
+            // The core's pool is larger than the driver's table: refused at
+            // the first poll, so this cannot happen; keep the exchange closed.
+            self.post_terminate(&x, SKIP_HANDLE);
+            return;
+        };
+        if !slot.live {
+            self.live_cmds += 1;
+        }
+        *slot = CmdSlot {
+            live: true,
+            handle: h,
+            x,
+            session,
+            lun,
+            ..CmdSlot::EMPTY
+        };
+    }
+
+    /// FCP_CMND with task management flags (reference §9.5).
+    fn fcp_tmf<C: CoreApi>(
+        &mut self,
+        core: &mut C,
+        a: &Atio7Repr,
+        x: Exchange,
+        session: u16,
+        core_session: rscst_core::SessionHandle,
+        lun: Lun,
+    ) {
+        let function = match a.fcp.tmf.function() {
+            Some(TmFunction::AbortTaskSet) => TmfFunction::AbortTaskSet,
+            Some(TmFunction::ClearTaskSet) => TmfFunction::ClearTaskSet,
+            Some(TmFunction::LunReset) => TmfFunction::LogicalUnitReset,
+            Some(TmFunction::TargetReset) => TmfFunction::TargetReset,
+            Some(TmFunction::ClearAca) => TmfFunction::ClearAca,
+            None => {
+                // More than one bit, or an unknown one (gotcha 9).
+                self.post_tm_response(&x, RspCode::TmfRejected, SKIP_HANDLE);
+                return;
+            }
+        };
+        let req = TmfRequest {
+            session: core_session,
+            tag: TaskTag(x.addr as u64),
+            lun,
+            function,
+        };
+        match core.submit_tmf(&req) {
+            Ok(h) => {
+                self.stats.tmfs += 1;
+                self.new_tmf(h, core_session, TmfKind::Fcp, x);
+                let _ = session;
+            }
+            Err(_) => {
+                self.post_tm_response(&x, RspCode::TmfFailed, SKIP_HANDLE);
+            }
+        }
+    }
+
+    pub(crate) fn new_tmf(
+        &mut self,
+        h: rscst_core::TmfHandle,
+        session: rscst_core::SessionHandle,
+        kind: TmfKind,
+        x: Exchange,
+    ) {
+        if let Some(slot) = self.tmfs.get_mut(h.index()) {
+            *slot = TmfSlot {
+                live: true,
+                handle: h,
+                session,
+                epoch: self.epoch,
+                kind,
+                x,
+                ..TmfSlot::EMPTY
+            };
+        }
+    }
+
+    fn post_tm_response(&mut self, x: &Exchange, code: RspCode, handle: u32) -> bool {
+        let mut c = Ctio7Repr::tm_response(&iocb::ctio_exchange(x), code);
+        c.handle = handle;
+        c.timeout = self.config.ctio_timeout_secs;
+        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        if ok {
+            self.stats.ctios += 1;
+        }
+        ok
+    }
+
+    // ---------------------------------------------------------------- transport side
+
+    /// The slot of a core command; a command the driver does not know (it
+    /// cannot happen unless the two disagree) gets a void slot so the core
+    /// still hears back.
+    fn cmd_index(&mut self, cmd: &CmdRef) -> Option<usize> {
+        let i = cmd.handle.index();
+        let slot = self.cmds.get_mut(i)?;
+        if !slot.live || slot.handle != cmd.handle {
+            if !slot.live {
+                self.live_cmds += 1;
+            }
+            *slot = CmdSlot {
+                live: true,
+                handle: cmd.handle,
+                void: true,
+                ..CmdSlot::EMPTY
+            };
+        }
+        Some(i)
+    }
+
+    /// Complete the core's request `op` at once with an error (void or closed exchange).
+    fn fail_op(&mut self, i: usize, op: Op) {
+        let d = match op {
+            Op::DataOut => Deliver::DataOut(Err(TransferError::Aborted)),
+            Op::DataIn { with_status: false } => Deliver::DataIn(Err(TransferError::Aborted)),
+            _ => Deliver::Response(Err(TransferError::Aborted)),
+        };
+        self.cmds[i].deliver = d;
+        self.cmd_pending.push(self.cmds, i as u16);
+    }
+
+    /// Post the CTIO7s of a data transfer (and the status CTIO7 when
+    /// `status` is given and cannot ride on the last data CTIO7).
+    fn post_transfer(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        data: &Data<'_>,
+        status: Option<&Status<'_>>,
+    ) -> Result<(), Busy> {
+        let max = self.config.max_ctio_bytes;
+        let (data_entries, pieces) = iocb::entries_for(data.segs, data.offset, max);
+        let good = status.is_some_and(|s| {
+            s.status == ScsiStatus::Good
+                && s.sense.is_empty()
+                && s.residual == rscst_core::Residual::None
+        });
+        // GOOD with no residual rides on the last data CTIO7 (§9.2);
+        // anything else is a separate mode-1 status CTIO7 (§9.3).
+        let separate_status = status.is_some() && (!good || pieces == 0);
+        let needed = data_entries + separate_status as usize;
+        if needed == 0 {
+            // Nothing to move and no status: done at once.
+            self.cmds[i].deliver = match dir {
+                DataDir::DataOut => Deliver::DataOut(Ok(())),
+                _ => Deliver::DataIn(Ok(())),
+            };
+            self.cmd_pending.push(self.cmds, i as u16);
+            return Ok(());
+        }
+        {
+            let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+            if !self.req.reserve(&hw, needed, self.config.internal_reserve) {
+                self.stats.ring_full += 1;
+                return Err(Busy);
+            }
+        }
+        let deadline = self.completion_deadline();
+        let x = self.cmds[i].x;
+        let Some(h) = self
+            .handles
+            .alloc(Owner::Ctio { cmd: i as u16 }, x.addr, deadline)
+        else {
+            self.stats.handles_exhausted += 1;
+            return Err(Busy);
+        };
+        let timeout = self.config.ctio_timeout_secs;
+        let mut out = [[0u8; 64]; 3];
+        let mut k = 0;
+        for p in Pieces::new(data.segs, data.offset, max) {
+            k += 1;
+            let last = k == pieces;
+            let (handle, flags) = if last && !separate_status {
+                let f = if status.is_some() {
+                    Ctio7Flags::SEND_STATUS
+                } else {
+                    Ctio7Flags::empty()
+                };
+                (h.0, f)
+            } else {
+                (h.intermediate().0, Ctio7Flags::DONT_RET_CTIO)
+            };
+            let n = iocb::data_ctio(&x, handle, dir, &p, flags, timeout, &mut out);
+            let _ = self.post(&out[..n], 0);
+            self.stats.ctios += 1;
+            self.stats.continuations += n.saturating_sub(1) as u64;
+        }
+        if separate_status && let Some(s) = status {
+            let mut sense = [0u8; 24];
+            let n = iocb::fit_sense(s.sense, &mut sense);
+            if let Ok(mut c) = Ctio7Repr::status(
+                &iocb::ctio_exchange(&x),
+                h.0,
+                s.status.code(),
+                iocb::residual(s.residual),
+                &sense[..n],
+            ) {
+                c.timeout = timeout;
+                let _ = self.post(&[iocb::emit_ctio(&c)], 0);
+                self.stats.ctios += 1;
+            }
+        }
+        let len = data.len() as u64;
+        match dir {
+            DataDir::DataOut => self.stats.bytes_out += len,
+            _ => self.stats.bytes_in += len,
+        }
+        let slot = &mut self.cmds[i];
+        slot.op = match (dir, status.is_some()) {
+            (DataDir::DataOut, _) => Op::DataOut,
+            (_, true) if pieces == 0 => Op::Status,
+            (_, ws) => Op::DataIn { with_status: ws },
+        };
+        slot.outstanding = slot.outstanding.saturating_add(1);
+        slot.op_error = None;
+        if status.is_some() {
+            slot.closed = true;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn t_queue_data_in(
+        &mut self,
+        cmd: CmdRef,
+        data: &Data<'_>,
+        status: Option<&Status<'_>>,
+    ) -> Result<(), Busy> {
+        let Some(i) = self.cmd_index(&cmd) else {
+            return Ok(());
+        };
+        let op = Op::DataIn {
+            with_status: status.is_some(),
+        };
+        if self.cmds[i].void || self.cmds[i].closed || self.cmds[i].aborting {
+            self.fail_op(i, op);
+            return Ok(());
+        }
+        self.post_transfer(i, DataDir::DataIn, data, status)
+    }
+
+    pub(crate) fn t_request_data_out(&mut self, cmd: CmdRef, data: &Data<'_>) -> Result<(), Busy> {
+        let Some(i) = self.cmd_index(&cmd) else {
+            return Ok(());
+        };
+        if self.cmds[i].void || self.cmds[i].closed || self.cmds[i].aborting {
+            self.fail_op(i, Op::DataOut);
+            return Ok(());
+        }
+        self.post_transfer(i, DataDir::DataOut, data, None)
+    }
+
+    pub(crate) fn t_queue_status(&mut self, cmd: CmdRef, status: &Status<'_>) -> Result<(), Busy> {
+        let Some(i) = self.cmd_index(&cmd) else {
+            return Ok(());
+        };
+        if self.cmds[i].void || self.cmds[i].closed || self.cmds[i].aborting {
+            self.fail_op(i, Op::Status);
+            return Ok(());
+        }
+        let data = Data {
+            offset: 0,
+            segs: &[],
+        };
+        self.post_transfer(i, DataDir::DataIn, &data, Some(status))
+    }
+
+    pub(crate) fn t_command_aborted(&mut self, cmd: CmdRef) -> Result<(), Busy> {
+        let Some(i) = self.cmd_index(&cmd) else {
+            return Ok(());
+        };
+        let slot = &mut self.cmds[i];
+        slot.aborting = true;
+        if !slot.closed && !slot.void {
+            slot.needs_terminate = true;
+        }
+        self.cmd_pending.push(self.cmds, i as u16);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- completions
+
+    /// A CTIO7 on the response queue (reference §7.6).
+    pub(crate) fn ctio_completion(&mut self, c: &Ctio7CompletionRepr) {
+        let h = IocbHandle(c.handle);
+        let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
+        let o = match self.handles.get(h) {
+            Ok(o) => o,
+            Err(HandleMiss::Skip) => {
+                if !ok {
+                    self.event(Event::IocbError {
+                        entry_type: 0x12,
+                        status: c.status.into(),
+                    });
+                }
+                return;
+            }
+            Err(_) => {
+                self.stats.stale_completions += 1;
+                self.event(Event::StaleCompletion {
+                    handle: h,
+                    entry_type: 0x12,
+                });
+                return;
+            }
+        };
+        if o.exchange != c.exchange_addr.0 {
+            self.stats.exchange_mismatches += 1;
+            self.event(Event::ExchangeMismatch {
+                handle: h,
+                expected: rscst_fw::ExchangeAddr(o.exchange),
+                got: c.exchange_addr,
+            });
+            return;
+        }
+        if !ok {
+            self.stats.ctio_errors += 1;
+        }
+        if matches!(
+            c.status,
+            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
+        ) {
+            // A LIP, link loss or reset happened (its async event may not
+            // have been seen yet): whatever the driver posts next (a
+            // terminate, say) must follow a MARKER (reference §7.12).
+            self.marker_needed = true;
+        }
+        if h.is_intermediate() {
+            // The data half of a pair comes back only on error; its final
+            // half completes the operation.
+            if let Owner::Ctio { cmd } = o.payload
+                && let Some(s) = self.cmds.get_mut(cmd as usize)
+                && !ok
+            {
+                s.op_error.get_or_insert(ctio_error(c.status));
+                s.needs_terminate |= !s.closed;
+            }
+            return;
+        }
+        let _ = self.handles.free(h);
+        match o.payload {
+            Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c.status),
+            Owner::Terminate { cmd } => {
+                if let Some(s) = self.cmds.get_mut(cmd as usize) {
+                    s.outstanding = s.outstanding.saturating_sub(1);
+                    self.cmd_pending.push(self.cmds, cmd);
+                }
+            }
+            Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize),
+            Owner::AbtsResp { .. } | Owner::NotifyAck => {}
+        }
+    }
+
+    fn cmd_ctio_done(&mut self, i: usize, ok: bool, status: CtioStatus) {
+        let Some(slot) = self.cmds.get_mut(i) else {
+            return;
+        };
+        slot.outstanding = slot.outstanding.saturating_sub(1);
+        if !ok {
+            slot.op_error.get_or_insert(ctio_error(status));
+            // Terminate after a failed CTIO7 (reference §7.6) unless the
+            // exchange is closed: a SEND_STATUS or TERMINATE CTIO7 was posted
+            // for it, and nothing may follow that (gotcha 5; a late terminate
+            // could hit an exchange address the firmware reused).
+            slot.needs_terminate |= !slot.closed;
+        }
+        if slot.outstanding == 0 && !slot.aborting {
+            let res = match slot.op_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            slot.deliver = match slot.op {
+                Op::DataOut => Deliver::DataOut(res),
+                Op::DataIn { with_status: false } => Deliver::DataIn(res),
+                Op::DataIn { with_status: true } | Op::Status => Deliver::Response(res),
+                Op::Idle => Deliver::Nothing,
+            };
+            slot.op = Op::Idle;
+        }
+        self.cmd_pending.push(self.cmds, i as u16);
+    }
+
+    /// Deliver what the command slots owe the core, posting terminates first.
+    pub(crate) fn process_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        let mut any = false;
+        let mut budget = self.cmds.len() * 2;
+        while budget > 0 {
+            budget -= 1;
+            let Some(i) = self.cmd_pending.pop(self.cmds) else {
+                break;
+            };
+            let i = i as usize;
+            any = true;
+            let slot = self.cmds[i];
+            if !slot.live {
+                continue;
+            }
+            if slot.needs_terminate && !slot.void {
+                let handle = if slot.aborting {
+                    self.handles
+                        .alloc(
+                            Owner::Terminate { cmd: i as u16 },
+                            slot.x.addr,
+                            self.completion_deadline(),
+                        )
+                        .map(|h| h.0)
+                } else {
+                    Some(SKIP_HANDLE)
+                };
+                let posted = match handle {
+                    Some(hd) => {
+                        let ok = self.post_terminate(&slot.x, hd);
+                        if !ok && hd != SKIP_HANDLE {
+                            let _ = self.handles.free(IocbHandle(hd));
+                        }
+                        ok
+                    }
+                    None => false,
+                };
+                if !posted {
+                    // Ring or handles full: try again at the next poll.
+                    self.cmd_pending.push(self.cmds, i as u16);
+                    break;
+                }
+                let s = &mut self.cmds[i];
+                s.needs_terminate = false;
+                s.terminated = true;
+                s.closed = true;
+                if handle != Some(SKIP_HANDLE) {
+                    s.outstanding = s.outstanding.saturating_add(1);
+                }
+            }
+            let s = self.cmds[i];
+            if s.aborting {
+                if s.outstanding == 0 {
+                    self.free_cmd(i);
+                    core.abort_done(s.handle);
+                }
+                continue;
+            }
+            match s.deliver {
+                Deliver::Nothing => {}
+                Deliver::DataOut(r) => {
+                    self.cmds[i].deliver = Deliver::Nothing;
+                    core.data_out_done(s.handle, r);
+                }
+                Deliver::DataIn(r) => {
+                    self.cmds[i].deliver = Deliver::Nothing;
+                    core.data_in_done(s.handle, r);
+                }
+                Deliver::Response(r) => {
+                    self.free_cmd(i);
+                    core.response_sent(s.handle, r);
+                }
+            }
+        }
+        any
+    }
+
+    fn free_cmd(&mut self, i: usize) {
+        if let Some(s) = self.cmds.get_mut(i)
+            && s.live
+        {
+            *s = CmdSlot::EMPTY;
+            self.live_cmds = self.live_cmds.saturating_sub(1);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The running port: draining the rings, asynchronous events, the port's
+//! own mailbox jobs, timers, and chip reset with full recovery.
+//!
+//! Reference §4 (async events), §6.3/§6.4 (rings and what arrives where),
+//! §9.12 (LIP, link and chip events). On a chip reset every exchange from
+//! before is void (§9.12): each command the core holds gets exactly one
+//! completion for its outstanding operation (`Err(Aborted)`), every I_T
+//! nexus ends (the initiators log in again), and the bring-up runs again.
+
+use core::time::Duration;
+
+use rscst_core::Instant;
+use rscst_fw::async_event::{AsyncEvent, AsyncEventCode};
+use rscst_fw::iocb::{Ctio7CompletionRepr, EntryType};
+use rscst_fw::mailbox::{
+    ADAPTER_ID_LOOP_TRANSITION, ADAPTER_ID_NEEDS_LINK_INIT, AdapterId, Mailboxes, MbMask, MbxStatus,
+};
+use rscst_fw::port_db::PortDatabase;
+use rscst_fw::{NportHandle, PortId};
+use rscst_hba::{DmaRegion, Platform};
+
+use super::{CmdSlot, Deliver, HeldNotify, Isp, Job, Op, Owner, SessionState, hw};
+use crate::core_api::CoreApi;
+use crate::event::{Event, LogoutReason, ResetReason};
+use crate::handle::IocbHandle;
+use crate::mailbox::MbxError;
+use crate::ring::{AtioEntry, ENTRY_LEN, MAX_ATIO_SLOTS};
+
+/// How often outstanding handles and session timers are checked.
+const SWEEP: Duration = Duration::from_millis(100);
+/// Login states of the port database (reference §7.13).
+const LOGIN_PLOGI_COMPLETE: u8 = 0x04;
+const LOGIN_PRLI_PENDING: u8 = 0x05;
+const LOGIN_PRLI_COMPLETE: u8 = 0x06;
+/// PORT_UPDATE login state "port unavailable / logged out".
+const PORT_UPDATE_LOGGED_OUT: u16 = 0x07;
+
+impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
+    Isp<'s, P, REQ, RSP, ATIO>
+{
+    // ---------------------------------------------------------------- the online poll
+
+    /// Everything a running port does in one poll.
+    pub(crate) fn online_poll<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        let mut busy = false;
+        if self.marker_needed && self.post_marker() {
+            busy = true;
+        }
+        busy |= self.drain_atio(core);
+        busy |= self.drain_responses(core);
+        busy |= self.process_cmd_pending(core);
+        busy |= self.process_tmf_pending(core);
+        busy |= self.process_held();
+        busy |= self.run_jobs(core);
+        if self.now >= self.next_sweep {
+            self.next_sweep = self.now.saturating_add(SWEEP);
+            busy |= self.sweep(core);
+        }
+        busy
+    }
+
+    /// Take ATIO-queue entries: ATIO7, IMMED_NOTIFY, and (83xx+) ABTS_RECV.
+    /// An entry is taken only when one request slot is free to answer it,
+    /// so back-pressure reaches the firmware instead of dropping anything.
+    fn drain_atio<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        let mut e = AtioEntry {
+            bytes: [0; ENTRY_LEN * MAX_ATIO_SLOTS],
+            slots: 0,
+        };
+        let mut n = 0;
+        while n < self.config.atio_budget {
+            {
+                let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+                if !self.req.reserve(&req, 1, 0) {
+                    break;
+                }
+                let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+                match self.atio.next(&hw, &mut e) {
+                    Ok(true) => {}
+                    _ => break,
+                }
+            }
+            n += 1;
+            self.stats.atio_entries += 1;
+            let bytes = e.as_bytes();
+            let mut first = [0u8; ENTRY_LEN];
+            first.copy_from_slice(&bytes[..ENTRY_LEN]);
+            match EntryType::from(bytes[0]) {
+                EntryType::Atio7 => {
+                    let len = bytes.len();
+                    let mut copy = [0u8; ENTRY_LEN * MAX_ATIO_SLOTS];
+                    copy[..len].copy_from_slice(bytes);
+                    self.atio7(core, &copy[..len]);
+                }
+                EntryType::ImmedNotify => self.immed_notify(core, &first),
+                EntryType::AbtsRecv => self.abts(core, &first),
+                t => self.event(Event::UnknownEntry {
+                    entry_type: t.into(),
+                    atio_queue: true,
+                }),
+            }
+        }
+        let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+        self.atio.finish(&hw);
+        n > 0
+    }
+
+    /// Take response-queue entries: completions of what the driver sent,
+    /// and (24xx/25xx/81xx) ABTS_RECV.
+    fn drain_responses<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        let in_ptr = {
+            use crate::ring::ResponseHw;
+            hw::InHw::response(&self.platform, self.map, &self.dma.rsp).in_pointer()
+        };
+        let mut n = 0;
+        let mut buf = [0u8; ENTRY_LEN];
+        while n < self.config.response_budget {
+            {
+                let hw = hw::InHw::response(&self.platform, self.map, &self.dma.rsp);
+                match self.rsp.next(&hw, in_ptr, &mut buf) {
+                    Ok(true) => {}
+                    _ => break,
+                }
+            }
+            n += 1;
+            self.stats.response_entries += 1;
+            match EntryType::from(buf[0]) {
+                EntryType::Ctio7 => match Ctio7CompletionRepr::parse_bytes(&buf) {
+                    Ok(c) => self.ctio_completion(&c),
+                    Err(_) => self.event(Event::UnknownEntry {
+                        entry_type: buf[0],
+                        atio_queue: false,
+                    }),
+                },
+                EntryType::NotifyAck => self.notify_ack_completion(&buf),
+                EntryType::AbtsRecv => self.abts(core, &buf),
+                EntryType::AbtsResp => self.abts_resp_completion(core, &buf),
+                EntryType::Marker => {}
+                t => self.event(Event::UnknownEntry {
+                    entry_type: t.into(),
+                    atio_queue: false,
+                }),
+            }
+            if self.phase() != super::Phase::Online {
+                // A completion made us reset the chip: the ring is gone.
+                return true;
+            }
+        }
+        let hw = hw::InHw::response(&self.platform, self.map, &self.dma.rsp);
+        self.rsp.finish(&hw);
+        n > 0
+    }
+
+    // ---------------------------------------------------------------- async events
+
+    /// One asynchronous event (reference §4).
+    pub(crate) fn async_event<C: CoreApi>(&mut self, core: &mut C, ev: AsyncEvent) {
+        let running = matches!(
+            self.phase(),
+            super::Phase::Online | super::Phase::WaitingForReady
+        );
+        if ev.needs_isp_reset() {
+            let reason = match ev {
+                AsyncEvent::Other {
+                    code: AsyncEventCode::SystemError,
+                    mb,
+                } => ResetReason::SystemError([mb[0], mb[1], mb[2]]),
+                e => ResetReason::FirmwareError(e.code().into()),
+            };
+            if running || self.phase() == super::Phase::Initializing {
+                self.chip_reset(core, reason);
+            } else {
+                self.event(Event::Async(ev));
+            }
+            return;
+        }
+        if ev.needs_marker() {
+            self.marker_needed = true;
+        }
+        match ev {
+            AsyncEvent::LoopUp { .. } => {
+                self.link_up = true;
+                self.marker_needed = true;
+                self.event(Event::LinkUp(ev));
+                // Waiting for the firmware to be ready: ask again now.
+                if let super::bringup::Step::WaitReady { deadline, .. } = self.up.step
+                    && !self.up.is_posted()
+                {
+                    self.up.step = super::bringup::Step::WaitReady {
+                        next: self.now,
+                        deadline,
+                    };
+                }
+                if self.phase() == super::Phase::Online {
+                    self.queue_job(Job::AdapterId);
+                    self.ack_link_reinit();
+                    for s in self.sessions.iter_mut() {
+                        if s.state != SessionState::Free && s.lost_deadline.is_some() {
+                            s.check_pending = true;
+                        }
+                    }
+                }
+            }
+            AsyncEvent::LoopDown { .. } => {
+                self.link_up = false;
+                self.stats.link_downs += 1;
+                self.event(Event::LinkDown);
+                let deadline = self.now.saturating_add(self.config.port_down_timeout);
+                for s in self.sessions.iter_mut() {
+                    if s.state != SessionState::Free && s.lost_deadline.is_none() {
+                        s.lost_deadline = Some(deadline);
+                    }
+                }
+            }
+            AsyncEvent::LipOccurred { .. } => {
+                self.stats.lips += 1;
+                self.event(Event::Lip)
+            }
+            AsyncEvent::PortUpdate {
+                nport_handle,
+                login_state,
+                ..
+            } => {
+                self.event(Event::Async(ev));
+                // A login completing is only news (§9.7); a global update or
+                // a port gone makes the driver check its sessions.
+                if nport_handle.is_none() || login_state == PORT_UPDATE_LOGGED_OUT {
+                    self.check_sessions(|s_nport, _| {
+                        nport_handle.is_none() || s_nport == nport_handle.0
+                    });
+                }
+            }
+            AsyncEvent::RscnUpdate {
+                port_id,
+                address_format,
+                ..
+            } => {
+                self.event(Event::Rscn(port_id));
+                let mask: u32 = match address_format {
+                    0 => 0xFF_FFFF,
+                    1 => 0xFF_FF00,
+                    2 => 0xFF_0000,
+                    _ => 0,
+                };
+                self.check_sessions(|_, p: PortId| p.get() & mask == port_id.get() & mask);
+            }
+            AsyncEvent::RejectedFcpCmd {
+                exchange_starvation,
+            } => {
+                if exchange_starvation {
+                    self.event(Event::ExchangesExhausted);
+                } else {
+                    self.event(Event::Async(ev));
+                }
+            }
+            AsyncEvent::Other {
+                code: AsyncEventCode::LipReset,
+                ..
+            } => self.event(Event::Lip),
+            _ => self.event(Event::Async(ev)),
+        }
+    }
+
+    /// Queue a port-database check of the sessions `f` selects.
+    fn check_sessions(&mut self, f: impl Fn(u16, PortId) -> bool) {
+        for s in self.sessions.iter_mut() {
+            if s.state != SessionState::Free && f(s.nport, s.port_id) {
+                s.check_pending = true;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- mailbox jobs
+
+    pub(crate) fn queue_job(&mut self, j: Job) {
+        if self.jobs.contains(&Some(j)) || self.job_running == Some(j) {
+            return;
+        }
+        if let Some(slot) = self.jobs.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(j);
+        }
+    }
+
+    fn next_job(&mut self) -> Option<Job> {
+        if self.now < self.job_not_before {
+            return None;
+        }
+        if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
+            return Some(j);
+        }
+        let i = self.sessions.iter().position(|s| s.check_pending)?;
+        self.sessions[i].check_pending = false;
+        Some(Job::PortDb {
+            session: i as u16,
+            nport: self.sessions[i].nport,
+            seq: self.sessions[i].login_seq,
+        })
+    }
+
+    fn run_jobs<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        if let Some(j) = self.job_running {
+            let Some((_, res)) = self.mbx.take() else {
+                return false;
+            };
+            self.job_running = None;
+            self.job_done(core, j, res);
+            return true;
+        }
+        if !self.mbx.is_idle() {
+            return false;
+        }
+        let Some(j) = self.next_job() else {
+            return false;
+        };
+        let mb = match j {
+            Job::AdapterId => Mailboxes::get_adapter_id(0),
+            Job::LinkInit => Mailboxes::link_initialization(false, 0),
+            Job::PortDb { nport, .. } => {
+                Mailboxes::get_port_database(NportHandle(nport), self.dma.scratch.iova().0, 0, 0)
+            }
+        };
+        let regs = regs!(self);
+        if self
+            .mbx
+            .post(&regs, self.now, &mb, MbMask(0), self.config.mailbox_timeout)
+        {
+            self.job_running = Some(j);
+        }
+        true
+    }
+
+    fn job_done<C: CoreApi>(&mut self, core: &mut C, j: Job, res: Result<Mailboxes, MbxError>) {
+        if let Err(MbxError::Timeout { cmd }) = res {
+            self.chip_reset(core, ResetReason::MailboxTimeout(cmd));
+            return;
+        }
+        match j {
+            Job::AdapterId => match res {
+                Ok(out) => {
+                    let id = AdapterId::from_mailboxes(&out);
+                    self.adapter_id(id);
+                }
+                Err(MbxError::Status {
+                    status: MbxStatus::CommandError,
+                    mb1,
+                    ..
+                }) if mb1 == ADAPTER_ID_NEEDS_LINK_INIT => self.queue_job(Job::LinkInit),
+                Err(MbxError::Status {
+                    status: MbxStatus::CommandError,
+                    mb1,
+                    ..
+                }) if mb1 == ADAPTER_ID_LOOP_TRANSITION && self.link_up => {
+                    self.job_not_before = self.now.saturating_add(self.config.ready_poll);
+                    self.queue_job(Job::AdapterId);
+                }
+                Err(_) => {}
+            },
+            Job::LinkInit => {
+                self.job_not_before = self.now.saturating_add(self.config.ready_poll);
+                self.queue_job(Job::AdapterId);
+            }
+            Job::PortDb {
+                session,
+                nport,
+                seq,
+            } => {
+                let i = session as usize;
+                let same = self.sessions.get(i).is_some_and(|s| {
+                    s.state != SessionState::Free && s.nport == nport && s.login_seq == seq
+                });
+                if !same {
+                    // The port logged in again meanwhile: the answer is old.
+                    return;
+                }
+                let state = match res {
+                    Ok(_) => {
+                        let mut b = [0u8; 64];
+                        if self.dma.scratch.read(0, &mut b).is_ok() {
+                            let db = PortDatabase::new_unchecked(&b[..]);
+                            Some((db.current_login_state() & 0xF, db.last_login_state() & 0xF))
+                        } else {
+                            None
+                        }
+                    }
+                    Err(_) => None,
+                };
+                let fcp_ok = state
+                    .is_some_and(|(c, l)| c == LOGIN_PRLI_COMPLETE || l == LOGIN_PRLI_COMPLETE);
+                let port_ok = state.is_some_and(|(c, _)| {
+                    matches!(
+                        c,
+                        LOGIN_PLOGI_COMPLETE | LOGIN_PRLI_PENDING | LOGIN_PRLI_COMPLETE
+                    )
+                });
+                match (self.sessions[i].state, fcp_ok, port_ok) {
+                    (_, true, _) => self.sessions[i].lost_deadline = None,
+                    (SessionState::Active, false, true) => {
+                        // The port is there but its FCP login is gone.
+                        self.end_session(core, i, LogoutReason::PortDatabase, true)
+                    }
+                    (SessionState::PortLoggedIn, false, true) => {
+                        self.sessions[i].lost_deadline = None
+                    }
+                    _ => self.end_session(core, i, LogoutReason::PortDatabase, false),
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Session timers and IOCBs whose completion is overdue.
+    fn sweep<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        let mut any = false;
+        for i in 0..self.sessions.len() {
+            if let Some(d) = self.sessions[i].lost_deadline
+                && self.now >= d
+            {
+                self.end_session(core, i, LogoutReason::LinkLost, false);
+                any = true;
+            }
+        }
+        while let Some((h, o)) = self.handles.first_expired(self.now) {
+            any = true;
+            self.stats.completion_timeouts += 1;
+            let _ = self.handles.free(h);
+            match o.payload {
+                Owner::Ctio { cmd } => {
+                    self.event(Event::CompletionTimeout {
+                        handle: h,
+                        exchange: rscst_fw::ExchangeAddr(o.exchange),
+                    });
+                    self.ctio_timed_out(cmd as usize);
+                }
+                Owner::Terminate { .. } => {
+                    // Even the terminate got no answer: the firmware is lost.
+                    self.chip_reset(core, ResetReason::CompletionTimeout);
+                    return true;
+                }
+                Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize),
+                Owner::AbtsResp { tmf } => self.tmf_response_done(tmf as usize),
+                Owner::NotifyAck => {}
+            }
+        }
+        any
+    }
+
+    fn ctio_timed_out(&mut self, i: usize) {
+        let Some(s) = self.cmds.get_mut(i) else {
+            return;
+        };
+        s.outstanding = s.outstanding.saturating_sub(1);
+        s.op_error = Some(rscst_core::TransferError::Failed);
+        s.needs_terminate |= !s.closed;
+        if s.outstanding == 0 && !s.aborting {
+            let r = Err(rscst_core::TransferError::Failed);
+            s.deliver = match s.op {
+                Op::DataOut => Deliver::DataOut(r),
+                Op::DataIn { with_status: false } => Deliver::DataIn(r),
+                Op::DataIn { with_status: true } | Op::Status => Deliver::Response(r),
+                Op::Idle => Deliver::Nothing,
+            };
+            s.op = Op::Idle;
+        }
+        self.cmd_pending.push(self.cmds, i as u16);
+    }
+
+    // ---------------------------------------------------------------- chip reset
+
+    /// Reset the chip and run the whole bring-up again, completing
+    /// everything that was in flight.
+    pub(crate) fn chip_reset<C: CoreApi>(&mut self, core: &mut C, reason: ResetReason) {
+        self.event(Event::Reset(reason));
+        self.epoch = self.epoch.wrapping_add(1);
+        let mut voided = 0u32;
+        for i in 0..self.cmds.len() {
+            let s = &mut self.cmds[i];
+            if !s.live {
+                continue;
+            }
+            voided += 1;
+            s.void = true;
+            s.outstanding = 0;
+            s.needs_terminate = false;
+            if !s.aborting {
+                let r = Err(rscst_core::TransferError::Aborted);
+                match s.op {
+                    Op::DataOut => s.deliver = Deliver::DataOut(r),
+                    Op::DataIn { with_status: false } => s.deliver = Deliver::DataIn(r),
+                    Op::DataIn { with_status: true } | Op::Status => {
+                        s.deliver = Deliver::Response(r)
+                    }
+                    Op::Idle => {}
+                }
+            }
+            s.op = Op::Idle;
+            self.cmd_pending.push(self.cmds, i as u16);
+        }
+        for i in 0..self.tmfs.len() {
+            let t = &mut self.tmfs[i];
+            if t.live && (t.outstanding > 0 || t.resend.is_some()) {
+                t.outstanding = 0;
+                t.resend = None;
+                t.deliver = true;
+                self.tmf_pending.push(self.tmfs, i as u16);
+            }
+        }
+        // Held notifies of internal TMFs: nothing to acknowledge any more.
+        self.held = [HeldNotify::EMPTY; super::slots::HELD_NOTIFIES];
+        self.handles.invalidate_all();
+        self.mbx.reset();
+        self.jobs = [None; super::JOBS];
+        self.job_running = None;
+        self.end_all_sessions(core, LogoutReason::ChipReset);
+        self.link_up = false;
+        self.marker_needed = false;
+        self.fw.port_id = PortId::new(0);
+        if voided > 0 {
+            self.stats.voided += voided as u64;
+            self.event(Event::CommandsVoided(voided));
+        }
+        let _ = CmdSlot::EMPTY;
+        let _ = IocbHandle(0);
+        let _ = Instant::ZERO;
+        self.up.restart();
+    }
+}

@@ -1,0 +1,140 @@
+//! Register access through the generation's register map.
+//!
+//! Reference §1.2 (BARs), §2 (the `device_reg_24xx` block), gotcha 15: on
+//! 83xx/27xx/28xx the queue in/out pointers and the ATIO pointers live in MQ
+//! page 0, everything else (mailboxes, host_status, hccr) stays in the 24xx
+//! block. The choice is made once at probe from the generation table; the
+//! rest of the driver asks for "the request in-pointer" and never for an
+//! offset.
+
+use rscst_fw::pci::GenInfo;
+use rscst_fw::regs::{self as r, HccrCommand, HostStatus, QueuePointer};
+use rscst_hba::{Mmio, RegOffset};
+
+/// Where the six queue pointers of queue 0 live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueRegBlock {
+    /// In the 24xx register block (24xx/25xx/81xx without MQ).
+    Legacy,
+    /// In MQ page 0 of the MQ BAR (83xx/27xx/28xx).
+    MqPage,
+}
+
+/// The register map of one function, chosen at probe.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RegMap {
+    gen_info: &'static GenInfo,
+    queue_block: QueueRegBlock,
+}
+
+impl RegMap {
+    /// The map for `gen_info` (MQ is never enabled by this driver for
+    /// 24xx/25xx/81xx; those keep their pointers in the 24xx block).
+    pub(crate) fn new(gen_info: &'static GenInfo) -> RegMap {
+        let loc = r::queue_pointer(gen_info, false, QueuePointer::RequestIn);
+        let queue_block = if loc.bar == gen_info.reg_bar {
+            QueueRegBlock::Legacy
+        } else {
+            QueueRegBlock::MqPage
+        };
+        RegMap {
+            gen_info,
+            queue_block,
+        }
+    }
+
+    /// Whether the queue pointers need the MQ BAR.
+    pub(crate) fn needs_mq_bar(&self) -> bool {
+        self.queue_block == QueueRegBlock::MqPage
+    }
+
+    /// The BAR offset of a queue pointer register.
+    pub(crate) fn queue_offset(&self, which: QueuePointer) -> RegOffset {
+        RegOffset(r::queue_pointer(self.gen_info, false, which).offset)
+    }
+}
+
+/// Register access for one poll: the register BAR and, where the chip has
+/// one, the MQ BAR, with the map that says which register lives where.
+pub(crate) struct Regs<'a, M: Mmio> {
+    pub(crate) regs: &'a M,
+    pub(crate) mq: Option<&'a M>,
+    pub(crate) map: RegMap,
+}
+
+impl<M: Mmio> Regs<'_, M> {
+    pub(crate) fn read(&self, offset: u32) -> u32 {
+        self.regs.read32(RegOffset(offset))
+    }
+
+    pub(crate) fn write(&self, offset: u32, value: u32) {
+        self.regs.write32(RegOffset(offset), value)
+    }
+
+    pub(crate) fn host_status(&self) -> HostStatus {
+        HostStatus(self.read(r::HOST_STATUS))
+    }
+
+    pub(crate) fn hccr(&self, cmd: HccrCommand) {
+        self.write(r::HCCR, cmd.into());
+    }
+
+    /// Read back hccr (the reset sequence reads after each write to flush it).
+    pub(crate) fn hccr_read(&self) -> u32 {
+        self.read(r::HCCR)
+    }
+
+    pub(crate) fn mailbox(&self, n: usize) -> u16 {
+        match r::mailbox(n) {
+            Some(off) => self.regs.read16(RegOffset(off)),
+            None => 0xFFFF,
+        }
+    }
+
+    pub(crate) fn set_mailbox(&self, n: usize, v: u16) {
+        if let Some(off) = r::mailbox(n) {
+            self.regs.write16(RegOffset(off), v);
+        }
+    }
+
+    fn queue_bar(&self) -> Option<&M> {
+        match self.map.queue_block {
+            QueueRegBlock::Legacy => Some(self.regs),
+            QueueRegBlock::MqPage => self.mq,
+        }
+    }
+
+    /// Read a queue pointer (all-ones if the MQ BAR is missing, as a master
+    /// abort would read; probe refuses such a platform).
+    pub(crate) fn queue_ptr(&self, which: QueuePointer) -> u32 {
+        match self.queue_bar() {
+            Some(bar) => bar.read32(self.map.queue_offset(which)),
+            None => u32::MAX,
+        }
+    }
+
+    pub(crate) fn set_queue_ptr(&self, which: QueuePointer, v: u32) {
+        if let Some(bar) = self.queue_bar() {
+            bar.write32(self.map.queue_offset(which), v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rscst_fw::pci::probe;
+
+    #[test]
+    fn legacy_and_mq_maps() {
+        let m = RegMap::new(probe(0x1077, 0x2532).unwrap().gen_info);
+        assert!(!m.needs_mq_bar());
+        assert_eq!(m.queue_offset(QueuePointer::RequestIn), RegOffset(0x1C));
+        assert_eq!(m.queue_offset(QueuePointer::AtioOut), RegOffset(0x40));
+        let m = RegMap::new(probe(0x1077, 0x2071).unwrap().gen_info);
+        assert!(m.needs_mq_bar());
+        assert_eq!(m.queue_offset(QueuePointer::RequestIn), RegOffset(0x00));
+        assert_eq!(m.queue_offset(QueuePointer::ResponseOut), RegOffset(0x0C));
+        assert_eq!(m.queue_offset(QueuePointer::AtioIn), RegOffset(0x10));
+    }
+}
