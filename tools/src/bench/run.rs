@@ -76,21 +76,21 @@ struct Snap {
     pool: u64,
 }
 
-fn cpu(id: rustix::time::ClockId) -> Duration {
-    let t = rustix::time::clock_gettime(id);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu() -> Duration {
+    cpu_time::ThreadTime::now().as_duration()
 }
 
-/// CPU time of the calling thread.
-pub fn thread_cpu() -> Duration {
-    cpu(rustix::time::ClockId::ThreadCPUTime)
+/// CPU time of the process (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu() -> Duration {
+    cpu_time::ProcessTime::now().as_duration()
 }
 
 fn snap(isp: &Driver, target: &Target<'_>, c: &Counters) -> Snap {
     Snap {
         wall: StdInstant::now(),
         poller_cpu: thread_cpu(),
-        process_cpu: cpu(rustix::time::ClockId::ProcessCPUTime),
+        process_cpu: process_cpu(),
         allocs: crate::ALLOC.allocations(),
         completed: target.stats().completed,
         drv: isp.stats(),
