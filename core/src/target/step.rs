@@ -754,19 +754,31 @@ impl Target<'_> {
     /// A regular media command is about to touch `lba .. lba + blocks`:
     /// false (and parked) while an interlocking command holds or awaits
     /// an overlapping range.
+    #[inline]
     pub(crate) fn begin_media(&mut self, i: usize, lba: u64, blocks: u64) -> bool {
-        if self.cmds[i].media_active {
+        let c = &mut self.cmds[i];
+        if c.media_active {
             return true;
         }
-        let l = self.cmds[i].range_lu();
-        let busy = self.lus.get(usize::from(l)).is_some_and(|lu| lu.atomic > 0)
-            && self.cmds.iter().enumerate().any(|(j, o)| {
-                j != i
-                    && o.locks_range
-                    && o.range_lu() == l
-                    && o.lba < lba.saturating_add(blocks.max(1))
-                    && lba < o.lba.saturating_add(o.count.max(1))
-            });
+        let l = c.range_lu();
+        if self.lus.get(usize::from(l)).is_none_or(|lu| lu.atomic == 0) {
+            // No interlocking command on the LU: nothing to overlap with.
+            self.cmds[i].media_active = true;
+            return true;
+        }
+        self.begin_media_interlocked(i, l, lba, blocks)
+    }
+
+    /// [`Self::begin_media`] while interlocking commands hold ranges of LU `l`.
+    #[inline(never)]
+    fn begin_media_interlocked(&mut self, i: usize, l: u16, lba: u64, blocks: u64) -> bool {
+        let busy = self.cmds.iter().enumerate().any(|(j, o)| {
+            j != i
+                && o.locks_range
+                && o.range_lu() == l
+                && o.lba < lba.saturating_add(blocks.max(1))
+                && lba < o.lba.saturating_add(o.count.max(1))
+        });
         if busy {
             self.cmds[i].state = CmdState::WaitOverlap;
             self.waiting_overlap = true;
