@@ -261,16 +261,19 @@ impl SegList {
     }
 
     /// The segments.
+    #[inline]
     pub fn as_slice(&self) -> &[Seg] {
         &self.segs[..usize::from(self.n)]
     }
 
     /// Number of segments.
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.n)
     }
 
     /// Whether there are no segments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -281,17 +284,20 @@ impl SegList {
     }
 
     /// Total bytes.
+    #[inline]
     pub fn total_len(&self) -> u64 {
         self.as_slice().iter().map(|s| u64::from(s.len)).sum()
     }
 
     /// Remove every segment.
+    #[inline]
     pub fn clear(&mut self) {
         self.n = 0;
     }
 
     /// Append a segment, merging it with the last one when contiguous.
     /// `Err(seg)` when the list is full.
+    #[inline]
     pub fn push(&mut self, seg: Seg) -> Result<(), Seg> {
         if seg.len == 0 {
             return Ok(());
@@ -314,6 +320,7 @@ impl SegList {
     }
 
     /// Keep only the first `bytes` bytes.
+    #[inline]
     pub fn truncate(&mut self, bytes: u64) {
         if self.n == 1 {
             // The usual case (a RAM LU maps one contiguous range).
