@@ -53,7 +53,7 @@ impl Target<'_> {
 
     /// LBA and block count of a block command, from the table's fields
     /// (READ(6)/WRITE(6): 21-bit LBA, 0 blocks meaning 256).
-    #[inline]
+    #[inline(always)]
     fn lba_blocks(&self, i: usize) -> (u64, u64) {
         let c = &self.cmds[i];
         let Some(op) = c.op else { return (0, 0) };

@@ -23,7 +23,7 @@ use crate::transport::TaskAttr;
 impl Target<'_> {
     /// Put command `i` in its LU's task set. True if it may run now; false if
     /// it must wait (dormant).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter_task_set(&mut self, i: usize) -> bool {
         let c = &self.cmds[i];
         let (l, attr) = (usize::from(c.lu), c.attr);
