@@ -159,6 +159,7 @@ fn threaded_run_reports_latency_and_verifies() {
         j["latency_us"]
     );
     assert!(max > 0.0);
+    assert!(f(&j, "latency_us.mean_littles_law") > 0.0);
     assert!(
         (f(&j, "mb_per_s") - f(&j, "iops") * 4096.0 / 1e6).abs() < f(&j, "mb_per_s") * 0.01 + 0.1
     );

@@ -9,7 +9,7 @@
 //! | `config` | the arguments |
 //! | `commands`, `reads`, `writes`, `elapsed_s` | commands the core completed in the window; the workload's GOOD reads/writes (whole run) |
 //! | `iops`, `mb_per_s` | per wall-clock second (MB = 10^6 bytes of data) |
-//! | `latency_us` | `p50`, `p99`, `p99_9`, `mean`, `max` as the initiators measured them in real time; `null` in deterministic mode (zero-latency virtual time) |
+//! | `latency_us` | `p50`, `p99`, `p99_9`, `mean`, `max` as the initiators measured them on the simulator thread's clock (real time, but advanced once per simulator loop: coarse when the simulator is saturated, e.g. 0 at high QD), and `mean_littles_law` (initiators × QD / IOPS: the exact mean of the closed loop); `null` in deterministic mode (zero-latency virtual time) |
 //! | `cpu_ns_per_cmd` | `poller_thread` (its CPU clock; deterministic: the one thread doing everything), `driver_core_busy` (time inside driver+core turns that made progress), `driver_core_turns` (inside all turns), `simulator` (threaded: process CPU minus the poller's; deterministic: the thread's CPU outside the turns) |
 //! | `allocs_per_cmd`, `allocs` | `process` (every thread, the simulator's included) and `driver_core` (inside the driver+core turns: exact in deterministic mode, `null` in threaded mode) |
 //! | `bytes_copied_per_cmd` | the driver's `bytes_copied` counter per command |
@@ -94,6 +94,14 @@ impl Report<'_> {
         }
     }
 
+    /// Mean latency from Little's law: the workload is a closed loop that keeps
+    /// initiators × QD commands in flight, so mean latency = in flight / IOPS. Exact
+    /// for the mean whatever the simulator's clock granularity.
+    fn littles_law_us(&self) -> f64 {
+        let inflight = self.args.initiators as f64 * f64::from(self.args.qd);
+        inflight / self.iops().max(1e-9) * 1e6
+    }
+
     fn host_bytes(&self) -> u64 {
         self.win.lun_bytes + self.win.pool_bytes
     }
@@ -152,6 +160,7 @@ impl Report<'_> {
                 "clock": "real",
                 "p50": r3(l[0]), "p99": r3(l[1]), "p99_9": r3(l[2]),
                 "mean": r3(l[3]), "max": r3(l[4]),
+                "mean_littles_law": r3(self.littles_law_us()),
             })
         });
         let busy = per(ns(w.busy), n);
@@ -295,8 +304,14 @@ impl fmt::Display for Report<'_> {
         match self.latency() {
             Some(l) => writeln!(
                 f,
-                "  latency      p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs (mean {:.1}, max {:.1}; real time at the initiators)",
-                l[0], l[1], l[2], l[3], l[4]
+                "  latency      p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs (mean {:.1}, max {:.1}; at the initiators, \
+                 on the simulator thread's clock); mean by Little's law {:.1} µs",
+                l[0],
+                l[1],
+                l[2],
+                l[3],
+                l[4],
+                self.littles_law_us()
             )?,
             None => writeln!(
                 f,
