@@ -970,3 +970,52 @@ fn lost_completions_fail_the_operation() {
     assert_eq!(isp.stats().completion_timeouts, 2);
     assert_eq!((isp.commands_in_flight(), isp.handles_in_use()), (0, 0));
 }
+
+#[test]
+fn additional_cdb_in_two_atio_slots() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    let s = login(&mut fw, &mut isp, &mut core);
+    let _ = s;
+    // Move the ATIO ring near its end (with notifies that are only acked) so
+    // the two-slot entry wraps.
+    while fw.atio_in != 31 {
+        let mut n = [0u8; 64];
+        ImmedNotifyRepr::global(NotifyStatus::Resource)
+            .emit_bytes(&mut n)
+            .unwrap();
+        fw.atio(&isp, &n);
+        fw.poll(&mut isp, &mut core);
+        assert_eq!(fw.requests(&isp).len(), 1);
+    }
+    let mut cdb = [0u8; 32];
+    cdb[0] = 0x7F;
+    cdb[7] = 0x18;
+    cdb[31] = 0xEE;
+    let fcp =
+        FcpCmndRepr::command(Lun::from_index(1).unwrap(), &cdb, DataDir::DataIn, 512).unwrap();
+    let a = Atio7Repr::new(
+        ExchangeAddr(0xB00),
+        PortId::new(INIT),
+        PortId::new(0x010200),
+        OxId(0xB00),
+        fcp,
+    );
+    let mut e = [0u8; 128];
+    a.emit_bytes(&mut e).unwrap();
+    assert_eq!(e[1], 2, "two ATIO slots");
+    assert_eq!(fw.atio_in, 31);
+    fw.atio(&isp, &e);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(core.last_cdb.len(), 32);
+    assert_eq!(core.last_cdb[..], cdb[..]);
+    assert!(matches!(
+        core.calls.last(),
+        Some(Call::Submit {
+            tag: 0xB00,
+            len: 512,
+            ..
+        })
+    ));
+}

@@ -68,16 +68,55 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 {
     // ---------------------------------------------------------------- posting
 
-    /// Post one driver-generated entry (BUSY, terminate, TMF reject) with a
-    /// skip handle. `false` if the ring is full.
+    /// Post one driver-generated entry that carries a tracked handle.
+    /// `false` if the ring is full (the caller retries).
     pub(crate) fn post_internal(&mut self, e: &Entry) -> bool {
         self.post(core::slice::from_ref(e), 0)
+    }
+
+    /// Post one driver-generated entry with a skip handle (BUSY, terminate,
+    /// TMF reject, BA_RJT): if the ring is full it waits in the deferred
+    /// queue and goes out first at the next poll. `false` only if even that
+    /// queue is full (counted; it is sized far above what a ring stall
+    /// produces between two polls).
+    pub(crate) fn post_or_defer(&mut self, e: &Entry) -> bool {
+        if self.deferred_len == 0 && self.post_internal(e) {
+            return true;
+        }
+        match self.deferred.get_mut(self.deferred_len) {
+            Some(slot) => {
+                *slot = *e;
+                self.deferred_len += 1;
+                true
+            }
+            None => {
+                self.stats.deferred_dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Post what waits in the deferred queue, in order, while it fits.
+    pub(crate) fn flush_deferred(&mut self) -> bool {
+        let mut n = 0;
+        while n < self.deferred_len {
+            let e = self.deferred[n];
+            if !self.post_internal(&e) {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.deferred.copy_within(n..self.deferred_len, 0);
+            self.deferred_len -= n;
+        }
+        n > 0
     }
 
     fn post_busy(&mut self, x: &Exchange, status: ScsiStatus) -> bool {
         let mut c = Ctio7Repr::busy(&iocb::ctio_exchange(x), status.code(), x.fcp_dl);
         c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        let ok = self.post_or_defer(&iocb::emit_ctio(&c));
         if ok {
             self.stats.ctios += 1;
         }
@@ -89,7 +128,12 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let mut c = Ctio7Repr::terminate(&iocb::ctio_exchange(x));
         c.handle = handle;
         c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        let e = iocb::emit_ctio(&c);
+        let ok = if handle == SKIP_HANDLE {
+            self.post_or_defer(&e)
+        } else {
+            self.post_internal(&e)
+        };
         if ok {
             self.stats.terminates += 1;
             self.stats.ctios += 1;
@@ -228,7 +272,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         {
             c.timeout = self.config.ctio_timeout_secs;
             c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
-            if self.post_internal(&iocb::emit_ctio(&c)) {
+            if self.post_or_defer(&iocb::emit_ctio(&c)) {
                 self.stats.ctios += 1;
             }
         }
@@ -318,7 +362,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let mut c = Ctio7Repr::tm_response(&iocb::ctio_exchange(x), code);
         c.handle = handle;
         c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        let ok = self.post_or_defer(&iocb::emit_ctio(&c));
         if ok {
             self.stats.ctios += 1;
         }
@@ -593,6 +637,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let Some(slot) = self.cmds.get_mut(i) else {
             return;
         };
+        if !ok && matches!(slot.op, Op::Status | Op::DataIn { with_status: true }) {
+            self.stats.final_ctio_failed += 1;
+        }
+        let slot = &mut self.cmds[i];
         slot.outstanding = slot.outstanding.saturating_sub(1);
         if !ok {
             slot.op_error.get_or_insert(ctio_error(status));

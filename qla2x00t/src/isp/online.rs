@@ -46,6 +46,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if self.marker_needed && self.post_marker() {
             busy = true;
         }
+        busy |= self.flush_deferred();
         busy |= self.drain_atio(core);
         busy |= self.drain_responses(core);
         busy |= self.process_cmd_pending(core);
@@ -70,8 +71,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let mut n = 0;
         while n < self.config.atio_budget {
             {
+                // Room for the answer and a MARKER that may have to precede it.
                 let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
-                if !self.req.reserve(&req, 1, 0) {
+                if self.deferred_len > 0 || !self.req.reserve(&req, 2, 0) {
                     break;
                 }
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
@@ -511,6 +513,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.mbx.reset();
         self.jobs = [None; super::JOBS];
         self.job_running = None;
+        self.deferred_len = 0;
         self.end_all_sessions(core, LogoutReason::ChipReset);
         self.link_up = false;
         self.marker_needed = false;

@@ -112,15 +112,21 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// the driver answers them itself (at the next poll) and frees its slots.
     fn orphan_tmfs(&mut self, session: SessionHandle) {
         for i in 0..self.tmfs.len() {
-            let t = &mut self.tmfs[i];
+            let t = self.tmfs[i];
             if t.live && t.session == session && !t.deliver && t.outstanding == 0 {
-                t.orphan = true;
-                self.tmf_pending.push(self.tmfs, i as u16);
+                // At once: the core frees its slot now and may reuse the
+                // index for a new request before the next poll.
+                self.answer_orphan(i);
+                self.tmfs[i] = TmfSlot {
+                    queued: t.queued,
+                    next: t.next,
+                    ..TmfSlot::EMPTY
+                };
             }
         }
     }
 
-    /// Answer an orphaned TMF on the wire; `false` if the ring is full.
+    /// Answer an orphaned TMF on the wire (deferred if the ring is full).
     fn answer_orphan(&mut self, i: usize) -> bool {
         let t = self.tmfs[i];
         if t.epoch != self.epoch {
@@ -133,7 +139,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     let resp = AbtsRespRepr::reject(&r, SKIP_HANDLE, BaRjtRepr::UNABLE_TO_PERFORM);
                     let mut e = [0u8; 64];
                     let _ = resp.emit_bytes(&mut e);
-                    self.post_internal(&e)
+                    self.post_or_defer(&e)
                 }
                 Err(_) => true,
             },
@@ -572,7 +578,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let resp = AbtsRespRepr::reject(r, SKIP_HANDLE, rjt);
         let mut e = [0u8; 64];
         let _ = resp.emit_bytes(&mut e);
-        let _ = self.post_internal(&e);
+        let _ = self.post_or_defer(&e);
     }
 
     fn post_abts_resp(&mut self, i: usize, accept: bool) -> bool {
@@ -798,15 +804,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             let i = i as usize;
             let s = self.tmfs[i];
             if !s.live {
-                continue;
-            }
-            if s.orphan {
-                if self.answer_orphan(i) {
-                    self.tmfs[i] = TmfSlot::EMPTY;
-                } else {
-                    self.tmf_pending.push(self.tmfs, i as u16);
-                    break;
-                }
                 continue;
             }
             if let Some(accept) = s.resend {

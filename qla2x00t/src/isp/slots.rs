@@ -145,9 +145,6 @@ pub struct TmfSlot {
     pub(crate) handle: TmfHandle,
     /// The core's I_T nexus of the request.
     pub(crate) session: SessionHandle,
-    /// The nexus ended before the core answered: the driver answers itself
-    /// (the core drops such requests without a transport call).
-    pub(crate) orphan: bool,
     pub(crate) epoch: u16,
     pub(crate) kind: TmfKind,
     pub(crate) x: Exchange,
@@ -168,7 +165,6 @@ impl TmfSlot {
         live: false,
         handle: TmfHandle::from_u32(0),
         session: SessionHandle::from_u32(0),
-        orphan: false,
         epoch: 0,
         kind: TmfKind::Fcp,
         x: CmdSlot::EMPTY.x,
