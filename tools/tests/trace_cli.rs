@@ -188,3 +188,32 @@ fn bad_input_is_one_line_and_exit_2() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn threaded_trace_loses_no_frame() {
+    // The threaded bench drains the simulator's trace from the poller thread every
+    // 10 ms (a round trip to the simulator thread): every frame the simulator streamed
+    // to the pcap must be in the trace too, in the same order.
+    let d = tmp("threaded");
+    let (t, p) = (d.join("run.trace"), d.join("run.pcap"));
+    let j: Value = serde_json::from_str(&ok(&rscst(&[
+        "bench",
+        "--commands",
+        "300",
+        "--qd",
+        "4",
+        "--read-percent",
+        "50",
+        "--json",
+        "--trace",
+        s(&t),
+        "--pcap",
+        s(&p),
+    ])))
+    .unwrap();
+    assert_eq!(j["trace"]["dropped"], 0);
+    let out = d.join("conv.pcap");
+    ok(&rscst(&["trace", s(&t), "--pcap", s(&out)]));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&p).unwrap());
+    std::fs::remove_dir_all(&d).unwrap();
+}
