@@ -250,6 +250,29 @@ impl Target<'_> {
 
     /// The task is enabled: reservation, readiness and protection checks.
     fn step_enabled(&mut self, i: usize) -> Step {
+        // The usual case first: no reservation of any kind, no background
+        // operation, no ALUA restriction, the medium ready and writable.
+        // Nothing below could refuse the command then.
+        let c = &self.cmds[i];
+        if let (Some(op), Some(lu)) = (c.op, self.lus.get(usize::from(c.lu)))
+            && lu.res2 == NIL
+            && lu.pr.res.is_none()
+            && lu.bg.is_none()
+            && !self.alua_restricted
+            && (!op.has(MEDIUM) || (lu.loaded && lu.started))
+            && (!op.has(WRITES) || !(lu.mode.swp || lu.cfg.read_only || c.map_ro))
+        {
+            let c = &mut self.cmds[i];
+            c.state = CmdState::Exec;
+            c.stage = 0;
+            return Step::Continue;
+        }
+        self.step_enabled_checks(i)
+    }
+
+    /// [`Self::step_enabled`] when some check may refuse the command.
+    #[inline(never)]
+    fn step_enabled_checks(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let Some(op) = c.op else {
             return self.fail(i, SenseReason::InvalidOpcode);
