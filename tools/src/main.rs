@@ -2,6 +2,8 @@
 //!
 //! * `rscst run` — start a target (placeholder until the driver lands).
 //! * `rscst decode iocb|fcp` — decode queue entries and FC frames (one line or JSON).
+//! * `rscst bench` — load through the simulated HBA, driver and core; what it costs.
+//! * `rscst trace` — print a recorded trace, or convert its frames to a pcap.
 //!
 //! Exit status: 0 on success, 2 on bad input or usage errors (clap's convention too).
 #![forbid(unsafe_code)]
@@ -10,10 +12,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod decode;
 mod hex;
 mod json;
 mod run;
+mod trace;
+
+/// Every allocation of the process is counted (`rscst bench` reports them per command).
+#[global_allocator]
+static ALLOC: rscst_hba::alloc_count::CountingAllocator =
+    rscst_hba::alloc_count::CountingAllocator::new();
 
 /// rscst: a SCSI target stack for QLogic FC HBAs — tools.
 #[derive(Debug, Parser)]
@@ -29,6 +38,11 @@ enum Command {
     Run(run::RunArgs),
     /// Decode IOCBs and FC frames given as hex.
     Decode(decode::DecodeArgs),
+    /// Load from simulated initiators through the whole stack; IOPS, latency, CPU,
+    /// allocations and copies per command.
+    Bench(bench::BenchArgs),
+    /// Print a recorded trace one event per line, or write its frames to a pcap.
+    Trace(trace::TraceArgs),
 }
 
 /// The error every subcommand returns: one line, exit status 2.
@@ -54,6 +68,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(&a),
         Command::Decode(a) => decode::run(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::Trace(a) => trace::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
