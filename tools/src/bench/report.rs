@@ -11,7 +11,7 @@
 //! | `iops`, `mb_per_s` | per wall-clock second (MB = 10^6 bytes of data) |
 //! | `latency_us` | `p50`, `p99`, `p99_9`, `mean`, `max` as the initiators measured them on the simulator thread's clock (real time, but advanced once per simulator loop: coarse when the simulator is saturated, e.g. 0 at high QD), and `mean_littles_law` (initiators × QD / IOPS: the exact mean of the closed loop); `null` in deterministic mode (zero-latency virtual time) |
 //! | `cpu_ns_per_cmd` | `poller_thread` (its CPU clock; deterministic: the one thread doing everything), `driver_core_busy` (time inside driver+core turns that made progress), `driver_core_turns` (inside all turns), `simulator` (threaded: process CPU minus the poller's; deterministic: the thread's CPU outside the turns) |
-//! | `allocs_per_cmd`, `allocs` | `process` (every thread, the simulator's included) and `driver_core` (inside the driver+core turns: exact in deterministic mode, `null` in threaded mode) |
+//! | `allocs_per_cmd`, `allocs` | `process` (every thread, the simulator's included) and `driver_core` (inside the driver+core turns, counted on the poller thread in both modes) |
 //! | `bytes_copied_per_cmd` | the driver's `bytes_copied` counter per command |
 //! | `host_bytes_per_cmd`, `host_bytes` | bytes the host CPU read or wrote in LUN memory (`lun`) and the core's buffer pool (`pool`): 0 on a zero-copy path |
 //! | `per_cmd` | CTIO7s, doorbells, interrupts, driver+core turns (all and busy) per command |
@@ -341,7 +341,7 @@ impl fmt::Display for Report<'_> {
             )?,
             None => writeln!(
                 f,
-                "  allocations  {:.2}/command in the process (simulator included; driver+core separately: --deterministic)",
+                "  allocations  {:.2}/command in the process (simulator included)",
                 per(w.allocs_process as f64, n)
             )?,
         }

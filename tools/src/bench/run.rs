@@ -301,7 +301,9 @@ impl<B: Backend> Poller<'_, B> {
         let mut n = 0u64;
         let mut next_drain = t0 + Duration::from_millis(10);
         loop {
+            let a0 = crate::ALLOC.thread_allocations();
             let p = driver_core_turn(self.isp, self.target, self.backend, self.now(t0));
+            acc.allocs += crate::ALLOC.thread_allocations() - a0;
             let t1 = StdInstant::now();
             let d = t1 - t0;
             acc.in_turns += d;
@@ -344,6 +346,9 @@ impl<B: Backend> Poller<'_, B> {
         win.busy = acc.busy;
         win.turns = acc.turns;
         win.busy_turns = acc.busy_turns;
+        // This thread runs only driver+core turns inside the counted section, so
+        // the per-thread counter isolates them from the simulator's thread.
+        win.allocs_driver_core = Some(acc.allocs);
         Ok(win)
     }
 }
