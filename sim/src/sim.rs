@@ -714,6 +714,7 @@ impl Sim {
             }
             ScheduledFault::StallNextMailbox => self.faults.stall_next_mailbox = true,
             ScheduledFault::LoseNextCtioCompletion => self.faults.lose_next_ctio = true,
+            ScheduledFault::DelayNextCtioCompletion(d) => self.faults.delay_next_ctio = Some(d),
             ScheduledFault::DropNextFrameToHba => self.faults.drop_next_to_hba = true,
             ScheduledFault::InitiatorLogout(id) => {
                 let pid = self.initiator_port_id(id).unwrap_or_default();

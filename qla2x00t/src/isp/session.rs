@@ -528,7 +528,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             nport: r.nport_handle.0,
             s_id,
             ox_id: r.header.ox_id.0,
-            attr: 0,
+            // The attr of the exchange to abort, for a terminate of the 0x1E loop.
+            attr: self.cmds[ci].x.attr,
             vp: r.vp_index,
             fcp_dl: 0,
         };
@@ -667,13 +668,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     retries: retries + 1,
                 };
                 // Terminate the exchange the firmware still holds, then
-                // answer again (the attr is unknown: alternate 0 and 4).
+                // answer again (with the command's attr first, then the other
+                // value Linux alternates with, in case it was wrong).
                 let x = Exchange {
                     addr: c.exchange_addr_to_abort.0,
                     nport: c.nport_handle.0,
                     s_id: slot.x.s_id,
                     ox_id: slot.x.ox_id,
-                    attr: if retries % 2 == 0 { 0 } else { 4 },
+                    attr: if retries % 2 == 0 {
+                        slot.x.attr
+                    } else {
+                        slot.x.attr ^ 4
+                    },
                     vp: slot.x.vp,
                     fcp_dl: 0,
                 };
@@ -782,12 +788,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    /// The FCP_RSP CTIO7 of a TMF completed.
-    pub(crate) fn tmf_response_done(&mut self, i: usize) {
-        if let Some(s) = self.tmfs.get_mut(i) {
-            s.outstanding = 0;
-            s.deliver = true;
-            self.tmf_pending.push(self.tmfs, i as u16);
+    /// The response of a TMF completed (`ok`: successfully). An FCP_RSP CTIO7
+    /// that failed or never completed leaves the exchange open in the firmware:
+    /// it is terminated (reference §7.6).
+    pub(crate) fn tmf_response_done(&mut self, i: usize, ok: bool) {
+        let Some(s) = self.tmfs.get_mut(i) else {
+            return;
+        };
+        s.outstanding = 0;
+        s.deliver = true;
+        let t = *s;
+        self.tmf_pending.push(self.tmfs, i as u16);
+        if !ok && t.kind == TmfKind::Fcp && t.epoch == self.epoch {
+            self.post_terminate(&t.x, SKIP_HANDLE);
         }
     }
 

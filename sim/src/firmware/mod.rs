@@ -176,8 +176,9 @@ pub(crate) enum FwEvent {
     MailboxDone,
     LinkInit,
     ProcessRequests,
-    /// A delayed response entry (fault: delayed CTIO completion).
-    PostResponse(Box<[u8; 64]>),
+    /// A delayed response entry (fault: delayed CTIO completion); the exchange address
+    /// its completion closed, or 0.
+    PostResponse(Box<[u8; 64]>, u32),
     /// The data-out of a CTIO on this exchange index did not complete in time.
     DataOutTimeout {
         index: u16,
@@ -274,6 +275,9 @@ pub(crate) struct Firmware {
     pub link: LinkState,
     pub ports: PortDb,
     pub xchg: Exchanges,
+    /// Exchanges closed by a successful SEND_STATUS CTIO whose completion the driver was
+    /// not given (lost) or not yet given (late): a TERMINATE for them is legitimate.
+    pub unseen_closed: crate::fxhash::FxHashMap<u32, ()>,
     /// MARKER state: needed after init, LIP, link events and resets (§7.12).
     pub marker: MarkerState,
     /// An async event that requires the marker is (or was) in `host_status`; once the
@@ -312,6 +316,7 @@ impl Firmware {
             link: LinkState::default(),
             ports: PortDb::default(),
             xchg,
+            unseen_closed: Default::default(),
             marker: MarkerState::NotNeeded,
             marker_watch: false,
             stats: FirmwareStats::default(),
@@ -379,6 +384,7 @@ impl Firmware {
             .fetch_and(!CtrlStatus::DMA_ACTIVE.bits(), Ordering::AcqRel);
         // The port leaves the fabric; every exchange and login is void.
         self.xchg.clear();
+        self.unseen_closed.clear();
         self.ports.clear();
         if self.link.logged_in || self.link.flogi.is_some() {
             ctx.fabric_logout_hba = true;
@@ -475,8 +481,10 @@ impl Firmware {
             FwEvent::MailboxDone => self.mailbox_done(ctx),
             FwEvent::LinkInit => self.link_init(ctx),
             FwEvent::ProcessRequests => self.process_requests(ctx),
-            FwEvent::PostResponse(e) => {
-                self.post_response(ctx, *e);
+            FwEvent::PostResponse(e, closed) => {
+                // From now on the entry itself (in the queue) carries the news.
+                self.unseen_closed.remove(&closed);
+                self.post_response_closing(ctx, *e, closed);
             }
             FwEvent::DataOutTimeout {
                 index,

@@ -9,16 +9,31 @@
 //! count against the exchange capacity (GET_RESOURCE_COUNTS); our RX_ID for an exchange
 //! is its index.
 //!
-//! An FCP exchange lives from the FCP_CMND until the driver's final CTIO — one with
-//! SEND_STATUS completes successfully, or one with TERMINATE — or a chip reset. When the initiator aborts
-//! it (ABTS), logs out (LOGO/PRLO), or the link goes down or resets (LIP), the exchange is
-//! **aborted**: the CTIO in progress and the queued ones complete with the matching status
-//! (0x02 ABORTED, 0x29 PORT_LOGGED_OUT, 0x28 PORT_UNAVAILABLE, 0x0E LIP_RESET), later CTIOs
-//! complete with it at once and send nothing (a failed final CTIO does not close the
-//! exchange), and the exchange stays allocated until the driver sends TERMINATE for it (or,
-//! after an ABTS, BA_ACC in ABTS_RESP, which implicitly terminates it). The ABTS_RECV is
-//! posted before the CTIOs the ABTS kills complete. An exchange the driver never closes is
-//! a leak the model keeps visible ([`crate::Sim::open_exchanges`]).
+//! An FCP exchange lives from the FCP_CMND until the driver closes it, or a chip reset.
+//! It is closed by a CTIO with SEND_STATUS that **completes successfully** (the FCP_RSP
+//! went out), by a CTIO with TERMINATE, or — after an ABTS — by BA_ACC in the ABTS_RESP
+//! (an implicit terminate). Nothing else ends it: after any CTIO that completes with an
+//! error (data-out timeout 0x0B, ABORTED, INVALID_RX_ID, LIP_RESET, PORT_UNAVAILABLE,
+//! PORT_LOGGED_OUT, a bounced entry), the exchange stays open until the driver
+//! terminates it (the Linux rule of reference §7.6: the driver terminates after a failed
+//! CTIO; the firmware must therefore keep the exchange until then). Its address is never
+//! reused while it is open.
+//!
+//! When the initiator aborts an exchange (ABTS), logs out (LOGO/PRLO), or the link goes
+//! down or resets (LIP), the exchange is **aborted**: the CTIO in progress and the queued
+//! ones complete with the matching status (0x02 ABORTED, 0x29 PORT_LOGGED_OUT, 0x28
+//! PORT_UNAVAILABLE, 0x0E LIP_RESET), and CTIOs that arrive later complete with it at
+//! once and send nothing — the same whichever came first, the abort or the CTIO. The
+//! ABTS_RECV is posted before the CTIOs the ABTS kills complete. An exchange the driver
+//! never closes is a leak the model keeps visible ([`crate::Sim::open_exchanges`]).
+//!
+//! After a CTIO with SEND_STATUS was posted for an exchange, only a TERMINATE may follow
+//! (anything else is [`ViolationKind::CtioAfterFinal`]). A CTIO naming an exchange that is
+//! not open is [`ViolationKind::StaleExchange`] (gotcha 5) — except a TERMINATE for an
+//! exchange whose closing completion the driver has not seen (lost or late by fault
+//! injection, or still unread in the response queue): a driver that gives up waiting
+//! terminates, as SCST does when a command stays pending in the hardware too long; that
+//! TERMINATE completes 0x08 INVALID_RX_ID and is not a violation.
 //!
 //! CTIOs of one exchange run in order: a data-out CTIO waits for all its data before the
 //! next one (e.g. the status) runs; CTIOs of different exchanges interleave.
@@ -132,8 +147,8 @@ pub(crate) struct Fcp {
     pub attr: u8,
     /// `Some(status)` once aborted.
     pub aborted: Option<u16>,
-    /// A SEND_STATUS CTIO is queued: no CTIO may follow.
-    pub final_queued: bool,
+    /// A SEND_STATUS CTIO was posted: only a TERMINATE may follow.
+    pub final_posted: bool,
     pub jobs: VecDeque<Job>,
     pub seq_id: u8,
 }
@@ -414,7 +429,10 @@ impl Firmware {
     // ================================================================================
     // CTIO7.
 
-    fn complete_ctio(&mut self, ctx: &mut Ctx<'_>, req: &Ctio7Repr, status: u16) {
+    /// Completes `req` with `status`. `closes`: this completion reports the end of the
+    /// exchange (a SEND_STATUS CTIO that succeeded), so until the driver has read it, a
+    /// TERMINATE for that exchange is legitimate (see the module docs).
+    fn complete_ctio(&mut self, ctx: &mut Ctx<'_>, req: &Ctio7Repr, status: u16, closes: bool) {
         self.stats.ctios += 1;
         if status == CTIO_SUCCESS && req.flags.contains(Ctio7Flags::DONT_RET_CTIO) {
             return;
@@ -423,6 +441,7 @@ impl Firmware {
         let Some(b) = emit(|b| c.emit_bytes(b)) else {
             return;
         };
+        let closed = if closes { req.exchange_addr.0 } else { 0 };
         match ctx.faults.ctio_completion() {
             Some(None) => {
                 ctx.shared.trace.record(
@@ -431,6 +450,9 @@ impl Firmware {
                         exchange: req.exchange_addr.0,
                     }),
                 );
+                if closes {
+                    self.unseen_closed.insert(closed, ());
+                }
             }
             Some(Some(d)) => {
                 ctx.shared.trace.record(
@@ -440,10 +462,25 @@ impl Firmware {
                         by: d,
                     }),
                 );
-                self.at(ctx, d, FwEvent::PostResponse(Box::new(b)));
+                if closes {
+                    self.unseen_closed.insert(closed, ());
+                }
+                self.at(ctx, d, FwEvent::PostResponse(Box::new(b), closed));
             }
-            None => self.post_response(ctx, b),
+            None => self.post_response_closing(ctx, b, closed),
         }
+    }
+
+    /// Whether the driver may not have seen that exchange `addr` (no longer open) was
+    /// closed: its closing completion was lost, is late, or is still unread in the
+    /// response queue. Forgets a lost or late one (the driver's TERMINATE answers it).
+    fn closing_unseen(&mut self, ctx: &Ctx<'_>, addr: u32) -> bool {
+        if self.unseen_closed.remove(&addr).is_some() {
+            return true;
+        }
+        self.rings
+            .as_ref()
+            .is_some_and(|r| r.unread_closing(ctx, addr))
     }
 
     fn ctio(&mut self, ctx: &mut Ctx<'_>, first: &[u8; IOCB], cont: &[[u8; IOCB]]) {
@@ -484,19 +521,21 @@ impl Firmware {
             if send_status && !terminate {
                 self.send_rsp_raw(ctx, &req, req.initiator_id, req.ox_id.0, 0xFFFF, 0);
             }
-            return self.complete_ctio(ctx, &req, CTIO_SUCCESS);
+            return self.complete_ctio(ctx, &req, CTIO_SUCCESS, false);
         }
         let Some(idx) = self.xchg.index_of(req.exchange_addr) else {
-            ctx.shared.violation(ViolationKind::StaleExchange {
-                exchange: req.exchange_addr.0,
-            });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            if !(terminate && self.closing_unseen(ctx, req.exchange_addr.0)) {
+                ctx.shared.violation(ViolationKind::StaleExchange {
+                    exchange: req.exchange_addr.0,
+                });
+            }
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         };
         let Some(x) = self.xchg.fcp_mut(idx) else {
             ctx.shared.violation(ViolationKind::StaleExchange {
                 exchange: req.exchange_addr.0,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         };
         if req.attr != x.attr {
             ctx.shared.violation(ViolationKind::AttrMismatch {
@@ -504,7 +543,7 @@ impl Firmware {
                 attr: req.attr,
                 expected: x.attr,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         }
         if !terminate && (req.nport_handle.0 != x.nport || req.initiator_id != x.s_id) {
             return self.bounce(ctx, first, entry_status::INVALID_PARAM);
@@ -513,18 +552,18 @@ impl Firmware {
             let jobs: Vec<Job> = x.jobs.drain(..).collect();
             self.xchg.free(idx);
             for j in jobs {
-                self.complete_ctio(ctx, &j.req, CTIO_ABORTED);
+                self.complete_ctio(ctx, &j.req, CTIO_ABORTED, false);
             }
-            return self.complete_ctio(ctx, &req, CTIO_SUCCESS);
+            return self.complete_ctio(ctx, &req, CTIO_SUCCESS, false);
         }
-        if x.final_queued {
+        if x.final_posted {
             ctx.shared.violation(ViolationKind::CtioAfterFinal {
                 exchange: req.exchange_addr.0,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         }
         if let Some(st) = x.aborted {
-            return self.complete_ctio(ctx, &req, st);
+            return self.complete_ctio(ctx, &req, st, false);
         }
         // Parameter checks.
         let data_in = flags.contains(Ctio7Flags::DATA_IN);
@@ -547,7 +586,7 @@ impl Firmware {
             }
         }
         if send_status {
-            x.final_queued = true;
+            x.final_posted = true;
         }
         let serial = self.next_serial();
         let Some(x) = self.xchg.fcp_mut(idx) else {
@@ -616,7 +655,7 @@ impl Firmware {
     }
 
     /// The head job of `idx` finished with `status`: status frame if asked and it
-    /// succeeded, completion, exchange freed after a final CTIO.
+    /// succeeded, completion, exchange freed after a successful final CTIO.
     fn job_done(&mut self, ctx: &mut Ctx<'_>, idx: u16, status: u16, send_rsp: bool) {
         let Some(x) = self.xchg.fcp_mut(idx) else {
             return;
@@ -631,10 +670,13 @@ impl Firmware {
             x.seq_id = x.seq_id.wrapping_add(1);
             self.send_rsp_raw(ctx, &job.req, s_id, ox, idx, seq);
         }
-        if final_ctio && status == CTIO_SUCCESS {
+        // Only a successful final CTIO ends the exchange; after a failed one it stays
+        // open until the driver terminates it (module docs).
+        let closes = final_ctio && status == CTIO_SUCCESS;
+        if closes {
             self.xchg.free(idx);
         }
-        self.complete_ctio(ctx, &job.req, status);
+        self.complete_ctio(ctx, &job.req, status, closes);
     }
 
     /// Sends the data of a DATA_IN CTIO. `false` if the firmware halted (DMA fault).
@@ -779,8 +821,8 @@ impl Firmware {
         }
     }
 
-    /// Aborts FCP exchange `idx` with `status`: jobs completed, state kept until the driver
-    /// closes it.
+    /// Aborts FCP exchange `idx` with `status`: its CTIOs complete with `status` (now, and
+    /// at once when more arrive); the exchange stays open until TERMINATE or BA_ACC.
     fn abort_exchange(&mut self, ctx: &mut Ctx<'_>, idx: u16, status: u16) {
         let Some(x) = self.xchg.fcp_mut(idx) else {
             return;
@@ -790,10 +832,7 @@ impl Firmware {
         }
         let jobs: Vec<Job> = x.jobs.drain(..).collect();
         for j in jobs {
-            self.complete_ctio(ctx, &j.req, status);
-        }
-        if let Some(x) = self.xchg.fcp_mut(idx) {
-            x.final_queued = false;
+            self.complete_ctio(ctx, &j.req, status, false);
         }
     }
 
@@ -876,7 +915,7 @@ impl Firmware {
             nport: port.handle,
             attr: 0,
             aborted: None,
-            final_queued: false,
+            final_posted: false,
             jobs: VecDeque::new(),
             seq_id: 0,
         };
