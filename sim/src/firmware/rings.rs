@@ -193,6 +193,10 @@ impl Firmware {
                 return;
             }
             let idx = r.req_out;
+            // Whether this entry was doorbelled before the driver observed the event that
+            // made a MARKER required (it then may precede the marker).
+            self.marker_observed(ctx);
+            let exempt = self.marker_exempt > 0;
             let mut first = [0u8; IOCB];
             if !ctx.dma_read(req.slot(idx), &mut first, "request ring") {
                 self.transfer_error(
@@ -207,6 +211,7 @@ impl Firmware {
                 // The driver announced more slots than it posted: bounce the entry.
                 self.trace_in(ctx, idx, &first);
                 self.bounce(ctx, &first, entry_status::INVALID_COUNT);
+                self.marker_exempt = self.marker_exempt.saturating_sub(1);
                 self.advance_req(ctx, 1);
                 done += 1;
                 continue;
@@ -233,9 +238,10 @@ impl Firmware {
                 self.trace_in(ctx, req.next(idx, k as u16 + 1), s);
             }
             self.stats.request_iocbs += count as u64;
+            self.marker_exempt = self.marker_exempt.saturating_sub(count as u32);
             self.advance_req(ctx, count as u16);
             done += count as u32;
-            self.dispatch_iocb(ctx, &first, &cont);
+            self.dispatch_iocb(ctx, &first, &cont, exempt);
             if !self.operational() {
                 return;
             }

@@ -337,18 +337,21 @@ impl Firmware {
     // ================================================================================
     // Request IOCBs.
 
+    /// Executes one request IOCB; `marker_exempt`: it was doorbelled before the driver
+    /// observed the event that made a MARKER required.
     pub(crate) fn dispatch_iocb(
         &mut self,
         ctx: &mut Ctx<'_>,
         first: &[u8; IOCB],
         cont: &[[u8; IOCB]],
+        marker_exempt: bool,
     ) {
         match first[0] {
             0x04 => match MarkerRepr::parse_bytes(first) {
                 Ok(_) => self.marker = super::MarkerState::NotNeeded,
                 Err(_) => self.bounce(ctx, first, entry_status::INVALID_PARAM),
             },
-            0x12 => self.ctio(ctx, first, cont),
+            0x12 => self.ctio(ctx, first, cont, marker_exempt),
             0x0E => self.notify_ack(ctx, first),
             0x55 => self.abts_resp(ctx, first),
             0x52 => self.loginout(ctx, first, None),
@@ -483,12 +486,18 @@ impl Firmware {
             .is_some_and(|r| r.unread_closing(ctx, addr))
     }
 
-    fn ctio(&mut self, ctx: &mut Ctx<'_>, first: &[u8; IOCB], cont: &[[u8; IOCB]]) {
+    fn ctio(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        first: &[u8; IOCB],
+        cont: &[[u8; IOCB]],
+        marker_exempt: bool,
+    ) {
         let req = match Ctio7Repr::parse_bytes(first) {
             Ok(r) => r,
             Err(_) => return self.bounce(ctx, first, entry_status::INVALID_PARAM),
         };
-        if self.marker == super::MarkerState::Required {
+        if self.marker == super::MarkerState::Required && !marker_exempt {
             ctx.shared.violation(ViolationKind::IocbBeforeMarker {
                 entry_type: first[0],
             });
