@@ -1036,6 +1036,45 @@ fn marker_check_goes_by_doorbell_position() {
 }
 
 #[test]
+fn transfers_take_the_link_time() {
+    // 1 MiB each way, in 2 KiB frames (+ 24 header + 36 SOF/CRC/EOF/gap bytes).
+    let bytes = 2048 * BLOCK;
+    let wire = |rate: f64| Duration::from_secs_f64(bytes as f64 * 2108.0 / 2048.0 / rate);
+    for (chip, rate) in [
+        (rscst_sim::ChipModel::isp2532(), 800e6),
+        (rscst_sim::ChipModel::isp27xx(), 3200e6),
+    ] {
+        let mut cfg = SimConfig::with_chip(chip);
+        cfg.fabric.bytes_per_sec = rate as u64;
+        let (mut sim, mut t, ini, target) = ready(cfg);
+        let r = sim
+            .initiator_command(
+                ini,
+                target,
+                CommandSpec::read(lun0(), &read10(0, 2048), bytes).unwrap(),
+            )
+            .unwrap();
+        let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(r));
+        let read = completed(&evs, r).latency;
+        let w = sim
+            .initiator_command(
+                ini,
+                target,
+                CommandSpec::write(lun0(), &write10(0, 2048), vec![7; bytes as usize]).unwrap(),
+            )
+            .unwrap();
+        let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(w));
+        let write = completed(&evs, w).latency;
+        for (what, l) in [("read", read), ("write", write)] {
+            assert!(
+                l >= wire(rate) && l < wire(rate) * 3 / 2 + Duration::from_micros(100),
+                "{chip}: {what} of 1 MiB took {l:?} at {rate} B/s"
+            );
+        }
+    }
+}
+
+#[test]
 fn fabric_login_logout_mailboxes_and_loginout_iocb() {
     let (mut sim, mut t, ini, target) = ready(SimConfig::default());
     let ini_pid = sim.initiator_port_id(ini).unwrap();

@@ -186,6 +186,14 @@ pub(crate) enum FwEvent {
     /// A delayed response entry (fault: delayed CTIO completion); the exchange address
     /// its completion closed, or 0.
     PostResponse(Box<[u8; 64]>, u32),
+    /// The HBA's transmit engine: the next data-in frame.
+    Transmit,
+    /// The last data-in frame of a CTIO on this exchange index has left the link.
+    TxDone {
+        index: u16,
+        generation: u16,
+        serial: u64,
+    },
     /// The data-out of a CTIO on this exchange index did not complete in time.
     DataOutTimeout {
         index: u16,
@@ -285,6 +293,10 @@ pub(crate) struct Firmware {
     /// Exchanges closed by a successful SEND_STATUS CTIO whose completion the driver was
     /// not given (lost) or not yet given (late): a TERMINATE for them is legitimate.
     pub unseen_closed: crate::fxhash::FxHashMap<u32, ()>,
+    /// Data-in CTIOs with frames still to send on a paced link (round robin).
+    pub tx_queue: VecDeque<target::TxJob>,
+    /// A `FwEvent::Transmit` is scheduled.
+    pub tx_scheduled: bool,
     /// MARKER state: needed after init, LIP, link events and resets (§7.12).
     pub marker: MarkerState,
     /// An async event that requires the marker is (or was) in `host_status`; once the
@@ -327,6 +339,8 @@ impl Firmware {
             ports: PortDb::default(),
             xchg,
             unseen_closed: Default::default(),
+            tx_queue: VecDeque::new(),
+            tx_scheduled: false,
             marker: MarkerState::NotNeeded,
             marker_watch: false,
             marker_exempt: 0,
@@ -397,6 +411,8 @@ impl Firmware {
         // The port leaves the fabric; every exchange and login is void.
         self.xchg.clear();
         self.unseen_closed.clear();
+        self.tx_queue.clear();
+        self.tx_scheduled = false;
         self.ports.clear();
         if self.link.logged_in || self.link.flogi.is_some() {
             ctx.fabric_logout_hba = true;
@@ -503,6 +519,12 @@ impl Firmware {
                 generation,
                 serial,
             } => self.data_out_timeout(ctx, index, generation, serial),
+            FwEvent::Transmit => self.transmit(ctx),
+            FwEvent::TxDone {
+                index,
+                generation,
+                serial,
+            } => self.tx_done(ctx, index, generation, serial),
             FwEvent::LoginTimeout { serial } => self.login_timeout(ctx, serial),
         }
     }

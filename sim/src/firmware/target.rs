@@ -118,7 +118,20 @@ pub(crate) struct Job {
     pub serial: u64,
     /// Data-out: byte ranges received so far (relative to the CTIO's offset).
     pub ranges: crate::ranges::Ranges,
+    /// Waiting: for data-out frames, or for its data-in frames to leave the HBA's link.
     pub waiting: bool,
+    /// Data-in on a paced link: bytes sent so far, and the sequence's id and count.
+    pub sent: u32,
+    pub seq_id: u8,
+    pub seq_cnt: u16,
+}
+
+/// A data-in CTIO whose frames go out one by one as the HBA's link frees up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxJob {
+    pub index: u16,
+    pub generation: u16,
+    pub serial: u64,
 }
 
 impl Job {
@@ -607,6 +620,9 @@ impl Firmware {
             serial,
             ranges: crate::ranges::Ranges::default(),
             waiting: false,
+            sent: 0,
+            seq_id: 0,
+            seq_cnt: 0,
         });
         if x.jobs.len() == 1 {
             self.start_job(ctx, idx);
@@ -626,6 +642,26 @@ impl Firmware {
             let job = job.clone();
             let flags = job.req.flags;
             if flags.contains(Ctio7Flags::DATA_IN) {
+                if ctx.paced && job.mode0().1 > 0 {
+                    // The frames leave one by one at the link's rate; the CTIO
+                    // completes when the last has left (an abort meanwhile stops it).
+                    let generation = (self.xchg.addr_of(idx).0 >> 16) as u16;
+                    if let Some(x) = self.xchg.fcp_mut(idx) {
+                        let seq_id = x.seq_id;
+                        x.seq_id = x.seq_id.wrapping_add(1);
+                        if let Some(j) = x.jobs.front_mut() {
+                            j.waiting = true;
+                            j.seq_id = seq_id;
+                        }
+                    }
+                    self.tx_queue.push_back(TxJob {
+                        index: idx,
+                        generation,
+                        serial: job.serial,
+                    });
+                    self.kick_tx(ctx);
+                    return;
+                }
                 if !self.send_data_in(ctx, idx, &job) {
                     return;
                 }
@@ -686,6 +722,114 @@ impl Firmware {
             self.xchg.free(idx);
         }
         self.complete_ctio(ctx, &job.req, status, closes);
+    }
+
+    /// Schedules the HBA's transmit engine for when its link is free.
+    fn kick_tx(&mut self, ctx: &mut Ctx<'_>) {
+        if self.tx_scheduled || self.tx_queue.is_empty() {
+            return;
+        }
+        self.tx_scheduled = true;
+        let at = ctx.link_free(HBA_SLOT);
+        self.at(ctx, at.since(ctx.now), FwEvent::Transmit);
+    }
+
+    /// The transmit engine: the next data-in frame (round robin over the exchanges
+    /// sending), then again when the link is free.
+    pub(crate) fn transmit(&mut self, ctx: &mut Ctx<'_>) {
+        self.tx_scheduled = false;
+        if !self.operational() {
+            self.tx_queue.clear();
+            return;
+        }
+        while let Some(t) = self.tx_queue.pop_front() {
+            if (self.xchg.addr_of(t.index).0 >> 16) as u16 != t.generation {
+                continue;
+            }
+            let Some((s_id, ox)) = self.xchg.fcp_mut(t.index).and_then(|x| {
+                x.jobs
+                    .front()
+                    .is_some_and(|j| j.serial == t.serial && j.waiting)
+                    .then_some((x.s_id, x.ox_id))
+            }) else {
+                continue; // aborted or terminated meanwhile
+            };
+            let rx_size = self
+                .ports
+                .by_pid(s_id)
+                .map(|p| p.rx_size as usize)
+                .unwrap_or(2048);
+            let max = self.frame_size().min(rx_size).max(256) as u32;
+            let port_id = self.link.port_id;
+            let Some(job) = self.xchg.fcp_mut(t.index).and_then(|x| x.jobs.front_mut()) else {
+                continue;
+            };
+            let (ro, len) = job.mode0();
+            let off = job.sent;
+            let n = (len - off).min(max);
+            let last = off + n == len;
+            let f_ctl = if last {
+                FCtl::FCP_DATA_IN_LAST
+            } else {
+                FCtl::FCP_DATA_IN
+            };
+            let mut h =
+                FcHeaderRepr::new(RCtl::SolData, FcType::Fcp, s_id, port_id, f_ctl, OxId(ox));
+            h.rx_id = RxId(t.index);
+            h.seq_id = job.seq_id;
+            h.seq_cnt = job.seq_cnt;
+            h.parameter = ro.wrapping_add(off);
+            let Ok(mut frame) = ctx.pool.build_raw(
+                Sof::class3(job.seq_cnt == 0),
+                Eof::for_frame(last),
+                &h,
+                n as usize,
+            ) else {
+                continue;
+            };
+            if !gather(ctx, &job.dsds, off, &mut frame.bytes[24..24 + n as usize]) {
+                ctx.pool.put(frame.bytes);
+                self.system_error(ctx, DMA_FAULT_CODE);
+                return;
+            }
+            job.sent += n;
+            job.seq_cnt = job.seq_cnt.wrapping_add(1);
+            let end = ctx.send(HBA_SLOT, frame);
+            if last {
+                self.at(
+                    ctx,
+                    end.since(ctx.now),
+                    FwEvent::TxDone {
+                        index: t.index,
+                        generation: t.generation,
+                        serial: t.serial,
+                    },
+                );
+            } else {
+                self.tx_queue.push_back(t);
+            }
+            break;
+        }
+        self.kick_tx(ctx);
+    }
+
+    /// The last data-in frame of a CTIO has left the link: the CTIO is done.
+    pub(crate) fn tx_done(&mut self, ctx: &mut Ctx<'_>, index: u16, generation: u16, serial: u64) {
+        if (self.xchg.addr_of(index).0 >> 16) as u16 != generation {
+            return;
+        }
+        let Some(x) = self.xchg.fcp_mut(index) else {
+            return;
+        };
+        let Some(j) = x.jobs.front_mut() else {
+            return;
+        };
+        if j.serial != serial || !j.waiting {
+            return;
+        }
+        j.waiting = false;
+        self.job_done(ctx, index, CTIO_SUCCESS, true);
+        self.start_job(ctx, index);
     }
 
     /// Sends the data of a DATA_IN CTIO. `false` if the firmware halted (DMA fault).
