@@ -747,6 +747,88 @@ fn fcp_lun_reset_round_trip() {
     assert_eq!(m.response_info()[3], 4, "TMF rejected");
 }
 
+#[test]
+fn dropped_tmfs_are_answered_by_the_driver() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    let s = login(&mut fw, &mut isp, &mut core);
+    // An FCP LUN RESET the core drops (its nexus went away): the driver
+    // terminates the TMF's exchange itself.
+    let fcp = FcpCmndRepr::task_management(Lun::from_index(1).unwrap(), TmFunction::LunReset);
+    let mut a = Atio7Repr::new(
+        ExchangeAddr(0x500),
+        PortId::new(INIT),
+        PortId::new(0x010200),
+        OxId(0x55),
+        fcp,
+    );
+    a.attr = 1;
+    let mut e = [0u8; 64];
+    a.emit_bytes(&mut e).unwrap();
+    fw.atio(&isp, &e);
+    fw.poll(&mut isp, &mut core);
+    let Some(Call::SubmitTmf(req)) = core.calls.last().cloned() else {
+        panic!("{:?}", core.calls)
+    };
+    assert_eq!(isp.tmfs_in_flight(), 1);
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    let r = fw.requests(&isp);
+    assert_eq!(r.len(), 1);
+    let c = Ctio7Repr::parse_bytes(&r[0]).unwrap();
+    assert!(c.flags.contains(Ctio7Flags::TERMINATE));
+    assert_eq!((c.exchange_addr, c.attr), (ExchangeAddr(0x500), 1));
+    assert_eq!(isp.tmfs_in_flight(), 0);
+    // A second drop of the same handle changes nothing.
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    assert!(fw.requests(&isp).is_empty());
+    // An ABTS whose ABORT TASK the core drops: BA_RJT.
+    submit(
+        &mut fw,
+        &mut isp,
+        &mut core,
+        s,
+        0x600,
+        &[0x28; 10],
+        DataDir::DataIn,
+        512,
+    );
+    fw.respond(&isp, &abts(0x7001, 0x600));
+    fw.poll(&mut isp, &mut core);
+    let Some(Call::SubmitTmf(req)) = core.calls.last().cloned() else {
+        panic!("{:?}", core.calls)
+    };
+    assert_eq!(req.function, TmfFunction::AbortTask(TaskTag(0x600)));
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 | 2 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    let r = fw.requests(&isp);
+    assert_eq!(r.len(), 1);
+    let resp = AbtsRespRepr::parse_bytes(&r[0]).unwrap();
+    assert_eq!(resp.header.r_ctl, RCtl::BaRjt);
+    assert_eq!(resp.exchange_addr, ExchangeAddr(0x7001));
+    assert_eq!(isp.tmfs_in_flight(), 0);
+    assert!(
+        !core
+            .calls
+            .iter()
+            .any(|c| matches!(c, Call::TmfResponseSent(_)))
+    );
+}
+
 fn abts(xchg: u32, to_abort: u32) -> [u8; 64] {
     let mut h = FcHeaderRepr::new(
         RCtl::Abts,

@@ -371,7 +371,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(h, core_session, TmfKind::Fcp, x);
+                self.new_tmf(h, TmfKind::Fcp, x);
                 let _ = session;
             }
             Err(_) => {
@@ -380,18 +380,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    pub(crate) fn new_tmf(
-        &mut self,
-        h: rscst_core::TmfHandle,
-        session: rscst_core::SessionHandle,
-        kind: TmfKind,
-        x: Exchange,
-    ) {
+    pub(crate) fn new_tmf(&mut self, h: rscst_core::TmfHandle, kind: TmfKind, x: Exchange) {
         if let Some(slot) = self.tmfs.get_mut(h.index()) {
             *slot = TmfSlot {
                 live: true,
                 handle: h,
-                session,
                 epoch: self.epoch,
                 kind,
                 x,

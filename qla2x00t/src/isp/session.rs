@@ -89,8 +89,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         let (wwpn, port_id) = (s.wwpn, s.port_id);
         if let Some(h) = s.core.take() {
+            // Its pending TMFs come back through `Transport::tmf_dropped`.
             core.remove_session(h);
-            self.orphan_tmfs(h);
             self.stats.logouts += 1;
             self.event(Event::Logout {
                 wwpn,
@@ -108,26 +108,28 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.sid_cache = None;
     }
 
-    /// The core drops the TMFs of a removed nexus without a transport call:
-    /// the driver answers them itself (at the next poll) and frees its slots.
-    fn orphan_tmfs(&mut self, session: SessionHandle) {
-        for i in 0..self.tmfs.len() {
-            let t = self.tmfs[i];
-            if t.live && t.session == session && !t.deliver && t.outstanding == 0 {
-                // At once: the core frees its slot now and may reuse the
-                // index for a new request before the next poll.
-                self.answer_orphan(i);
-                self.tmfs[i] = TmfSlot {
-                    queued: t.queued,
-                    next: t.next,
-                    ..TmfSlot::EMPTY
-                };
-            }
+    /// `Transport::tmf_dropped`: the core ended a TMF without a response (its
+    /// nexus was removed). Its wire state is ours: answer it, free the slot.
+    pub(crate) fn t_tmf_dropped(&mut self, tmf: TmfRef) {
+        let i = tmf.handle.index();
+        let Some(t) = self.tmfs.get(i).copied() else {
+            return;
+        };
+        if !t.live || t.handle != tmf.handle {
+            return;
         }
+        self.answer_dropped(i);
+        self.tmfs[i] = TmfSlot {
+            queued: t.queued,
+            next: t.next,
+            ..TmfSlot::EMPTY
+        };
     }
 
-    /// Answer an orphaned TMF on the wire (deferred if the ring is full).
-    fn answer_orphan(&mut self, i: usize) -> bool {
+    /// Answer a dropped TMF on the wire (deferred if the ring is full): the
+    /// FCP TMF's exchange is terminated, an ABTS gets BA_RJT, the driver's
+    /// own nexus reset no longer holds its notify.
+    fn answer_dropped(&mut self, i: usize) -> bool {
         let t = self.tmfs[i];
         if t.epoch != self.epoch {
             return true;
@@ -480,12 +482,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(
-                    h,
-                    session,
-                    TmfKind::Internal { notify },
-                    Exchange::default(),
-                );
+                self.new_tmf(h, TmfKind::Internal { notify }, Exchange::default());
                 true
             }
             Err(_) => false,
@@ -545,7 +542,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.stats.tmfs += 1;
                 self.new_tmf(
                     h,
-                    core_session,
                     TmfKind::Abts {
                         entry: *raw,
                         retries: 0,

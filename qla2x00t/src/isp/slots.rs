@@ -184,8 +184,6 @@ pub(crate) enum TmfKind {
 pub struct TmfSlot {
     pub(crate) live: bool,
     pub(crate) handle: TmfHandle,
-    /// The core's I_T nexus of the request.
-    pub(crate) session: SessionHandle,
     pub(crate) epoch: u16,
     pub(crate) kind: TmfKind,
     pub(crate) x: Exchange,
@@ -205,7 +203,6 @@ impl TmfSlot {
     pub const EMPTY: TmfSlot = TmfSlot {
         live: false,
         handle: TmfHandle::from_u32(0),
-        session: SessionHandle::from_u32(0),
         epoch: 0,
         kind: TmfKind::Fcp,
         x: CmdSlot::EMPTY.x,
