@@ -765,6 +765,14 @@ impl<'a> Target<'a> {
     /// (the transport gets `command_aborted` for each and completes them with
     /// `abort_done`, or `response_sent` for those whose status was already
     /// queued), its SPC-2 reservations, PREVENT state and ACA are released.
+    ///
+    /// Its task management requests whose response is not queued yet get no
+    /// response: each is dropped at a later [`Target::poll`], once the
+    /// commands it affected have finished, with
+    /// [`Transport::tmf_dropped`](crate::Transport::tmf_dropped) — the
+    /// transport ends their wire state itself (FC: terminate the TMF's
+    /// exchange, BA_RJT an ABTS). A request whose response was already queued
+    /// completes normally with `tmf_response_sent`.
     pub fn remove_session(&mut self, session: SessionHandle) -> Result<(), HandleError> {
         let s = self.session_index(session).ok_or(HandleError::Stale)?;
         for j in 0..self.cmds.len() {

@@ -225,7 +225,7 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) exhausted: bool,
     /// Login counter (see `Session::login_seq`).
     pub(crate) login_seq: u32,
-    /// Answers the driver generated (BUSY, terminate, BA_RJT, orphaned TMF
+    /// Answers the driver generated (BUSY, terminate, BA_RJT, dropped TMF
     /// answers) that did not fit the request ring: posted first thing at the
     /// next poll, never dropped.
     pub(crate) deferred: [[u8; ENTRY_LEN]; DEFERRED],

@@ -439,8 +439,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     self.chip_reset(core, ResetReason::CompletionTimeout);
                     return true;
                 }
-                Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize),
-                Owner::AbtsResp { tmf } => self.tmf_response_done(tmf as usize),
+                Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize, false),
+                Owner::AbtsResp { tmf } => self.tmf_response_done(tmf as usize, true),
+                Owner::Answer { peer } => {
+                    // Never completed: terminate, as after a failure (SCST does
+                    // the same for a command pending in the hardware too long).
+                    self.post_terminate(&peer.exchange(o.exchange), crate::handle::SKIP_HANDLE);
+                }
                 Owner::NotifyAck => {}
             }
         }
@@ -453,7 +458,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         };
         s.outstanding = s.outstanding.saturating_sub(1);
         s.op_error = Some(rscst_core::TransferError::Failed);
-        s.needs_terminate |= !s.closed;
+        // The firmware's view is unknown (the CTIO7 may still run, or have
+        // failed, or succeeded with its completion lost): terminate, as SCST
+        // does for a command pending in the hardware too long. A firmware that
+        // had closed the exchange answers the terminate with INVALID_RX_ID.
+        s.needs_terminate |= !s.terminated;
         if s.outstanding == 0 && !s.aborting {
             let r = Err(rscst_core::TransferError::Failed);
             s.deliver = match s.op {
