@@ -306,6 +306,12 @@ fn login_inquiry_write_read_tmf_logout_through_the_fc_stack() {
     let r = rig.command(&[0, 0, 0, 0, 0, 0], 0, false, false, &[]);
     assert_eq!(status_of(&r), 2, "29/03 after the LU reset");
 
+    let st = rig.st.parts.isp.stats();
+    assert!(st.commands >= 7, "the driver saw the commands: {st:?}");
+    assert!(
+        st.bytes_in + st.bytes_out >= 2 * 64 * 512 + 512 * 512,
+        "{st:?}"
+    );
     // Logout: LOGO on the FC side, nothing left anywhere.
     let itt = rig.ini.next_itt();
     let mut hdr = [0u8; BHS_LEN];
