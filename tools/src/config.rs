@@ -7,6 +7,8 @@
 //! listen = "127.0.0.1:3260"
 //! target = "iqn.2025-01.org.rscst:sim"
 //! allowed_initiators = ["iqn.1994-05.com.redhat:host1"]   # optional; all by default
+//! chap_user = "host1"                 # optional CHAP (and mutual_chap_user/_secret)
+//! chap_secret = "a-secret-of-12+chars"
 //!
 //! [[port]]                            # the simulated FC HBA port (one)
 //! wwpn = "21:00:00:24:ff:7f:00:01"
@@ -159,6 +161,21 @@ pub struct GroupSpec {
     pub read_only: bool,
 }
 
+/// CHAP credentials: a name and a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chap {
+    /// CHAP_N.
+    pub user: String,
+    /// The shared secret.
+    pub secret: String,
+}
+
+impl fmt::Debug for Chap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Chap({}, <secret>)", self.user)
+    }
+}
+
 /// The iSCSI door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IscsiSpec {
@@ -168,6 +185,10 @@ pub struct IscsiSpec {
     pub target: String,
     /// Initiator names allowed to log in (`None`: all).
     pub allowed_initiators: Option<Vec<String>>,
+    /// CHAP the initiators must pass (`None`: no authentication).
+    pub chap: Option<Chap>,
+    /// The target's own CHAP credentials for mutual CHAP.
+    pub mutual_chap: Option<Chap>,
 }
 
 /// A validated configuration.
@@ -199,6 +220,8 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 3260)),
                 target: DEFAULT_TARGET.to_owned(),
                 allowed_initiators: None,
+                chap: None,
+                mutual_chap: None,
             }),
             wwpn: DEFAULT_WWPN,
             wwnn: wwnn_of(DEFAULT_WWPN),
@@ -303,6 +326,34 @@ struct IscsiFile {
     listen: Option<String>,
     target: Option<String>,
     allowed_initiators: Option<Vec<String>>,
+    chap_user: Option<String>,
+    chap_secret: Option<String>,
+    mutual_chap_user: Option<String>,
+    mutual_chap_secret: Option<String>,
+}
+
+fn chap(
+    user: Option<String>,
+    secret: Option<String>,
+    base: &str,
+) -> Result<Option<Chap>, ConfigError> {
+    match (user, secret) {
+        (None, None) => Ok(None),
+        (Some(_), None) => err(format!("{base}_secret"), "a CHAP user needs a secret"),
+        (None, Some(_)) => err(format!("{base}_user"), "a CHAP secret needs a user"),
+        (Some(u), Some(s)) => {
+            if u.is_empty() || u.len() > 255 {
+                return err(format!("{base}_user"), "1 to 255 characters");
+            }
+            if !(12..=255).contains(&s.len()) {
+                return err(
+                    format!("{base}_secret"),
+                    "12 to 255 characters (RFC 7143 §12.1.3 asks for at least 12)",
+                );
+            }
+            Ok(Some(Chap { user: u, secret: s }))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +447,8 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                 listen: SocketAddr::from(([127, 0, 0, 1], 3260)),
                 target: DEFAULT_TARGET.to_owned(),
                 allowed_initiators: None,
+                chap: None,
+                mutual_chap: None,
             });
             if let Some(l) = &i.listen {
                 spec.listen = rscst_sim::iscsi::net::parse_listen(l)
@@ -411,6 +464,18 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                 spec.target = t;
             }
             spec.allowed_initiators = i.allowed_initiators;
+            spec.chap = chap(i.chap_user, i.chap_secret, "iscsi.chap")?;
+            spec.mutual_chap = chap(
+                i.mutual_chap_user,
+                i.mutual_chap_secret,
+                "iscsi.mutual_chap",
+            )?;
+            if spec.mutual_chap.is_some() && spec.chap.is_none() {
+                return err(
+                    "iscsi.mutual_chap_user",
+                    "mutual CHAP needs chap_user and chap_secret",
+                );
+            }
             c.iscsi = Some(spec);
         }
     }
@@ -666,6 +731,15 @@ mod tests {
         bad("[[port]]\nwwpn = \"12\"", "port[0].wwpn");
         bad("[[port]]\n[[port]]", "port");
         bad("[[group]]\ninitiators = [\"x\"]", "group[0].initiators[0]");
+        bad("[iscsi]\nchap_user = \"u\"", "iscsi.chap_secret");
+        bad(
+            "[iscsi]\nchap_user = \"u\"\nchap_secret = \"short\"",
+            "iscsi.chap_secret",
+        );
+        bad(
+            "[iscsi]\nmutual_chap_user = \"t\"\nmutual_chap_secret = \"0123456789abc\"",
+            "iscsi.mutual_chap_user",
+        );
         let s = bad("\n\n[[lu]]\nsise = 1", "t.toml:4");
         assert!(s.contains("sise"), "{s}");
         bad("mode = ", "t.toml:1");

@@ -165,7 +165,19 @@ fn portal_config(cfg: &Config) -> Option<(NetConfig, PortalConfig)> {
         targets: vec![TargetConfig {
             name: i.target.clone(),
             alias: Some("rscst".to_owned()),
-            chap: None,
+            chap: i.chap.as_ref().map(|c| rscst_sim::iscsi::chap::ChapConfig {
+                initiator: rscst_sim::iscsi::chap::ChapCredentials {
+                    name: c.user.clone(),
+                    secret: c.secret.clone().into_bytes(),
+                },
+                target: i
+                    .mutual_chap
+                    .as_ref()
+                    .map(|m| rscst_sim::iscsi::chap::ChapCredentials {
+                        name: m.user.clone(),
+                        secret: m.secret.clone().into_bytes(),
+                    }),
+            }),
             allowed_initiators: i.allowed_initiators.clone(),
         }],
         // No NOP-In pings: an initiator that sleeps in a synchronous call (libiscsi's

@@ -130,3 +130,32 @@ fn serves_until_sigterm_in_both_modes() {
         assert!(rest.contains("rscst: stopped"), "{mode}: {rest}");
     }
 }
+
+#[test]
+fn chap_from_the_config_file() {
+    if Command::new("iscsi-inq").arg("--help").output().is_err() {
+        println!("SKIP: libiscsi-bin (iscsi-inq) not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rscst-chap-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("chap.toml");
+    std::fs::write(
+        &f,
+        "[iscsi]\nchap_user = \"host1\"\nchap_secret = \"0123456789abcdef\"\n[[lu]]\nsize = \"16MiB\"\n",
+    )
+    .unwrap();
+    let (mut child, addr, _out) = start(&["--config", f.to_str().unwrap(), "--stats", "0"]);
+    let inq = |creds: &str| {
+        let url = format!("iscsi://{creds}{addr}/iqn.2025-01.org.rscst:sim/0");
+        Command::new("iscsi-inq").arg(&url).output().unwrap()
+    };
+    let good = inq("host1%0123456789abcdef@");
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("RSCST"));
+    assert!(!inq("host1%wrong-secret-123@").status.success(), "wrong secret refused");
+    assert!(!inq("").status.success(), "no credentials refused");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
