@@ -151,11 +151,21 @@ fn chap_from_the_config_file() {
         Command::new("iscsi-inq").arg(&url).output().unwrap()
     };
     let good = inq("host1%0123456789abcdef@");
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     assert!(String::from_utf8_lossy(&good.stdout).contains("RSCST"));
-    assert!(!inq("host1%wrong-secret-123@").status.success(), "wrong secret refused");
+    assert!(
+        !inq("host1%wrong-secret-123@").status.success(),
+        "wrong secret refused"
+    );
     assert!(!inq("").status.success(), "no credentials refused");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
