@@ -465,3 +465,41 @@ fn many_sessions_reuse_and_rename_ports() {
     assert_eq!(s.port_renames, (2 * max + 1 - max) as u64, "{s}");
     assert_eq!(s.logins, (2 * max + 1) as u64, "{s}");
 }
+
+#[test]
+fn fc_nexus_loss_under_a_live_session_relogs_in() {
+    let mut rig = Rig::new();
+    rig.login();
+    let _ = rig.command(&[0, 0, 0, 0, 0, 0], 0, false, false, &[]);
+    let data = pattern(8 * 512, 9);
+    let r = rig.command(&write10(20, 8), data.len() as u32, false, true, &data);
+    assert_eq!(status_of(&r), 0);
+    // The HBA's link drops: the FC nexus is gone, the iSCSI session stays.
+    rig.st.parts.sim.set_hba_link(false);
+    rig.pump_for(usize::MAX, Duration::from_millis(200));
+    let r = rig.command(&[0, 0, 0, 0, 0, 0], 0, false, false, &[]);
+    assert_eq!(status_of(&r), 0x08, "BUSY while the port is logged out");
+    // The link comes back; the port logs in again by itself.
+    rig.st.parts.sim.set_hba_link(true);
+    let mut back = false;
+    for _ in 0..200 {
+        rig.pump_for(usize::MAX, Duration::from_millis(100));
+        if rig.st.parts.isp.sessions().count() == 1 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the initiator port logged in again");
+    // The new nexus reports its unit attention, then the data written before is there.
+    let mut status = 0xff;
+    for _ in 0..4 {
+        let r = rig.command(&read10(20, 8), data.len() as u32, true, false, &[]);
+        status = status_of(&r);
+        if status == 0 {
+            assert_eq!(data_of(&r), data);
+            break;
+        }
+    }
+    assert_eq!(status, 0, "read after the new login");
+    assert_eq!(rig.st.gw.stats().sessions, 1);
+}
