@@ -34,7 +34,7 @@ pub use abts::{
     AbtsRecv, AbtsRecvRepr, AbtsResp, AbtsRespCompletionRepr, AbtsRespRepr, BlsPayload,
 };
 pub use any::{AnyEntry, Dir, EntryIter};
-pub use atio7::{Atio7, Atio7Repr};
+pub use atio7::{Atio7, Atio7CmdRepr, Atio7Repr};
 pub use continuation::{ContinueA64, ContinueA64Repr};
 pub use ctio_crc2::{CtioCrc2, CtioCrc2CompletionRepr, CtioCrc2Repr};
 pub use ctio7::{

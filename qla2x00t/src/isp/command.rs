@@ -22,8 +22,8 @@ use rscst_core::{
     Busy, CmdHandle, CmdRef, CommandRequest, Data, DataDirection, Lun, Rejected, ScsiStatus,
     Status, TaskAttr, TaskTag, TmfFunction, TmfRequest, TransferError,
 };
-use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFunction};
-use rscst_fw::iocb::{Atio7, Atio7Repr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
+use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFlags, TmFunction};
+use rscst_fw::iocb::{Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
 use rscst_hba::Platform;
 
 use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, Peer, TmfKind, TmfSlot};
@@ -195,40 +195,22 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// An ATIO7 (reference §9.1).
     pub(crate) fn atio7<C: CoreApi>(&mut self, core: &mut C, bytes: &[u8]) {
-        let raw_exchange = Atio7::new_checked(bytes).map(|a| a.exchange_addr());
-        let a = match Atio7Repr::parse_bytes(bytes) {
+        let a = match Atio7CmdRepr::parse_bytes(bytes) {
             Ok(a) => a,
             Err(_) => {
-                // Corrupted (Linux: FCP_CMND length < 0x38): terminate it.
-                if let Ok(xa) = raw_exchange
-                    && !xa.is_unknown()
-                {
-                    let s_id =
-                        rscst_fw::PortId::from_be_bytes([bytes[0x0D], bytes[0x0E], bytes[0x0F]]);
-                    let x = Exchange {
-                        addr: xa.0,
-                        nport: 0xFFFF,
-                        s_id,
-                        ox_id: u16::from_be_bytes([bytes[0x18], bytes[0x19]]),
-                        attr: (bytes[3] >> 4) & 0xF,
-                        vp: 0,
-                        fcp_dl: 0,
-                    };
-                    self.post_terminate(&x, SKIP_HANDLE);
-                    self.event(Event::CorruptAtio(xa));
-                }
+                self.corrupt_atio7(bytes);
                 return;
             }
         };
-        let sess = self.session_by_sid(a.header.s_id);
+        let sess = self.session_by_sid(a.s_id);
         let mut x = Exchange {
             addr: a.exchange_addr.0,
             nport: sess.map_or(0xFFFF, |i| self.sessions[i].nport),
-            s_id: a.header.s_id,
-            ox_id: a.header.ox_id.0,
+            s_id: a.s_id,
+            ox_id: a.ox_id.0,
             attr: a.attr,
             vp: 0,
-            fcp_dl: a.fcp.data_len,
+            fcp_dl: a.data_len,
         };
         if a.exchange_addr.is_unknown() {
             // The firmware had no exchange for it (gotcha 6).
@@ -244,7 +226,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.exhausted = false;
         let Some(si) = sess else {
             self.stats.unknown_session += 1;
-            if a.header.s_id.is_well_known() {
+            if a.s_id.is_well_known() {
                 self.post_busy(&x, ScsiStatus::TaskSetFull);
             } else {
                 self.post_terminate(&x, SKIP_HANDLE);
@@ -260,9 +242,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.post_terminate(&x, SKIP_HANDLE);
             return;
         };
-        let lun = Lun::from_bytes(a.fcp.lun.0);
-        if !a.fcp.tmf.is_empty() {
-            self.fcp_tmf(core, &a, x, si as u16, core_session, lun);
+        let lun = Lun::from_bytes(a.lun.0);
+        if !a.tmf.is_empty() {
+            self.fcp_tmf(core, a.tmf, x, si as u16, core_session, lun);
             return;
         }
         if self.live_cmds >= self.busy_threshold {
@@ -270,7 +252,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.post_busy(&x, ScsiStatus::Busy);
             return;
         }
-        let dir = match a.fcp.dir {
+        let dir = match a.dir {
             DataDir::None => DataDirection::None,
             DataDir::DataIn => DataDirection::In,
             DataDir::DataOut => DataDirection::Out,
@@ -283,11 +265,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             session: core_session,
             tag: TaskTag(x.addr as u64),
             lun,
-            attr: task_attr(a.fcp.task_attr),
-            priority: a.fcp.priority,
-            crn: a.fcp.crn,
-            cdb: a.fcp.cdb.as_slice(),
-            expected_len: a.fcp.data_len,
+            attr: task_attr(a.task_attr),
+            priority: a.priority,
+            crn: a.crn,
+            cdb: a.cdb,
+            expected_len: a.data_len,
             dir,
         };
         match core.submit(&req) {
@@ -304,6 +286,31 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.post_busy(&x, st);
             }
         }
+    }
+
+    /// An ATIO7 that does not parse (Linux: FCP_CMND length < 0x38): its
+    /// exchange, if it has one, is terminated.
+    #[cold]
+    #[inline(never)]
+    fn corrupt_atio7(&mut self, bytes: &[u8]) {
+        let Ok(xa) = Atio7::new_checked(bytes).map(|a| a.exchange_addr()) else {
+            return;
+        };
+        if xa.is_unknown() {
+            return;
+        }
+        let s_id = rscst_fw::PortId::from_be_bytes([bytes[0x0D], bytes[0x0E], bytes[0x0F]]);
+        let x = Exchange {
+            addr: xa.0,
+            nport: 0xFFFF,
+            s_id,
+            ox_id: u16::from_be_bytes([bytes[0x18], bytes[0x19]]),
+            attr: (bytes[3] >> 4) & 0xF,
+            vp: 0,
+            fcp_dl: 0,
+        };
+        self.post_terminate(&x, SKIP_HANDLE);
+        self.event(Event::CorruptAtio(xa));
     }
 
     /// A status the driver sends on its own (the core never sees the command).
@@ -344,13 +351,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     fn fcp_tmf<C: CoreApi>(
         &mut self,
         core: &mut C,
-        a: &Atio7Repr,
+        tmf: TmFlags,
         x: Exchange,
         session: u16,
         core_session: rscst_core::SessionHandle,
         lun: Lun,
     ) {
-        let function = match a.fcp.tmf.function() {
+        let function = match tmf.function() {
             Some(TmFunction::AbortTaskSet) => TmfFunction::AbortTaskSet,
             Some(TmFunction::ClearTaskSet) => TmfFunction::ClearTaskSet,
             Some(TmFunction::LunReset) => TmfFunction::LogicalUnitReset,

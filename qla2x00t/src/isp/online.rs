@@ -24,7 +24,7 @@ use crate::core_api::CoreApi;
 use crate::event::{Event, LogoutReason, ResetReason};
 use crate::handle::IocbHandle;
 use crate::mailbox::MbxError;
-use crate::ring::{AtioEntry, ENTRY_LEN, MAX_ATIO_SLOTS};
+use crate::ring::{ENTRY_LEN, Entry, MAX_ATIO_SLOTS};
 
 /// How often outstanding handles and session timers are checked.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -64,47 +64,70 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// An entry is taken only when one request slot is free to answer it,
     /// so back-pressure reaches the firmware instead of dropping anything.
     fn drain_atio<C: CoreApi>(&mut self, core: &mut C) -> bool {
-        let mut e = AtioEntry {
-            bytes: [0; ENTRY_LEN * MAX_ATIO_SLOTS],
-            slots: 0,
-        };
         let mut n = 0;
         while n < self.config.atio_budget {
-            {
+            let mut first = [0u8; ENTRY_LEN];
+            let slots = {
                 // Room for the answer and a MARKER that may have to precede it.
                 let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
                 if self.deferred_len > 0 || !self.req.reserve(&req, 2, 0) {
                     break;
                 }
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
-                match self.atio.next(&hw, &mut e) {
-                    Ok(true) => {}
+                match self.atio.peek(&hw, &mut first) {
+                    Ok(Some(slots)) => slots,
                     _ => break,
                 }
-            }
+            };
             n += 1;
             self.stats.atio_entries += 1;
-            let bytes = e.as_bytes();
-            let mut first = [0u8; ENTRY_LEN];
-            first.copy_from_slice(&bytes[..ENTRY_LEN]);
-            match EntryType::from(bytes[0]) {
-                EntryType::Atio7 => {
-                    let len = bytes.len();
-                    let mut copy = [0u8; ENTRY_LEN * MAX_ATIO_SLOTS];
-                    copy[..len].copy_from_slice(bytes);
-                    self.atio7(core, &copy[..len]);
-                }
-                EntryType::ImmedNotify => self.immed_notify(core, &first),
-                EntryType::AbtsRecv => self.abts(core, &first),
-                t => self.event(Event::UnknownEntry {
-                    entry_type: t.into(),
-                    atio_queue: true,
-                }),
+            if slots == 1 {
+                let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+                self.atio.consume(&hw, 1);
+                self.atio_entry(core, &first, &first);
+            } else if !self.atio_multi(core, &first, slots) {
+                break;
             }
         }
         let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
         self.atio.finish(&hw);
         n > 0
+    }
+
+    /// An entry of several slots (an ATIO7 with an additional CDB): copy the
+    /// other slots out behind the first, then handle it. `false` if the slots
+    /// could not be read (the entry stays on the ring).
+    #[inline(never)]
+    fn atio_multi<C: CoreApi>(&mut self, core: &mut C, first: &Entry, slots: usize) -> bool {
+        let mut bytes = [0u8; ENTRY_LEN * MAX_ATIO_SLOTS];
+        bytes[..ENTRY_LEN].copy_from_slice(first);
+        let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+        if self
+            .atio
+            .read_rest(&hw, slots, &mut bytes[ENTRY_LEN..])
+            .is_err()
+        {
+            return false;
+        }
+        self.atio.consume(&hw, slots);
+        let len = slots.min(MAX_ATIO_SLOTS) * ENTRY_LEN;
+        self.atio_entry(core, first, &bytes[..len]);
+        true
+    }
+
+    /// One entry taken from the ATIO queue: `first` is its first slot, `bytes`
+    /// all of its slots that were copied.
+    #[inline]
+    fn atio_entry<C: CoreApi>(&mut self, core: &mut C, first: &Entry, bytes: &[u8]) {
+        match EntryType::from(first[0]) {
+            EntryType::Atio7 => self.atio7(core, bytes),
+            EntryType::ImmedNotify => self.immed_notify(core, first),
+            EntryType::AbtsRecv => self.abts(core, first),
+            t => self.event(Event::UnknownEntry {
+                entry_type: t.into(),
+                atio_queue: true,
+            }),
+        }
     }
 
     /// Take response-queue entries: completions of what the driver sent,
