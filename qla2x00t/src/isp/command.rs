@@ -449,7 +449,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         status: Option<&Status<'_>>,
     ) -> Result<(), Busy> {
         let max = self.config.max_ctio_bytes;
-        let (data_entries, pieces) = iocb::entries_for(data.segs, data.offset, max);
+        // The common case, one segment that fits one CTIO7, is cut without
+        // walking the scatter list.
+        let single = iocb::single_dsd(data.segs, max);
+        let (data_entries, pieces) = match single {
+            Some(_) => (1, 1),
+            None => iocb::entries_for(data.segs, data.offset, max),
+        };
         let good = status.is_some_and(|s| {
             s.status == ScsiStatus::Good
                 && s.sense.is_empty()
@@ -485,12 +491,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             return Err(Busy);
         };
         let timeout = self.config.ctio_timeout_secs;
-        let mut out = [[0u8; 64]; 3];
-        let mut k = 0;
-        for p in Pieces::new(data.segs, data.offset, max) {
-            k += 1;
-            let last = k == pieces;
-            let (handle, flags) = if last && !separate_status {
+        // The last data CTIO7 carries the final handle (and the status when it
+        // rides along); the others are intermediate, returned only on error.
+        let handle_flags = |last: bool| {
+            if last && !separate_status {
                 let f = if status.is_some() {
                     Ctio7Flags::SEND_STATUS
                 } else {
@@ -499,11 +503,28 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 (h.0, f)
             } else {
                 (h.intermediate().0, Ctio7Flags::DONT_RET_CTIO)
-            };
-            let n = iocb::data_ctio(&x, handle, dir, &p, flags, timeout, &mut out);
-            let _ = self.post(&out[..n], 0);
+            }
+        };
+        let mut len = 0u64;
+        if let Some(dsd) = single {
+            let (handle, flags) = handle_flags(true);
+            let mut e = [0u8; 64];
+            iocb::data_ctio_one(&x, handle, dir, data.offset, dsd, flags, timeout, &mut e);
+            let _ = self.post(core::slice::from_ref(&e), 0);
             self.stats.ctios += 1;
-            self.stats.continuations += n.saturating_sub(1) as u64;
+            len = u64::from(dsd.length);
+        } else {
+            let mut out = [[0u8; 64]; 3];
+            let mut k = 0;
+            for p in Pieces::new(data.segs, data.offset, max) {
+                k += 1;
+                len += u64::from(p.len);
+                let (handle, flags) = handle_flags(k == pieces);
+                let n = iocb::data_ctio(&x, handle, dir, &p, data.segs, flags, timeout, &mut out);
+                let _ = self.post(&out[..n], 0);
+                self.stats.ctios += 1;
+                self.stats.continuations += n.saturating_sub(1) as u64;
+            }
         }
         if separate_status && let Some(s) = status {
             let mut sense = [0u8; 24];
@@ -520,7 +541,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.stats.ctios += 1;
             }
         }
-        let len = data.len() as u64;
         match dir {
             DataDir::DataOut => self.stats.bytes_out += len,
             _ => self.stats.bytes_in += len,
