@@ -189,6 +189,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// Issue a handle for an IOCB on exchange `exchange`, with a deadline.
+    #[inline]
     pub fn alloc(&mut self, payload: T, exchange: u32, deadline: Instant) -> Option<IocbHandle> {
         let i = self.free_head;
         let slot = self.slots.get_mut(i as usize)?;
@@ -201,6 +202,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
         Some(IocbHandle::new(i, self.queue, slot.generation))
     }
 
+    #[inline]
     fn slot_of(&self, h: IocbHandle) -> Result<usize, HandleMiss> {
         if h.is_skip() {
             return Err(HandleMiss::Skip);
@@ -216,6 +218,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// The outstanding IOCB of a completion's handle (B30 ignored).
+    #[inline]
     pub fn get(&self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
         let i = self.slot_of(h.final_half())?;
         let s = &self.slots[i];
@@ -229,6 +232,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// Free the handle's slot (its generation moves on). Returns what it held.
+    #[inline]
     pub fn free(&mut self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
         let i = self.slot_of(h.final_half())?;
         let out = self.get(h)?;
@@ -236,6 +240,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
         Ok(out)
     }
 
+    #[inline]
     fn release(&mut self, i: usize) {
         let s = &mut self.slots[i];
         s.used = false;

@@ -23,9 +23,21 @@ pub(crate) enum QueueRegBlock {
 /// The register map of one function, chosen at probe.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RegMap {
-    gen_info: &'static GenInfo,
     queue_block: QueueRegBlock,
+    /// BAR offsets of the six queue pointers, by `QueuePointer as usize`
+    /// (worked out once here instead of at every access).
+    queue_offsets: [u32; 6],
 }
+
+/// The queue pointers in `QueuePointer as usize` order.
+const QUEUE_POINTERS: [QueuePointer; 6] = [
+    QueuePointer::RequestIn,
+    QueuePointer::RequestOut,
+    QueuePointer::ResponseIn,
+    QueuePointer::ResponseOut,
+    QueuePointer::AtioIn,
+    QueuePointer::AtioOut,
+];
 
 impl RegMap {
     /// The map for `gen_info` (MQ is never enabled by this driver for
@@ -37,9 +49,11 @@ impl RegMap {
         } else {
             QueueRegBlock::MqPage
         };
+        let queue_offsets =
+            QUEUE_POINTERS.map(|which| r::queue_pointer(gen_info, false, which).offset);
         RegMap {
-            gen_info,
             queue_block,
+            queue_offsets,
         }
     }
 
@@ -49,8 +63,9 @@ impl RegMap {
     }
 
     /// The BAR offset of a queue pointer register.
+    #[inline]
     pub(crate) fn queue_offset(&self, which: QueuePointer) -> RegOffset {
-        RegOffset(r::queue_pointer(self.gen_info, false, which).offset)
+        RegOffset(self.queue_offsets[which as usize])
     }
 }
 
@@ -124,6 +139,21 @@ impl<M: Mmio> Regs<'_, M> {
 mod tests {
     use super::*;
     use rscst_fw::pci::probe;
+
+    #[test]
+    fn queue_offsets_are_the_reference_table() {
+        for dev in [0x2422, 0x2532, 0x8001, 0x2031, 0x2071, 0x2271, 0x2289] {
+            let g = probe(0x1077, dev).unwrap().gen_info;
+            let m = RegMap::new(g);
+            for (k, which) in QUEUE_POINTERS.iter().enumerate() {
+                assert_eq!(*which as usize, k);
+                assert_eq!(
+                    m.queue_offset(*which),
+                    RegOffset(r::queue_pointer(g, false, *which).offset)
+                );
+            }
+        }
+    }
 
     #[test]
     fn legacy_and_mq_maps() {

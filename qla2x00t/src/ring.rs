@@ -75,12 +75,14 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// Free slots between `in_idx` and `out` by the reference's rule.
+    #[inline]
     pub const fn free_between(in_idx: u16, out: u16) -> usize {
         let (i, o) = (in_idx as usize, out as usize);
         if i < o { o - i } else { N - (i - o) }
     }
 
     /// Free slots by the last known out-pointer.
+    #[inline]
     pub fn free(&self) -> usize {
         Self::free_between(self.in_idx, self.out_cache)
     }
@@ -91,6 +93,7 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// Whether entries were written that the doorbell has not announced.
+    #[inline]
     pub fn unpublished(&self) -> bool {
         self.in_idx != self.published
     }
@@ -99,6 +102,7 @@ impl<const N: usize> RequestRing<N> {
     /// slots free; re-reads the out-pointer only when the cached one says no.
     /// An out-pointer outside the ring is ignored (a hardware fault; the
     /// answer is then "no room").
+    #[inline]
     pub fn reserve<H: RequestHw>(&mut self, hw: &H, needed: usize, keep: usize) -> bool {
         let want = needed + REQUEST_KEEP_FREE + keep;
         if self.free() >= want {
@@ -116,6 +120,7 @@ impl<const N: usize> RequestRing<N> {
     /// `false` is returned.
     ///
     /// [`reserve`]: RequestRing::reserve
+    #[inline]
     pub fn push<H: RequestHw>(&mut self, hw: &H, entries: &[Entry]) -> Result<bool, DmaError> {
         if self.free() < entries.len() + REQUEST_KEEP_FREE {
             return Ok(false);
@@ -131,6 +136,7 @@ impl<const N: usize> RequestRing<N> {
 
     /// Announce every written entry with one doorbell (after a release
     /// fence). Returns whether a doorbell was written.
+    #[inline]
     pub fn flush<H: RequestHw>(&mut self, hw: &H) -> bool {
         if !self.unpublished() {
             return false;
@@ -142,6 +148,7 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// The index after `idx`.
+    #[inline]
     pub const fn next(idx: u16) -> u16 {
         if idx as usize + 1 >= N { 0 } else { idx + 1 }
     }
@@ -186,6 +193,7 @@ impl<const N: usize> ResponseRing<N> {
 
     /// Take the next entry if the firmware has written one: `in_ptr` is
     /// the value of `rsp_q_in` read once for this drain.
+    #[inline]
     pub fn next<H: ResponseHw>(
         &mut self,
         hw: &H,
@@ -206,6 +214,7 @@ impl<const N: usize> ResponseRing<N> {
     }
 
     /// Write the out-pointer if entries were consumed since the last call.
+    #[inline]
     pub fn finish<H: ResponseHw>(&mut self, hw: &H) -> bool {
         if self.out_idx == self.published {
             return false;
@@ -257,6 +266,7 @@ impl<const N: usize> AtioRing<N> {
         self.out_idx
     }
 
+    #[inline]
     fn advance(idx: u16, by: usize) -> u16 {
         ((idx as usize + by) % N) as u16
     }
@@ -270,6 +280,7 @@ impl<const N: usize> AtioRing<N> {
     /// copied into `first` (after the acquire fence) and its slot count returned. An
     /// `entry_count` of 0 counts as 1; one larger than the ring is clamped. Nothing is
     /// consumed: [`consume`](Self::consume) does that.
+    #[inline]
     pub fn peek<H: AtioHw>(&self, hw: &H, first: &mut Entry) -> Result<Option<usize>, DmaError> {
         if hw.signature(self.out_idx) == PROCESSED {
             return Ok(None);
@@ -308,6 +319,7 @@ impl<const N: usize> AtioRing<N> {
 
     /// Release the entry of `slots` slots at the out-index: stamp each with the processed
     /// signature and move past it.
+    #[inline]
     pub fn consume<H: AtioHw>(&mut self, hw: &H, slots: usize) {
         for k in 0..slots {
             hw.stamp(Self::advance(self.out_idx, k));
@@ -316,6 +328,7 @@ impl<const N: usize> AtioRing<N> {
     }
 
     /// Write the out-pointer if entries were consumed since the last call.
+    #[inline]
     pub fn finish<H: AtioHw>(&mut self, hw: &H) -> bool {
         if self.out_idx == self.published {
             return false;

@@ -203,6 +203,10 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) tmfs: &'s mut [TmfSlot],
     pub(crate) sessions: &'s mut [Session],
     pub(crate) held: [HeldNotify; HELD_NOTIFIES],
+    /// Some notify may be held (`held` has a used entry only if this is set).
+    pub(crate) held_any: bool,
+    /// Some session may have `check_pending` set (only if this is set).
+    pub(crate) checks_queued: bool,
     pub(crate) cmd_pending: PendingList,
     pub(crate) tmf_pending: PendingList,
     pub(crate) events: EventLog<'s>,
@@ -309,6 +313,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             tmfs,
             sessions,
             held: [HeldNotify::EMPTY; HELD_NOTIFIES],
+            held_any: false,
+            checks_queued: false,
             cmd_pending: PendingList::new(),
             tmf_pending: PendingList::new(),
             events: EventLog::new(events),
@@ -492,7 +498,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 min(Some(self.next_sweep));
             }
             if self.jobs.iter().any(Option::is_some)
-                || self.sessions.iter().any(|s| s.check_pending)
+                || (self.checks_queued && self.sessions.iter().any(|s| s.check_pending))
             {
                 min(Some(self.job_not_before.max(now)));
             }

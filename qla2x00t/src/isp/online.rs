@@ -222,6 +222,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     for s in self.sessions.iter_mut() {
                         if s.state != SessionState::Free && s.lost_deadline.is_some() {
                             s.check_pending = true;
+                            self.checks_queued = true;
                         }
                     }
                 }
@@ -291,6 +292,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         for s in self.sessions.iter_mut() {
             if s.state != SessionState::Free && f(s.nport, s.port_id) {
                 s.check_pending = true;
+                self.checks_queued = true;
             }
         }
     }
@@ -313,7 +315,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
             return Some(j);
         }
-        let i = self.sessions.iter().position(|s| s.check_pending)?;
+        if !self.checks_queued {
+            return None;
+        }
+        let Some(i) = self.sessions.iter().position(|s| s.check_pending) else {
+            self.checks_queued = false;
+            return None;
+        };
         self.sessions[i].check_pending = false;
         Some(Job::PortDb {
             session: i as u16,
@@ -541,6 +549,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         // Held notifies of internal TMFs: nothing to acknowledge any more.
         self.held = [HeldNotify::EMPTY; super::slots::HELD_NOTIFIES];
+        self.held_any = false;
         self.handles.invalidate_all();
         self.mbx.reset();
         self.jobs = [None; super::JOBS];

@@ -200,6 +200,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     fn hold(&mut self, raw: &Entry, reason: HoldReason, terminate: bool) -> Option<usize> {
         let i = self.held.iter().position(|h| !h.used)?;
+        self.held_any = true;
         self.held[i] = HeldNotify {
             used: true,
             entry: *raw,
@@ -224,9 +225,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// Acknowledge held notifies whose condition is met.
     pub(crate) fn process_held(&mut self) -> bool {
+        if !self.held_any {
+            return false;
+        }
         let mut any = false;
+        let mut left = false;
         for i in 0..HELD_NOTIFIES {
-            let h = self.held[i];
+            let h = &self.held[i];
             if !h.used {
                 continue;
             }
@@ -239,7 +244,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.release_held(i);
                 any = true;
             }
+            // (Releasing may hold it again, if the ring is still full.)
+            left |= self.held[i].used;
         }
+        self.held_any = left;
         any
     }
 
