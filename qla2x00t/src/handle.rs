@@ -220,13 +220,22 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     /// The outstanding IOCB of a completion's handle (B30 ignored).
     #[inline]
     pub fn get(&self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
+        self.lookup(h).map(|(_, o)| o)
+    }
+
+    /// [`get`](Self::get), with the slot to [`release`](Self::release) it by.
+    #[inline]
+    pub(crate) fn lookup(&self, h: IocbHandle) -> Result<(usize, Outstanding<T>), HandleMiss> {
         let i = self.slot_of(h.final_half())?;
         let s = &self.slots[i];
         match s.payload {
-            Some(payload) => Ok(Outstanding {
-                payload,
-                exchange: s.exchange,
-            }),
+            Some(payload) => Ok((
+                i,
+                Outstanding {
+                    payload,
+                    exchange: s.exchange,
+                },
+            )),
             None => Err(HandleMiss::Stale),
         }
     }
@@ -234,15 +243,21 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     /// Free the handle's slot (its generation moves on). Returns what it held.
     #[inline]
     pub fn free(&mut self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
-        let i = self.slot_of(h.final_half())?;
-        let out = self.get(h)?;
+        let (i, out) = self.lookup(h)?;
         self.release(i);
         Ok(out)
     }
 
+    /// Free slot `i`, as [`lookup`](Self::lookup) returned it for a handle
+    /// in use (anything else is ignored).
     #[inline]
-    fn release(&mut self, i: usize) {
-        let s = &mut self.slots[i];
+    pub(crate) fn release(&mut self, i: usize) {
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        if !s.used {
+            return;
+        }
         s.used = false;
         s.payload = None;
         s.generation = s.generation.wrapping_add(1) & GEN_MASK;

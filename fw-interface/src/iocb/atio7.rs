@@ -127,7 +127,7 @@ impl<T: AsRef<[u8]>> Atio7<T> {
     #[inline]
     pub fn check(&self) -> Result<(), WireError> {
         self.check_len()?;
-        if self.entry_type() != EntryType::Atio7 {
+        if self.entry_type_raw() != u8::from(EntryType::Atio7) {
             return Err(WireError::WrongEntryType {
                 expected: EntryType::Atio7.into(),
                 found: self.entry_type_raw(),
@@ -348,7 +348,7 @@ impl<'a> Atio7CmdRepr<'a> {
             tmf: fcp.tm_flags(),
             dir: DataDir::from_bits(fcp.rddata(), fcp.wrdata()),
             cdb: &b[FCP_CMND_OFFSET + FCP_CMND_CDB_OFFSET..end - 4],
-            data_len: fcp.fcp_dl(),
+            data_len: crate::bytes::be32(b, end - 4),
         })
     }
 

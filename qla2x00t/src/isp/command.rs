@@ -623,8 +623,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     pub(crate) fn ctio_completion(&mut self, c: &Ctio7CompletionRepr) {
         let h = IocbHandle(c.handle);
         let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
-        let o = match self.handles.get(h) {
-            Ok(o) => o,
+        let (slot, o) = match self.handles.lookup(h) {
+            Ok(x) => x,
             Err(HandleMiss::Skip) => {
                 if !ok {
                     self.event(Event::IocbError {
@@ -678,7 +678,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             return;
         }
-        let _ = self.handles.free(h);
+        self.handles.release(slot);
         match o.payload {
             Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c),
             Owner::Terminate { cmd } => {
@@ -733,6 +733,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// Deliver what the command slots owe the core, posting terminates first.
     pub(crate) fn process_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        if self.cmd_pending.is_empty() {
+            return false;
+        }
         let mut any = false;
         let mut budget = self.cmds.len() * 2;
         while budget > 0 {
@@ -742,11 +745,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             };
             let i = i as usize;
             any = true;
-            let slot = self.cmds[i];
+            // `pop` only returns indexes of the table.
+            let slot = &self.cmds[i];
             if !slot.live {
                 continue;
             }
             if slot.needs_terminate && !slot.void {
+                let slot = *slot;
                 // A tracked handle: the command hears back only after the
                 // terminate completed (no transfer touches its buffers then).
                 let posted = match self.handles.alloc(
@@ -774,31 +779,32 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 s.closed = true;
                 s.outstanding = s.outstanding.saturating_add(1);
             }
-            let s = self.cmds[i];
+            let s = &self.cmds[i];
+            let (handle, outstanding, deliver) = (s.handle, s.outstanding, s.deliver);
             if s.aborting {
-                if s.outstanding == 0 {
+                if outstanding == 0 {
                     self.free_cmd(i);
-                    core.abort_done(s.handle);
+                    core.abort_done(handle);
                 }
                 continue;
             }
-            if s.outstanding > 0 {
+            if outstanding > 0 {
                 // A terminate is on its way: deliver after it completed.
                 continue;
             }
-            match s.deliver {
+            match deliver {
                 Deliver::Nothing => {}
                 Deliver::DataOut(r) => {
                     self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_out_done(s.handle, r);
+                    core.data_out_done(handle, r);
                 }
                 Deliver::DataIn(r) => {
                     self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_in_done(s.handle, r);
+                    core.data_in_done(handle, r);
                 }
                 Deliver::Response(r) => {
                     self.free_cmd(i);
-                    core.response_sent(s.handle, r);
+                    core.response_sent(handle, r);
                 }
             }
         }
