@@ -113,7 +113,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Post what waits in the deferred queue, in order, while it fits.
+    #[inline]
     pub(crate) fn flush_deferred(&mut self) -> bool {
+        self.deferred_len > 0 && self.flush_deferred_entries()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush_deferred_entries(&mut self) -> bool {
         let mut n = 0;
         while n < self.deferred_len {
             let e = self.deferred[n];
@@ -625,44 +632,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
         let (slot, o) = match self.handles.lookup(h) {
             Ok(x) => x,
-            Err(HandleMiss::Skip) => {
-                if !ok {
-                    self.event(Event::IocbError {
-                        entry_type: 0x12,
-                        status: c.status.into(),
-                    });
-                }
-                return;
-            }
-            Err(_) => {
-                self.stats.stale_completions += 1;
-                self.event(Event::StaleCompletion {
-                    handle: h,
-                    entry_type: 0x12,
-                });
-                return;
-            }
+            Err(miss) => return self.ctio_unmatched(h, miss, ok, c),
         };
         if o.exchange != c.exchange_addr.0 {
-            self.stats.exchange_mismatches += 1;
-            self.event(Event::ExchangeMismatch {
-                handle: h,
-                expected: rscst_fw::ExchangeAddr(o.exchange),
-                got: c.exchange_addr,
-            });
-            return;
+            return self.ctio_exchange_mismatch(h, o.exchange, c);
         }
         if !ok {
-            self.stats.ctio_errors += 1;
-        }
-        if matches!(
-            c.status,
-            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
-        ) {
-            // A LIP, link loss or reset happened (its async event may not
-            // have been seen yet): whatever the driver posts next (a
-            // terminate, say) must follow a MARKER (reference §7.12).
-            self.marker_needed = true;
+            self.ctio_failed(c);
         }
         if h.is_intermediate() {
             // The data half of a pair comes back only on error; its final
@@ -695,6 +671,60 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 }
             }
             Owner::AbtsResp { .. } | Owner::NotifyAck => {}
+        }
+    }
+
+    /// A CTIO7 completion whose handle is the skip handle or matches nothing
+    /// outstanding.
+    #[cold]
+    #[inline(never)]
+    fn ctio_unmatched(
+        &mut self,
+        h: IocbHandle,
+        miss: HandleMiss,
+        ok: bool,
+        c: &Ctio7CompletionRepr,
+    ) {
+        if miss == HandleMiss::Skip {
+            if !ok {
+                self.event(Event::IocbError {
+                    entry_type: 0x12,
+                    status: c.status.into(),
+                });
+            }
+            return;
+        }
+        self.stats.stale_completions += 1;
+        self.event(Event::StaleCompletion {
+            handle: h,
+            entry_type: 0x12,
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ctio_exchange_mismatch(&mut self, h: IocbHandle, expected: u32, c: &Ctio7CompletionRepr) {
+        self.stats.exchange_mismatches += 1;
+        self.event(Event::ExchangeMismatch {
+            handle: h,
+            expected: rscst_fw::ExchangeAddr(expected),
+            got: c.exchange_addr,
+        });
+    }
+
+    /// What any failed CTIO7 means besides its command.
+    #[cold]
+    #[inline(never)]
+    fn ctio_failed(&mut self, c: &Ctio7CompletionRepr) {
+        self.stats.ctio_errors += 1;
+        if matches!(
+            c.status,
+            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
+        ) {
+            // A LIP, link loss or reset happened (its async event may not
+            // have been seen yet): whatever the driver posts next (a
+            // terminate, say) must follow a MARKER (reference §7.12).
+            self.marker_needed = true;
         }
     }
 

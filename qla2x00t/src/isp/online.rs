@@ -164,22 +164,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             n += 1;
             self.stats.response_entries += 1;
-            match entry_type(buf[0]) {
-                EntryType::Ctio7 => match Ctio7CompletionRepr::parse_bytes(&buf) {
-                    Ok(c) => self.ctio_completion(&c),
-                    Err(_) => self.event(Event::UnknownEntry {
-                        entry_type: buf[0],
-                        atio_queue: false,
-                    }),
-                },
-                EntryType::NotifyAck => self.notify_ack_completion(&buf),
-                EntryType::AbtsRecv => self.abts(core, &buf),
-                EntryType::AbtsResp => self.abts_resp_completion(core, &buf),
-                EntryType::Marker => {}
-                t => self.event(Event::UnknownEntry {
-                    entry_type: t.into(),
-                    atio_queue: false,
-                }),
+            match Ctio7CompletionRepr::parse_bytes(&buf) {
+                Ok(c) => self.ctio_completion(&c),
+                Err(_) => self.response_entry(core, &buf),
             }
             if self.phase() != super::Phase::Online {
                 // A completion made us reset the chip: the ring is gone.
@@ -191,9 +178,32 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         n > 0
     }
 
+    /// A response-queue entry other than a CTIO7 completion.
+    #[cold]
+    #[inline(never)]
+    fn response_entry<C: CoreApi>(&mut self, core: &mut C, buf: &Entry) {
+        match entry_type(buf[0]) {
+            // A CTIO7 that does not parse.
+            EntryType::Ctio7 => self.event(Event::UnknownEntry {
+                entry_type: buf[0],
+                atio_queue: false,
+            }),
+            EntryType::NotifyAck => self.notify_ack_completion(buf),
+            EntryType::AbtsRecv => self.abts(core, buf),
+            EntryType::AbtsResp => self.abts_resp_completion(core, buf),
+            EntryType::Marker => {}
+            t => self.event(Event::UnknownEntry {
+                entry_type: t.into(),
+                atio_queue: false,
+            }),
+        }
+    }
+
     // ---------------------------------------------------------------- async events
 
     /// One asynchronous event (reference §4).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn async_event<C: CoreApi>(&mut self, core: &mut C, ev: AsyncEvent) {
         let running = matches!(
             self.phase(),
@@ -377,6 +387,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         true
     }
 
+    #[cold]
+    #[inline(never)]
     fn job_done<C: CoreApi>(&mut self, core: &mut C, j: Job, res: Result<Mailboxes, MbxError>) {
         if let Err(MbxError::Timeout { cmd }) = res {
             self.chip_reset(core, ResetReason::MailboxTimeout(cmd));
@@ -458,6 +470,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- timers
 
     /// Session timers and IOCBs whose completion is overdue.
+    #[cold]
+    #[inline(never)]
     fn sweep<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         for i in 0..self.sessions.len() {
@@ -526,6 +540,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// Reset the chip and run the whole bring-up again, completing
     /// everything that was in flight.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn chip_reset<C: CoreApi>(&mut self, core: &mut C, reason: ResetReason) {
         self.event(Event::Reset(reason));
         self.epoch = self.epoch.wrapping_add(1);

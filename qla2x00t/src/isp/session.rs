@@ -224,10 +224,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Acknowledge held notifies whose condition is met.
+    #[inline]
     pub(crate) fn process_held(&mut self) -> bool {
-        if !self.held_any {
-            return false;
-        }
+        self.held_any && self.process_held_notifies()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn process_held_notifies(&mut self) -> bool {
         let mut any = false;
         let mut left = false;
         for i in 0..HELD_NOTIFIES {
@@ -263,6 +267,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- IMMED_NOTIFY
 
     /// An IMMED_NOTIFY (reference §7.8, §9.7, §9.12).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn immed_notify<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(n) = ImmedNotifyRepr::parse_bytes(raw) else {
             self.event(Event::UnknownEntry {
@@ -500,6 +506,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- ABTS
 
     /// An ABTS_RECV (reference §9.8).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn abts<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(r) = AbtsRecvRepr::parse_bytes(raw) else {
             self.event(Event::UnknownEntry {
@@ -619,6 +627,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// An ABTS_RESP completion (reference §7.11, §9.8 step 5).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn abts_resp_completion<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(c) = AbtsRespCompletionRepr::parse_bytes(raw) else {
             return;
@@ -699,6 +709,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// A NOTIFY_ACK completion: only errors matter (they are reported).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn notify_ack_completion(&mut self, raw: &Entry) {
         let Ok(c) = NotifyAckCompletionRepr::parse_bytes(raw) else {
             return;
