@@ -706,6 +706,7 @@ impl Ctio7Repr {
     }
 
     /// Writes the 64 bytes (reserved bytes zero).
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, c: &mut Ctio7<T>) -> Result<(), WireError> {
         start_entry(
             c.buffer.as_mut(),

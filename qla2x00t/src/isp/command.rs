@@ -762,10 +762,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Deliver what the command slots owe the core, posting terminates first.
+    #[inline]
     pub(crate) fn process_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
-        if self.cmd_pending.is_empty() {
-            return false;
-        }
+        !self.cmd_pending.is_empty() && self.deliver_cmd_pending(core)
+    }
+
+    #[inline(never)]
+    fn deliver_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         let mut budget = self.cmds.len() * 2;
         while budget > 0 {

@@ -214,6 +214,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     /// Chip resets so far; slots created in an older epoch are void.
     pub(crate) epoch: u16,
     pub(crate) jobs: [Option<Job>; JOBS],
+    /// Some `jobs` entry may be set (only if this is set).
+    pub(crate) jobs_queued: bool,
     /// The job whose mailbox command is outstanding.
     pub(crate) job_running: Option<Job>,
     pub(crate) reset_requested: bool,
@@ -321,6 +323,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             stats: Stats::default(),
             epoch: 0,
             jobs: [None; JOBS],
+            jobs_queued: false,
             job_running: None,
             reset_requested: false,
             live_cmds: 0,
@@ -584,6 +587,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// `keep` further slots free. The doorbell is rung by `flush`. When a
     /// MARKER is due (after init, LIP, link or chip events; reference §7.12,
     /// gotcha 12) it goes first, whatever the entries are.
+    #[inline]
     pub(crate) fn post(&mut self, entries: &[[u8; ENTRY_LEN]], keep: usize) -> bool {
         let hw = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
         let marker = self.marker_needed as usize;

@@ -330,6 +330,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         if let Some(slot) = self.jobs.iter_mut().find(|s| s.is_none()) {
             *slot = Some(j);
+            self.jobs_queued = true;
         }
     }
 
@@ -337,8 +338,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if self.now < self.job_not_before {
             return None;
         }
-        if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
-            return Some(j);
+        if self.jobs_queued {
+            if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
+                return Some(j);
+            }
+            self.jobs_queued = false;
         }
         if !self.checks_queued {
             return None;

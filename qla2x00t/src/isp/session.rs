@@ -821,10 +821,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Deliver `tmf_response_sent` and resend ABTS responses.
+    #[inline]
     pub(crate) fn process_tmf_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
-        if self.tmf_pending.is_empty() {
-            return false;
-        }
+        !self.tmf_pending.is_empty() && self.deliver_tmf_pending(core)
+    }
+
+    #[inline(never)]
+    fn deliver_tmf_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         let mut budget = self.tmfs.len() * 2;
         while budget > 0 {
