@@ -24,12 +24,30 @@ pub(crate) enum QueueRegBlock {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RegMap {
     queue_block: QueueRegBlock,
-    /// BAR offsets of the six queue pointers, by `QueuePointer as usize`
-    /// (worked out once here instead of at every access).
-    queue_offsets: [u32; 6],
 }
 
+/// BAR offsets of the six queue pointers of queue 0, by `QueuePointer as
+/// usize`, in the 24xx register block and in MQ page 0 (what
+/// `rscst_fw::regs::queue_pointer` says, as tables: a test holds them equal).
+const LEGACY_QUEUE_OFFSETS: [u32; 6] = [
+    r::REQ_Q_IN,
+    r::REQ_Q_OUT,
+    r::RSP_Q_IN,
+    r::RSP_Q_OUT,
+    r::ATIO_Q_IN,
+    r::ATIO_Q_OUT,
+];
+const MQ_QUEUE_OFFSETS: [u32; 6] = [
+    r::mq::offset(0, r::mq::REQ_Q_IN),
+    r::mq::offset(0, r::mq::REQ_Q_OUT),
+    r::mq::offset(0, r::mq::RSP_Q_IN),
+    r::mq::offset(0, r::mq::RSP_Q_OUT),
+    r::mq::offset(0, r::mq::ATIO_Q_IN),
+    r::mq::offset(0, r::mq::ATIO_Q_OUT),
+];
+
 /// The queue pointers in `QueuePointer as usize` order.
+#[cfg(test)]
 const QUEUE_POINTERS: [QueuePointer; 6] = [
     QueuePointer::RequestIn,
     QueuePointer::RequestOut,
@@ -49,12 +67,7 @@ impl RegMap {
         } else {
             QueueRegBlock::MqPage
         };
-        let queue_offsets =
-            QUEUE_POINTERS.map(|which| r::queue_pointer(gen_info, false, which).offset);
-        RegMap {
-            queue_block,
-            queue_offsets,
-        }
+        RegMap { queue_block }
     }
 
     /// Whether the queue pointers need the MQ BAR.
@@ -65,7 +78,11 @@ impl RegMap {
     /// The BAR offset of a queue pointer register.
     #[inline]
     pub(crate) fn queue_offset(&self, which: QueuePointer) -> RegOffset {
-        RegOffset(self.queue_offsets[which as usize])
+        let table = match self.queue_block {
+            QueueRegBlock::Legacy => &LEGACY_QUEUE_OFFSETS,
+            QueueRegBlock::MqPage => &MQ_QUEUE_OFFSETS,
+        };
+        RegOffset(table[which as usize])
     }
 }
 
