@@ -49,17 +49,6 @@ macro_rules! check {
 }
 pub(crate) use check;
 
-/// What `run` makes of a step taken after progress in the same call: a
-/// `Retry` then is a `Yield` (requeued, and the poll made progress) — exactly
-/// what `run` does with a `Retry` that follows a `Continue`.
-#[inline(always)]
-fn after_progress(s: Step) -> Step {
-    match s {
-        Step::Retry => Step::Yield,
-        s => s,
-    }
-}
-
 /// The sense reason of a backend error.
 pub(crate) fn io_sense(e: IoError, reading: bool) -> SenseReason {
     match e {
@@ -95,39 +84,28 @@ impl Target<'_> {
         {
             return self.route_abort(i);
         }
-        // Whether this step already moved the command (a later `Retry` is
-        // then a `Yield`, see `after_progress`).
-        let mut moved = false;
         match state {
-            CmdState::Free | CmdState::Dormant => return Step::Park,
-            CmdState::Received => {
-                let s = self.step_received(i);
-                if s != Step::Continue || self.cmds[i].state != CmdState::Exec {
-                    return s;
-                }
-                // Enabled at once (the usual case): execute in the same step,
-                // as the next pass of `run` would.
-                moved = true;
-            }
-            CmdState::Enabled => return self.step_enabled(i),
-            CmdState::Exec => {}
+            CmdState::Free | CmdState::Dormant => Step::Park,
+            CmdState::Received => self.step_received(i),
+            CmdState::Enabled => self.step_enabled(i),
+            CmdState::Exec => self.exec(i, t, b),
             CmdState::WaitBuffers
             | CmdState::WaitOverlap
             | CmdState::WaitBackground
             | CmdState::WaitAborts => {
                 // Woken: run the handler's stage again.
                 self.cmds[i].state = CmdState::Exec;
-                return Step::Continue;
+                Step::Continue
             }
             CmdState::DataOut
             | CmdState::DataIn
             | CmdState::Backend
             | CmdState::ResponseSent
-            | CmdState::AbortWait => return Step::Park,
-            CmdState::Respond => return self.step_respond(i, t),
+            | CmdState::AbortWait => Step::Park,
+            CmdState::Respond => self.step_respond(i, t),
             CmdState::Aborting => {
                 let r = self.cmd_ref(i);
-                return match t.command_aborted(r) {
+                match t.command_aborted(r) {
                     Ok(()) => {
                         let c = &mut self.cmds[i];
                         c.state = CmdState::AbortWait;
@@ -135,19 +113,9 @@ impl Target<'_> {
                         Step::Park
                     }
                     Err(_) => Step::Retry,
-                };
+                }
             }
         }
-        // Exec: run the handler; if it finished the command, queue the
-        // response in the same step, as the next pass of `run` would (nothing
-        // can abort the command in between: only the core runs, and no
-        // handler aborts its own command).
-        let mut s = self.exec(i, t, b);
-        if s == Step::Continue && self.cmds[i].state == CmdState::Respond {
-            moved = true;
-            s = self.step_respond(i, t);
-        }
-        if moved { after_progress(s) } else { s }
     }
 
     /// An aborted command with nothing outstanding: TASK ABORTED under TAS,
