@@ -124,24 +124,27 @@ impl Target<'_> {
             .lus
             .get(l)
             .map_or(512, |lu| u64::from(lu.cfg.block_size));
+        // The stages run in a loop; the usual READ (parse, one mapped round,
+        // status) goes through them in order without going back to the top
+        // between them (each stage below is exactly its arm of the loop).
+        if self.cmds[i].stage == S_PARSE {
+            let (lba, blocks) = self.lba_blocks(i);
+            check!(self, i, self.check_transfer(i, lba, blocks));
+            let c = &mut self.cmds[i];
+            c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
+            c.lba = lba;
+            c.count = blocks;
+            c.intended = blocks * bs;
+            c.aux = c.intended.min(c.expected(DataDirection::In));
+            c.done = 0;
+            self.lus[l].stats.read_cmds += 1;
+            if self.cmds[i].aux == 0 {
+                return self.good(i);
+            }
+            self.cmds[i].stage = S_MAP;
+        }
         loop {
             match self.cmds[i].stage {
-                S_PARSE => {
-                    let (lba, blocks) = self.lba_blocks(i);
-                    check!(self, i, self.check_transfer(i, lba, blocks));
-                    let c = &mut self.cmds[i];
-                    c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
-                    c.lba = lba;
-                    c.count = blocks;
-                    c.intended = blocks * bs;
-                    c.aux = c.intended.min(c.expected(DataDirection::In));
-                    c.done = 0;
-                    self.lus[l].stats.read_cmds += 1;
-                    if self.cmds[i].aux == 0 {
-                        return self.good(i);
-                    }
-                    self.cmds[i].stage = S_MAP;
-                }
                 S_MAP => {
                     let c = &self.cmds[i];
                     let (lba, blocks) = (c.lba, c.count);
@@ -168,6 +171,7 @@ impl Target<'_> {
                             c.round = round;
                             c.seg_offset = c.done;
                             c.stage = S_SEND;
+                            return self.read_send(i, t, l);
                         }
                         Ok(Mapped::Unsupported) => c.stage = S_BUFFERED,
                         Err(e) => return self.fail(i, crate::target::io_sense(e, true)),
@@ -202,17 +206,7 @@ impl Target<'_> {
                     c.seg_offset = c.done;
                     c.stage = S_SEND;
                 }
-                S_SEND => {
-                    let c = &mut self.cmds[i];
-                    if c.done + c.round >= c.aux {
-                        c.done += c.round;
-                        c.data_with_status = true;
-                        let n = c.done;
-                        self.lus[l].stats.read_bytes += n;
-                        return self.good(i);
-                    }
-                    return self.send_in(i, t, S_SENT);
-                }
+                S_SEND => return self.read_send(i, t, l),
                 S_SENT => {
                     let c = &mut self.cmds[i];
                     c.done += c.round;
@@ -221,6 +215,21 @@ impl Target<'_> {
                 _ => return self.fail(i, SenseReason::InternalTargetFailure),
             }
         }
+    }
+
+    /// READ's S_SEND stage: the last round goes with the status, any other
+    /// is sent on its own.
+    #[inline(always)]
+    fn read_send<T: Transport>(&mut self, i: usize, t: &mut T, l: usize) -> Step {
+        let c = &mut self.cmds[i];
+        if c.done + c.round >= c.aux {
+            c.done += c.round;
+            c.data_with_status = true;
+            let n = c.done;
+            self.lus[l].stats.read_bytes += n;
+            return self.good(i);
+        }
+        self.send_in(i, t, S_SENT)
     }
 
     // ------------------------------------------------------ WRITE, WRITE AND VERIFY

@@ -51,6 +51,7 @@ impl fmt::Display for WireError {
 impl core::error::Error for WireError {}
 
 /// `Ok(())` if `got >= needed`, else [`WireError::Truncated`].
+#[inline]
 pub(crate) const fn need(needed: usize, got: usize) -> Result<(), WireError> {
     if got >= needed {
         Ok(())

@@ -208,6 +208,7 @@ enum_with_unknown! {
 
 impl IntType {
     /// A mailbox command completed (ROM or firmware, OK or failed).
+    #[inline]
     pub fn is_mailbox_completion(self) -> bool {
         matches!(
             self,
@@ -249,21 +250,25 @@ impl HostStatus {
     }
 
     /// Bits 0–7: the interrupt type.
+    #[inline]
     pub fn int_type(self) -> IntType {
         IntType::from(self.0 as u8)
     }
 
     /// B8.
+    #[inline]
     pub const fn risc_paused(self) -> bool {
         self.0 & Self::RISC_PAUSED != 0
     }
 
     /// B15.
+    #[inline]
     pub const fn int_pending(self) -> bool {
         self.0 & Self::INT_PENDING != 0
     }
 
     /// Bits 16–31: mailbox 0 (completion status or async event code).
+    #[inline]
     pub const fn mailbox0(self) -> u16 {
         (self.0 >> 16) as u16
     }

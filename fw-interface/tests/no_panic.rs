@@ -10,8 +10,8 @@ use rscst_fw::fc::frame::{DelimitedFrame, FcFrameRepr};
 use rscst_fw::fc::header::FcHeader;
 use rscst_fw::icb::{Icb, IcbRepr, MidIcb, Nvram24xx};
 use rscst_fw::iocb::{
-    AbtsRecv, AnyEntry, Atio7, ContinueA64, Ctio7, CtioCrc2, Dir, EntryIter, ImmedNotify, Loginout,
-    Marker, MbxIocb, NotifyAck, StatusCont,
+    AbtsRecv, AnyEntry, Atio7, Atio7CmdRepr, Atio7Repr, ContinueA64, Ctio7, CtioCrc2, Dir,
+    EntryIter, ImmedNotify, Loginout, Marker, MbxIocb, NotifyAck, StatusCont,
 };
 use rscst_fw::pci::IcbVariant;
 use rscst_fw::port_db::{PortDatabase, PortDatabaseRepr};
@@ -70,6 +70,29 @@ proptest! {
             let _ = AnyEntry::parse(&b, dir);
         }
         let _ = Atio7::new_checked(&b[..]).map(|a| a.to_string());
+    }
+
+    /// The borrowed command parse gives the verdict and the values of `Atio7Repr`.
+    #[test]
+    fn atio7_cmd_repr_agrees(mut b in proptest::collection::vec(any::<u8>(), 0..400), fix in any::<bool>()) {
+        if fix && b.len() > 4 {
+            // Mostly well-formed: ATIO7, a plausible length and entry count.
+            b[0] = 0x06;
+            b[1] %= 6;
+            b[2] = 0x38u8.wrapping_add(b[2] % 8);
+        }
+        match (Atio7Repr::parse_bytes(&b), Atio7CmdRepr::parse_bytes(&b)) {
+            (Ok(r), Ok(c)) => {
+                prop_assert_eq!((c.attr, c.exchange_addr, c.s_id, c.ox_id),
+                    (r.attr, r.exchange_addr, r.header.s_id, r.header.ox_id));
+                prop_assert_eq!((c.lun, c.crn, c.task_attr, c.priority, c.tmf, c.dir),
+                    (r.fcp.lun, r.fcp.crn, r.fcp.task_attr, r.fcp.priority, r.fcp.tmf, r.fcp.dir));
+                prop_assert_eq!((c.cdb, c.data_len), (r.fcp.cdb.as_slice(), r.fcp.data_len));
+                let _ = c.to_string();
+            }
+            (Err(x), Err(y)) => prop_assert_eq!(x, y),
+            (x, y) => prop_assert!(false, "Atio7Repr {:?} but Atio7CmdRepr {:?}", x, y),
+        }
     }
 
     #[test]

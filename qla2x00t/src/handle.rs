@@ -189,6 +189,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// Issue a handle for an IOCB on exchange `exchange`, with a deadline.
+    #[inline]
     pub fn alloc(&mut self, payload: T, exchange: u32, deadline: Instant) -> Option<IocbHandle> {
         let i = self.free_head;
         let slot = self.slots.get_mut(i as usize)?;
@@ -201,6 +202,7 @@ impl<'s, T: Copy> HandleTable<'s, T> {
         Some(IocbHandle::new(i, self.queue, slot.generation))
     }
 
+    #[inline]
     fn slot_of(&self, h: IocbHandle) -> Result<usize, HandleMiss> {
         if h.is_skip() {
             return Err(HandleMiss::Skip);
@@ -216,28 +218,46 @@ impl<'s, T: Copy> HandleTable<'s, T> {
     }
 
     /// The outstanding IOCB of a completion's handle (B30 ignored).
+    #[inline]
     pub fn get(&self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
+        self.lookup(h).map(|(_, o)| o)
+    }
+
+    /// [`get`](Self::get), with the slot to [`release`](Self::release) it by.
+    #[inline]
+    pub(crate) fn lookup(&self, h: IocbHandle) -> Result<(usize, Outstanding<T>), HandleMiss> {
         let i = self.slot_of(h.final_half())?;
         let s = &self.slots[i];
         match s.payload {
-            Some(payload) => Ok(Outstanding {
-                payload,
-                exchange: s.exchange,
-            }),
+            Some(payload) => Ok((
+                i,
+                Outstanding {
+                    payload,
+                    exchange: s.exchange,
+                },
+            )),
             None => Err(HandleMiss::Stale),
         }
     }
 
     /// Free the handle's slot (its generation moves on). Returns what it held.
+    #[inline]
     pub fn free(&mut self, h: IocbHandle) -> Result<Outstanding<T>, HandleMiss> {
-        let i = self.slot_of(h.final_half())?;
-        let out = self.get(h)?;
+        let (i, out) = self.lookup(h)?;
         self.release(i);
         Ok(out)
     }
 
-    fn release(&mut self, i: usize) {
-        let s = &mut self.slots[i];
+    /// Free slot `i`, as [`lookup`](Self::lookup) returned it for a handle
+    /// in use (anything else is ignored).
+    #[inline]
+    pub(crate) fn release(&mut self, i: usize) {
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        if !s.used {
+            return;
+        }
         s.used = false;
         s.payload = None;
         s.generation = s.generation.wrapping_add(1) & GEN_MASK;

@@ -9,8 +9,8 @@
 use rscst_core::Seg;
 use rscst_fw::fc::fcp::{DataDir, Residual};
 use rscst_fw::iocb::{
-    ContinueA64Repr, Ctio7Exchange, Ctio7Flags, Ctio7Repr, DSDS_PER_CONTINUATION, Dsd64,
-    MarkerRepr, ctio7_entry_count,
+    ContinueA64, ContinueA64Repr, Ctio7, Ctio7Exchange, Ctio7Flags, Ctio7Repr,
+    DSDS_PER_CONTINUATION, DSDS_PER_CTIO7, Dsd64, MarkerRepr, ctio7_entry_count,
 };
 use rscst_fw::{ExchangeAddr, NportHandle, OxId};
 
@@ -40,24 +40,37 @@ pub(crate) fn ctio_exchange(x: &Exchange) -> Ctio7Exchange {
 }
 
 /// Emit a CTIO7 repr into a fresh entry.
+#[inline]
 pub(crate) fn emit_ctio(c: &Ctio7Repr) -> Entry {
     let mut e = [0u8; 64];
-    // Reprs built by this crate always have a valid mode and fit 64 bytes.
-    let _ = c.emit_bytes(&mut e);
+    emit_ctio_into(c, &mut e);
     e
+}
+
+/// Emit a CTIO7 repr into `e` (every byte written). Through the view over a
+/// fixed-size entry, so the field writes need no bounds checks.
+#[inline]
+pub(crate) fn emit_ctio_into(c: &Ctio7Repr, e: &mut Entry) {
+    // Reprs built by this crate always have a valid mode and fit 64 bytes.
+    let _ = c.emit(&mut Ctio7::new_unchecked(e));
 }
 
 /// Most DSDs one piece carries: every segment of a round (the core sends
 /// at most `MAX_SEGS`) plus one from a split.
 pub(crate) const PIECE_DSDS: usize = rscst_core::MAX_SEGS + 1;
 
-/// One CTIO7's worth of a transfer.
-#[derive(Debug, Clone, Copy)]
+/// One CTIO7's worth of a transfer: its place in the command's data and
+/// where its bytes start in the scatter list (its DSDs are walked from there
+/// by [`Piece::dsds`], not stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Piece {
     pub(crate) offset: u32,
     pub(crate) len: u32,
-    pub(crate) dsds: [Dsd64; PIECE_DSDS],
+    /// DSDs (non-empty segment parts) in the piece.
     pub(crate) n: usize,
+    /// The segment the piece starts in, and the byte within it.
+    seg: usize,
+    within: u32,
 }
 
 impl Piece {
@@ -65,10 +78,42 @@ impl Piece {
     pub(crate) fn entries(&self) -> usize {
         ctio7_entry_count(self.n)
     }
+
+    /// The piece's DSDs, from the scatter list it was cut from.
+    pub(crate) fn dsds<'a>(&self, segs: &'a [Seg]) -> impl Iterator<Item = Dsd64> + 'a {
+        let mut seg = self.seg;
+        let mut within = self.within;
+        let mut left = self.len;
+        core::iter::from_fn(move || {
+            while left > 0 {
+                let s = segs.get(seg)?;
+                let avail = s.len - within;
+                if avail == 0 {
+                    seg += 1;
+                    within = 0;
+                    continue;
+                }
+                let take = avail.min(left);
+                let d = Dsd64 {
+                    address: s.addr.wrapping_add(within as u64),
+                    length: take,
+                };
+                left -= take;
+                within += take;
+                if within == s.len {
+                    seg += 1;
+                    within = 0;
+                }
+                return Some(d);
+            }
+            None
+        })
+    }
 }
 
 /// Cuts a scatter list into pieces of at most `max` bytes (relative offset
-/// `offset` onwards). Zero-length segments are skipped.
+/// `offset` onwards). Zero-length segments are skipped; a piece has at most
+/// [`PIECE_DSDS`] DSDs.
 pub(crate) struct Pieces<'a> {
     segs: &'a [Seg],
     seg: usize,
@@ -91,12 +136,14 @@ impl<'a> Pieces<'a> {
 
 impl Iterator for Pieces<'_> {
     type Item = Piece;
+    #[inline]
     fn next(&mut self) -> Option<Piece> {
         let mut p = Piece {
             offset: self.offset,
             len: 0,
-            dsds: [Dsd64::default(); PIECE_DSDS],
             n: 0,
+            seg: self.seg,
+            within: self.within,
         };
         while p.len < self.max && p.n < PIECE_DSDS {
             let Some(s) = self.segs.get(self.seg) else {
@@ -106,13 +153,14 @@ impl Iterator for Pieces<'_> {
             if left == 0 {
                 self.seg += 1;
                 self.within = 0;
+                if p.n == 0 {
+                    // The piece starts at the next segment.
+                    p.seg = self.seg;
+                    p.within = 0;
+                }
                 continue;
             }
             let take = left.min(self.max - p.len);
-            p.dsds[p.n] = Dsd64 {
-                address: s.addr.wrapping_add(self.within as u64),
-                length: take,
-            };
             p.n += 1;
             p.len += take;
             self.within += take;
@@ -129,7 +177,8 @@ impl Iterator for Pieces<'_> {
     }
 }
 
-/// Entries needed for every piece of a transfer.
+/// Entries needed for every piece of a transfer, and the number of pieces.
+#[inline]
 pub(crate) fn entries_for(segs: &[Seg], offset: u32, max: u32) -> (usize, usize) {
     let mut entries = 0;
     let mut pieces = 0;
@@ -140,42 +189,91 @@ pub(crate) fn entries_for(segs: &[Seg], offset: u32, max: u32) -> (usize, usize)
     (entries, pieces)
 }
 
-/// Build a data CTIO7 for `piece` plus its continuation entries into `out`;
-/// returns the number of entries written.
+/// The one DSD of a transfer of one non-empty segment of at most `max` bytes
+/// (the one piece [`Pieces`] would cut), or `None` for any other transfer.
+#[inline]
+pub(crate) fn single_dsd(segs: &[Seg], max: u32) -> Option<Dsd64> {
+    match segs {
+        [s] if s.len != 0 && s.len <= max.max(1) => Some(Dsd64 {
+            address: s.addr,
+            length: s.len,
+        }),
+        _ => None,
+    }
+}
+
+/// Build the data CTIO7 of a one-DSD transfer (see [`single_dsd`]) at
+/// relative offset `offset` into `e`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn data_ctio_one(
+    x: &Exchange,
+    handle: u32,
+    dir: DataDir,
+    offset: u32,
+    dsd: Dsd64,
+    extra_flags: Ctio7Flags,
+    timeout: u16,
+    e: &mut Entry,
+) {
+    let Ok(mut c) = Ctio7Repr::data(&ctio_exchange(x), handle, dir, offset, dsd.length, dsd, 1)
+    else {
+        return;
+    };
+    c.flags.insert(extra_flags);
+    c.timeout = timeout;
+    emit_ctio_into(&c, e);
+}
+
+/// Build a data CTIO7 for `piece` (cut from `segs`) plus its continuation
+/// entries into `out`; returns the number of entries written.
+#[allow(clippy::too_many_arguments)]
+#[inline]
 pub(crate) fn data_ctio(
     x: &Exchange,
     handle: u32,
     dir: DataDir,
     piece: &Piece,
+    segs: &[Seg],
     extra_flags: Ctio7Flags,
     timeout: u16,
     out: &mut [Entry; 3],
 ) -> usize {
     let xc = ctio_exchange(x);
-    let dsds = &piece.dsds[..piece.n];
+    let mut dsds = piece.dsds(segs);
+    let Some(first) = dsds.next() else {
+        return 0;
+    };
     let Ok(mut c) = Ctio7Repr::data(
         &xc,
         handle,
         dir,
         piece.offset,
         piece.len,
-        dsds[0],
+        first,
         piece.n as u16,
     ) else {
         return 0;
     };
     c.flags.insert(extra_flags);
     c.timeout = timeout;
-    out[0] = emit_ctio(&c);
+    let [ctio, conts @ ..] = out;
+    emit_ctio_into(&c, ctio);
     let mut n = 1;
-    for cont in ContinueA64Repr::for_dsds(dsds) {
-        if n >= out.len() {
-            break;
+    if piece.n > DSDS_PER_CTIO7 {
+        for e in conts.iter_mut() {
+            let mut cont = ContinueA64Repr::default();
+            let mut k = 0;
+            for (slot, d) in cont.dsds.iter_mut().zip(dsds.by_ref()) {
+                *slot = d;
+                k += 1;
+            }
+            if k == 0 {
+                break;
+            }
+            let _ = cont.emit(&mut ContinueA64::new_unchecked(&mut *e));
+            n += 1;
         }
-        let mut e = [0u8; 64];
-        let _ = cont.emit_bytes(&mut e);
-        out[n] = e;
-        n += 1;
     }
     n
 }
@@ -247,15 +345,22 @@ mod tests {
                 len: 300,
             },
         ];
+        let dsds = |p: &Piece| p.dsds(&segs).collect::<Vec<_>>();
         let p: Vec<Piece> = Pieces::new(&segs, 50, 1 << 20).collect();
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].offset, p[0].len, p[0].n), (50, 400, 2));
         assert_eq!(
-            p[0].dsds[1],
-            Dsd64 {
-                address: 0x2000,
-                length: 300
-            }
+            dsds(&p[0]),
+            [
+                Dsd64 {
+                    address: 0x1000,
+                    length: 100
+                },
+                Dsd64 {
+                    address: 0x2000,
+                    length: 300
+                }
+            ]
         );
         let p: Vec<Piece> = Pieces::new(&segs, 0, 128).collect();
         let got: Vec<(u32, u32, usize)> = p.iter().map(|p| (p.offset, p.len, p.n)).collect();
@@ -264,18 +369,55 @@ mod tests {
             [(0, 128, 2), (128, 128, 1), (256, 128, 1), (384, 16, 1)]
         );
         assert_eq!(
-            p[0].dsds[1],
+            dsds(&p[0])[1],
             Dsd64 {
                 address: 0x2000,
                 length: 28
             }
         );
         assert_eq!(
-            p[1].dsds[0],
-            Dsd64 {
+            dsds(&p[1]),
+            [Dsd64 {
                 address: 0x2000 + 28,
                 length: 128
+            }]
+        );
+        assert_eq!(
+            dsds(&p[3]),
+            [Dsd64 {
+                address: 0x2000 + 284,
+                length: 16
+            }]
+        );
+        // Every piece's DSDs add up to its length, and the pieces to the data.
+        for max in [1, 7, 100, 128, 399, 400, 1 << 20] {
+            let p: Vec<Piece> = Pieces::new(&segs, 0, max).collect();
+            for x in &p {
+                let d = dsds(x);
+                assert_eq!(d.len(), x.n, "max {max}");
+                assert_eq!(d.iter().map(|d| d.length).sum::<u32>(), x.len);
+                assert!(d.iter().all(|d| d.length > 0));
             }
+            assert_eq!(p.iter().map(|x| x.len).sum::<u32>(), 400);
+        }
+        // A piece starting after an empty segment starts in the next one.
+        let lead = [
+            Seg {
+                addr: 0x5000,
+                len: 0,
+            },
+            Seg {
+                addr: 0x6000,
+                len: 8,
+            },
+        ];
+        let p = Pieces::new(&lead, 0, 64).next().unwrap();
+        assert_eq!(
+            p.dsds(&lead).collect::<Vec<_>>(),
+            [Dsd64 {
+                address: 0x6000,
+                length: 8
+            }]
         );
         assert_eq!(
             entries_for(&segs, 0, 128),
@@ -310,6 +452,7 @@ mod tests {
             0x2000_0001,
             DataDir::DataIn,
             &p,
+            &segs,
             Ctio7Flags::SEND_STATUS,
             10,
             &mut out,
@@ -333,6 +476,59 @@ mod tests {
                 length: 512
             }
         );
+    }
+
+    #[test]
+    fn one_segment_fast_path_matches_the_general_cut() {
+        let x = Exchange {
+            addr: 0x77,
+            nport: 3,
+            s_id: rscst_fw::PortId::new(0x0a0b0c),
+            ox_id: 0x4321,
+            attr: 1,
+            vp: 0,
+            fcp_dl: 512,
+        };
+        for (len, max, offset) in [(512, 4096, 0), (4096, 4096, 8192), (1, 1, 3), (513, 512, 0)] {
+            let segs = [Seg {
+                addr: 0x1234_5000,
+                len,
+            }];
+            let Some(dsd) = single_dsd(&segs, max) else {
+                assert!(len > max, "only a segment larger than a CTIO7 is refused");
+                assert_eq!(entries_for(&segs, offset, max).1, 2);
+                continue;
+            };
+            let mut one = [0u8; 64];
+            data_ctio_one(
+                &x,
+                7,
+                DataDir::DataIn,
+                offset,
+                dsd,
+                Ctio7Flags::SEND_STATUS,
+                10,
+                &mut one,
+            );
+            let p: Vec<Piece> = Pieces::new(&segs, offset, max).collect();
+            assert_eq!(p.len(), 1);
+            let mut out = [[0xA5u8; 64]; 3];
+            let n = data_ctio(
+                &x,
+                7,
+                DataDir::DataIn,
+                &p[0],
+                &segs,
+                Ctio7Flags::SEND_STATUS,
+                10,
+                &mut out,
+            );
+            assert_eq!((n, one), (1, out[0]));
+        }
+        assert!(single_dsd(&[], 512).is_none());
+        assert!(single_dsd(&[Seg { addr: 1, len: 0 }], 512).is_none());
+        let two = [Seg { addr: 1, len: 8 }, Seg { addr: 2, len: 8 }];
+        assert!(single_dsd(&two, 512).is_none());
     }
 
     #[test]

@@ -23,9 +23,39 @@ pub(crate) enum QueueRegBlock {
 /// The register map of one function, chosen at probe.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RegMap {
-    gen_info: &'static GenInfo,
     queue_block: QueueRegBlock,
 }
+
+/// BAR offsets of the six queue pointers of queue 0, by `QueuePointer as
+/// usize`, in the 24xx register block and in MQ page 0 (what
+/// `rscst_fw::regs::queue_pointer` says, as tables: a test holds them equal).
+const LEGACY_QUEUE_OFFSETS: [u32; 6] = [
+    r::REQ_Q_IN,
+    r::REQ_Q_OUT,
+    r::RSP_Q_IN,
+    r::RSP_Q_OUT,
+    r::ATIO_Q_IN,
+    r::ATIO_Q_OUT,
+];
+const MQ_QUEUE_OFFSETS: [u32; 6] = [
+    r::mq::offset(0, r::mq::REQ_Q_IN),
+    r::mq::offset(0, r::mq::REQ_Q_OUT),
+    r::mq::offset(0, r::mq::RSP_Q_IN),
+    r::mq::offset(0, r::mq::RSP_Q_OUT),
+    r::mq::offset(0, r::mq::ATIO_Q_IN),
+    r::mq::offset(0, r::mq::ATIO_Q_OUT),
+];
+
+/// The queue pointers in `QueuePointer as usize` order.
+#[cfg(test)]
+const QUEUE_POINTERS: [QueuePointer; 6] = [
+    QueuePointer::RequestIn,
+    QueuePointer::RequestOut,
+    QueuePointer::ResponseIn,
+    QueuePointer::ResponseOut,
+    QueuePointer::AtioIn,
+    QueuePointer::AtioOut,
+];
 
 impl RegMap {
     /// The map for `gen_info` (MQ is never enabled by this driver for
@@ -37,10 +67,7 @@ impl RegMap {
         } else {
             QueueRegBlock::MqPage
         };
-        RegMap {
-            gen_info,
-            queue_block,
-        }
+        RegMap { queue_block }
     }
 
     /// Whether the queue pointers need the MQ BAR.
@@ -49,8 +76,13 @@ impl RegMap {
     }
 
     /// The BAR offset of a queue pointer register.
+    #[inline]
     pub(crate) fn queue_offset(&self, which: QueuePointer) -> RegOffset {
-        RegOffset(r::queue_pointer(self.gen_info, false, which).offset)
+        let table = match self.queue_block {
+            QueueRegBlock::Legacy => &LEGACY_QUEUE_OFFSETS,
+            QueueRegBlock::MqPage => &MQ_QUEUE_OFFSETS,
+        };
+        RegOffset(table[which as usize])
     }
 }
 
@@ -124,6 +156,21 @@ impl<M: Mmio> Regs<'_, M> {
 mod tests {
     use super::*;
     use rscst_fw::pci::probe;
+
+    #[test]
+    fn queue_offsets_are_the_reference_table() {
+        for dev in [0x2422, 0x2532, 0x8001, 0x2031, 0x2071, 0x2271, 0x2289] {
+            let g = probe(0x1077, dev).unwrap().gen_info;
+            let m = RegMap::new(g);
+            for (k, which) in QUEUE_POINTERS.iter().enumerate() {
+                assert_eq!(*which as usize, k);
+                assert_eq!(
+                    m.queue_offset(*which),
+                    RegOffset(r::queue_pointer(g, false, *which).offset)
+                );
+            }
+        }
+    }
 
     #[test]
     fn legacy_and_mq_maps() {

@@ -75,12 +75,14 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// Free slots between `in_idx` and `out` by the reference's rule.
+    #[inline]
     pub const fn free_between(in_idx: u16, out: u16) -> usize {
         let (i, o) = (in_idx as usize, out as usize);
         if i < o { o - i } else { N - (i - o) }
     }
 
     /// Free slots by the last known out-pointer.
+    #[inline]
     pub fn free(&self) -> usize {
         Self::free_between(self.in_idx, self.out_cache)
     }
@@ -91,6 +93,7 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// Whether entries were written that the doorbell has not announced.
+    #[inline]
     pub fn unpublished(&self) -> bool {
         self.in_idx != self.published
     }
@@ -99,6 +102,7 @@ impl<const N: usize> RequestRing<N> {
     /// slots free; re-reads the out-pointer only when the cached one says no.
     /// An out-pointer outside the ring is ignored (a hardware fault; the
     /// answer is then "no room").
+    #[inline]
     pub fn reserve<H: RequestHw>(&mut self, hw: &H, needed: usize, keep: usize) -> bool {
         let want = needed + REQUEST_KEEP_FREE + keep;
         if self.free() >= want {
@@ -116,6 +120,7 @@ impl<const N: usize> RequestRing<N> {
     /// `false` is returned.
     ///
     /// [`reserve`]: RequestRing::reserve
+    #[inline]
     pub fn push<H: RequestHw>(&mut self, hw: &H, entries: &[Entry]) -> Result<bool, DmaError> {
         if self.free() < entries.len() + REQUEST_KEEP_FREE {
             return Ok(false);
@@ -131,6 +136,7 @@ impl<const N: usize> RequestRing<N> {
 
     /// Announce every written entry with one doorbell (after a release
     /// fence). Returns whether a doorbell was written.
+    #[inline]
     pub fn flush<H: RequestHw>(&mut self, hw: &H) -> bool {
         if !self.unpublished() {
             return false;
@@ -142,6 +148,7 @@ impl<const N: usize> RequestRing<N> {
     }
 
     /// The index after `idx`.
+    #[inline]
     pub const fn next(idx: u16) -> u16 {
         if idx as usize + 1 >= N { 0 } else { idx + 1 }
     }
@@ -186,6 +193,7 @@ impl<const N: usize> ResponseRing<N> {
 
     /// Take the next entry if the firmware has written one: `in_ptr` is
     /// the value of `rsp_q_in` read once for this drain.
+    #[inline]
     pub fn next<H: ResponseHw>(
         &mut self,
         hw: &H,
@@ -206,6 +214,7 @@ impl<const N: usize> ResponseRing<N> {
     }
 
     /// Write the out-pointer if entries were consumed since the last call.
+    #[inline]
     pub fn finish<H: ResponseHw>(&mut self, hw: &H) -> bool {
         if self.out_idx == self.published {
             return false;
@@ -230,23 +239,13 @@ pub trait AtioHw {
     fn write_out(&self, out: u16);
 }
 
-/// One entry taken from the ATIO ring.
-#[derive(Clone, Copy)]
-pub struct AtioEntry {
-    /// The slots' bytes, concatenated (only the first `slots.min(MAX)` slots).
-    pub bytes: [u8; ENTRY_LEN * MAX_ATIO_SLOTS],
-    /// Slots the entry occupied in the ring (its `entry_count`, at least 1).
-    pub slots: usize,
-}
-
-impl AtioEntry {
-    /// The copied bytes (`min(slots, MAX_ATIO_SLOTS)` slots).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.slots.min(MAX_ATIO_SLOTS) * ENTRY_LEN]
-    }
-}
-
 /// Driver side of the ATIO ring of `N` entries.
+///
+/// Taking an entry is two steps, so the common single-slot entry is copied out once,
+/// into a 64-byte buffer, with no buffer for the slots it does not have:
+/// [`peek`](AtioRing::peek) copies the first slot out and says how many slots the entry
+/// spans once all are written; [`read_rest`](AtioRing::read_rest) copies the others (an
+/// entry with an additional CDB); [`consume`](AtioRing::consume) stamps them and moves on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AtioRing<const N: usize> {
     out_idx: u16,
@@ -267,6 +266,7 @@ impl<const N: usize> AtioRing<N> {
         self.out_idx
     }
 
+    #[inline]
     fn advance(idx: u16, by: usize) -> u16 {
         ((idx as usize + by) % N) as u16
     }
@@ -276,44 +276,59 @@ impl<const N: usize> AtioRing<N> {
         hw.signature(self.out_idx) != PROCESSED
     }
 
-    /// Take the next entry, if all of its slots are written. An
-    /// `entry_count` of 0 counts as 1; one larger than the ring is clamped.
-    pub fn next<H: AtioHw>(&mut self, hw: &H, out: &mut AtioEntry) -> Result<bool, DmaError> {
+    /// The entry at the out-index, if all of its slots are written: its first slot is
+    /// copied into `first` (after the acquire fence) and its slot count returned. An
+    /// `entry_count` of 0 counts as 1; one larger than the ring is clamped. Nothing is
+    /// consumed: [`consume`](Self::consume) does that.
+    #[inline]
+    pub fn peek<H: AtioHw>(&self, hw: &H, first: &mut Entry) -> Result<Option<usize>, DmaError> {
         if hw.signature(self.out_idx) == PROCESSED {
-            return Ok(false);
+            return Ok(None);
         }
         hw.acquire();
-        let mut first = [0u8; ENTRY_LEN];
-        hw.read_slot(self.out_idx, &mut first)?;
+        hw.read_slot(self.out_idx, first)?;
         let slots = (first[1] as usize).clamp(1, N - 1);
-        // Every slot of a multi-slot entry must be written before it is taken.
-        for k in 1..slots {
-            if hw.signature(Self::advance(self.out_idx, k)) == PROCESSED {
-                return Ok(false);
-            }
-        }
         if slots > 1 {
+            // Every slot of a multi-slot entry must be written before it is taken.
+            for k in 1..slots {
+                if hw.signature(Self::advance(self.out_idx, k)) == PROCESSED {
+                    return Ok(None);
+                }
+            }
             hw.acquire();
         }
-        out.slots = slots;
+        Ok(Some(slots))
+    }
+
+    /// Copy slots `1..slots` of the entry [`peek`](Self::peek) found into `rest`, one
+    /// after the other, as far as `rest` holds whole slots (at most `MAX_ATIO_SLOTS - 1`).
+    pub fn read_rest<H: AtioHw>(
+        &self,
+        hw: &H,
+        slots: usize,
+        rest: &mut [u8],
+    ) -> Result<(), DmaError> {
+        let n = slots.min(MAX_ATIO_SLOTS).saturating_sub(1);
+        for (k, chunk) in rest.chunks_exact_mut(ENTRY_LEN).take(n).enumerate() {
+            let mut e = [0u8; ENTRY_LEN];
+            hw.read_slot(Self::advance(self.out_idx, k + 1), &mut e)?;
+            chunk.copy_from_slice(&e);
+        }
+        Ok(())
+    }
+
+    /// Release the entry of `slots` slots at the out-index: stamp each with the processed
+    /// signature and move past it.
+    #[inline]
+    pub fn consume<H: AtioHw>(&mut self, hw: &H, slots: usize) {
         for k in 0..slots {
-            let idx = Self::advance(self.out_idx, k);
-            if k < MAX_ATIO_SLOTS {
-                let mut e = [0u8; ENTRY_LEN];
-                if k == 0 {
-                    e = first;
-                } else {
-                    hw.read_slot(idx, &mut e)?;
-                }
-                out.bytes[k * ENTRY_LEN..(k + 1) * ENTRY_LEN].copy_from_slice(&e);
-            }
-            hw.stamp(idx);
+            hw.stamp(Self::advance(self.out_idx, k));
         }
         self.out_idx = Self::advance(self.out_idx, slots);
-        Ok(true)
     }
 
     /// Write the out-pointer if entries were consumed since the last call.
+    #[inline]
     pub fn finish<H: AtioHw>(&mut self, hw: &H) -> bool {
         if self.out_idx == self.published {
             return false;
@@ -499,19 +514,29 @@ mod tests {
         assert!(!r.next(&hw, N as u16, &mut buf).unwrap());
     }
 
+    /// Take one ATIO entry the way the driver does: its bytes, or `None`.
+    fn take_atio(r: &mut AtioRing<N>, hw: &Mock) -> Option<Vec<u8>> {
+        let mut first = [0u8; ENTRY_LEN];
+        let slots = r.peek(hw, &mut first).unwrap()?;
+        let mut rest = [0u8; ENTRY_LEN * (MAX_ATIO_SLOTS - 1)];
+        r.read_rest(hw, slots, &mut rest).unwrap();
+        r.consume(hw, slots);
+        let mut v = first.to_vec();
+        v.extend_from_slice(&rest[..(slots.min(MAX_ATIO_SLOTS) - 1) * ENTRY_LEN]);
+        Some(v)
+    }
+
     #[test]
     fn atio_multi_slot_entry_wraps_and_waits_for_all_slots() {
         let hw = Mock::new();
         let mut r = AtioRing::<N>::new();
-        let mut e = AtioEntry {
-            bytes: [0; ENTRY_LEN * MAX_ATIO_SLOTS],
-            slots: 0,
-        };
         // Move to slot 14 with 14 single entries.
         for i in 0..14 {
             hw.slots.borrow_mut()[i] = entry(i as u32);
-            assert!(r.next(&hw, &mut e).unwrap());
+            let e = take_atio(&mut r, &hw).unwrap();
+            assert_eq!((e.len(), e[4]), (ENTRY_LEN, i as u8));
         }
+        assert!(take_atio(&mut r, &hw).is_none(), "nothing new");
         // A 3-slot entry at 14, 15, 0: only the first two written so far.
         let mut a = entry(0xAA);
         a[0] = 0x06;
@@ -519,21 +544,36 @@ mod tests {
         hw.slots.borrow_mut()[14] = a;
         let mut c = [0x11u8; ENTRY_LEN];
         hw.slots.borrow_mut()[15] = c;
-        assert!(!r.next(&hw, &mut e).unwrap(), "slot 0 not written yet");
+        assert!(take_atio(&mut r, &hw).is_none(), "slot 0 not written yet");
+        assert_eq!(hw.sig(14), 0, "a waiting entry is left alone");
         c[0] = 0x22;
         hw.slots.borrow_mut()[0] = c;
-        assert!(r.next(&hw, &mut e).unwrap());
-        assert_eq!(e.slots, 3);
-        assert_eq!(e.as_bytes().len(), 3 * ENTRY_LEN);
-        assert_eq!(e.bytes[4], 0xAA);
-        assert_eq!(e.bytes[ENTRY_LEN], 0x11);
-        assert_eq!(e.bytes[2 * ENTRY_LEN], 0x22);
+        let e = take_atio(&mut r, &hw).unwrap();
+        assert_eq!(e.len(), 3 * ENTRY_LEN);
+        assert_eq!(e[4], 0xAA);
+        assert_eq!(e[ENTRY_LEN], 0x11);
+        assert_eq!(e[2 * ENTRY_LEN], 0x22);
         for s in [14, 15, 0] {
             assert_eq!(hw.sig(s), PROCESSED);
         }
         assert_eq!(r.out_index(), 1);
         assert!(r.finish(&hw));
         assert_eq!(hw.written_out.get(), 1);
+        // An entry longer than what the driver copies: MAX_ATIO_SLOTS slots are copied,
+        // every slot is stamped.
+        let mut big = entry(0xBB);
+        big[1] = (MAX_ATIO_SLOTS + 2) as u8;
+        hw.slots.borrow_mut()[1] = big;
+        for k in 2..MAX_ATIO_SLOTS + 3 {
+            hw.slots.borrow_mut()[k] = [k as u8; ENTRY_LEN];
+        }
+        let e = take_atio(&mut r, &hw).unwrap();
+        assert_eq!(e.len(), MAX_ATIO_SLOTS * ENTRY_LEN);
+        assert_eq!(e[(MAX_ATIO_SLOTS - 1) * ENTRY_LEN], MAX_ATIO_SLOTS as u8);
+        assert_eq!(r.out_index() as usize, MAX_ATIO_SLOTS + 3);
+        for k in 1..MAX_ATIO_SLOTS + 3 {
+            assert_eq!(hw.sig(k as u16), PROCESSED);
+        }
     }
 
     proptest! {

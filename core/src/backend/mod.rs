@@ -367,6 +367,7 @@ impl<B: Backend + ?Sized> Backend for &mut B {
 
 /// Append segments covering `len` bytes at bus address `addr` onwards, each
 /// at most `u32::MAX` bytes; returns the bytes that fit.
+#[inline]
 pub(crate) fn push_range(segs: &mut SegList, mut addr: u64, len: u64) -> u64 {
     let mut done = 0;
     while done < len {

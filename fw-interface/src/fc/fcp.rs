@@ -13,6 +13,8 @@ use crate::{Lun, WireError};
 
 /// Size of an FCP_CMND without additional CDB.
 pub const FCP_CMND_MIN_LEN: usize = 32;
+/// Offset of the CDB in an FCP_CMND.
+pub const FCP_CMND_CDB_OFFSET: usize = 12;
 /// The largest additional CDB length (in dwords) the 6-bit field can say.
 pub const MAX_ADD_CDB_DWORDS: usize = 63;
 /// The largest CDB an FCP_CMND can carry: 16 + 4·63 bytes.

@@ -10,11 +10,13 @@
 use core::fmt;
 
 use crate::error::need;
-use crate::fc::fcp::{FCP_CMND_MIN_LEN, FcpCmnd, FcpCmndRepr};
+use crate::fc::fcp::{
+    Cdb, DataDir, FCP_CMND_CDB_OFFSET, FCP_CMND_MIN_LEN, FcpCmnd, FcpCmndRepr, TaskAttr, TmFlags,
+};
 use crate::fc::header::{FC_HEADER_LEN, FCtl, FcHeader, FcHeaderRepr, FcType, RCtl};
 use crate::iocb::{ENTRY_LEN, EntryType};
 use crate::value::{FieldVisitor, Value, Visit};
-use crate::{ExchangeAddr, OxId, PortId, WireError};
+use crate::{ExchangeAddr, Lun, OxId, PortId, WireError};
 
 /// Offset of the FC header.
 pub const HEADER_OFFSET: usize = 0x08;
@@ -118,6 +120,31 @@ impl<T: AsRef<[u8]>> Atio7<T> {
     pub fn fcp_dl(&self) -> u32 {
         self.fcp_cmnd().fcp_dl()
     }
+
+    /// The checks [`Atio7Repr::parse`] (and [`Atio7CmdRepr::parse`]) make: the length,
+    /// the entry type, an `entry_count` covering the additional CDB, and an FCP_CMND
+    /// length of at least 0x38 (smaller is Linux's "corrupted ATIO").
+    #[inline]
+    pub fn check(&self) -> Result<(), WireError> {
+        self.check_len()?;
+        if self.entry_type_raw() != u8::from(EntryType::Atio7) {
+            return Err(WireError::WrongEntryType {
+                expected: EntryType::Atio7.into(),
+                found: self.entry_type_raw(),
+            });
+        }
+        if (self.entry_count() as usize) < self.slots_needed() {
+            return Err(WireError::Malformed(
+                "ATIO entry_count too small for its additional CDB",
+            ));
+        }
+        if self.fcp_cmnd_len() < MIN_FCP_CMND_LEN {
+            return Err(WireError::Malformed(
+                "ATIO FCP_CMND length < 0x38 (corrupted)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Atio7<T> {
@@ -189,23 +216,7 @@ impl Atio7Repr {
     /// additional CDB; `fcp_cmnd_len` < 0x38 (the "corrupted ATIO" case — the view still
     /// gives the exchange address so the driver can terminate it).
     pub fn parse<T: AsRef<[u8]>>(a: &Atio7<T>) -> Result<Atio7Repr, WireError> {
-        a.check_len()?;
-        if a.entry_type() != EntryType::Atio7 {
-            return Err(WireError::WrongEntryType {
-                expected: EntryType::Atio7.into(),
-                found: a.entry_type_raw(),
-            });
-        }
-        if (a.entry_count() as usize) < a.slots_needed() {
-            return Err(WireError::Malformed(
-                "ATIO entry_count too small for its additional CDB",
-            ));
-        }
-        if a.fcp_cmnd_len() < MIN_FCP_CMND_LEN {
-            return Err(WireError::Malformed(
-                "ATIO FCP_CMND length < 0x38 (corrupted)",
-            ));
-        }
+        a.check()?;
         Ok(Atio7Repr {
             attr: a.attr(),
             exchange_addr: a.exchange_addr(),
@@ -275,6 +286,118 @@ impl Visit for Atio7Repr {
         v.field("exchange_addr", Value::U32(self.exchange_addr.0));
         self.header.visit_fields(v);
         self.fcp.visit_fields(v);
+    }
+}
+
+/// An ATIO7 parsed for the command path: the fields a target needs to run the command,
+/// with the CDB borrowed from the entry's bytes instead of copied.
+///
+/// [`Atio7Repr`] owns everything, so it carries a CDB buffer for the largest additional
+/// CDB (268 bytes); moving that per command costs more than the rest of the parse. This
+/// is the same parse — the same checks ([`Atio7::check`]) and the same values (the
+/// tests hold the two against each other) — for a driver's hot path; the FC header is
+/// reduced to what every CTIO7 of the exchange echoes (S_ID, OX_ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Atio7CmdRepr<'a> {
+    /// The attribute nibble (0–15), echoed into every CTIO7 of the exchange.
+    pub attr: u8,
+    /// The exchange address (the command's identity).
+    pub exchange_addr: ExchangeAddr,
+    /// The FC header's S_ID: the initiator.
+    pub s_id: PortId,
+    /// The FC header's OX_ID.
+    pub ox_id: OxId,
+    /// FCP_LUN.
+    pub lun: Lun,
+    /// Command reference number.
+    pub crn: u8,
+    /// Task attribute.
+    pub task_attr: TaskAttr,
+    /// Priority (0–15).
+    pub priority: u8,
+    /// Task management flags; empty for a command.
+    pub tmf: TmFlags,
+    /// Direction from RDDATA/WRDATA.
+    pub dir: DataDir,
+    /// The CDB in FCP form (16 + 4·n bytes, as [`Cdb::as_slice`]).
+    pub cdb: &'a [u8],
+    /// FCP_DL: expected data length.
+    pub data_len: u32,
+}
+
+impl<'a> Atio7CmdRepr<'a> {
+    /// Parses an ATIO (the checks of [`Atio7Repr::parse`]).
+    #[inline]
+    pub fn parse(a: &Atio7<&'a [u8]>) -> Result<Atio7CmdRepr<'a>, WireError> {
+        a.check()?;
+        let b: &'a [u8] = a.buffer;
+        // `check` made sure the buffer holds `required_len` bytes: the FCP_CMND with its
+        // additional CDB and FCP_DL.
+        let end = a.required_len();
+        let fcp = FcpCmnd::new_unchecked(&b[FCP_CMND_OFFSET..end]);
+        let h = a.header();
+        Ok(Atio7CmdRepr {
+            attr: a.attr(),
+            exchange_addr: a.exchange_addr(),
+            s_id: h.s_id(),
+            ox_id: h.ox_id(),
+            lun: fcp.lun(),
+            crn: fcp.crn(),
+            task_attr: fcp.task_attr(),
+            priority: fcp.priority(),
+            tmf: fcp.tm_flags(),
+            dir: DataDir::from_bits(fcp.rddata(), fcp.wrdata()),
+            cdb: &b[FCP_CMND_OFFSET + FCP_CMND_CDB_OFFSET..end - 4],
+            data_len: crate::bytes::be32(b, end - 4),
+        })
+    }
+
+    /// Parses bytes (never panics).
+    #[inline]
+    pub fn parse_bytes(b: &'a [u8]) -> Result<Atio7CmdRepr<'a>, WireError> {
+        Atio7CmdRepr::parse(&Atio7::new_unchecked(b))
+    }
+}
+
+impl fmt::Display for Atio7CmdRepr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ATIO7 xchg={} s_id={} ox_id={} lun={} attr={}",
+            self.exchange_addr, self.s_id, self.ox_id, self.lun, self.task_attr
+        )?;
+        if !self.tmf.is_empty() {
+            write!(f, " tmf={}", self.tmf)?;
+        }
+        // The CDB as `Cdb` prints it: without its padding.
+        let cdb = Cdb::new(self.cdb).unwrap_or_default();
+        write!(f, " cdb={cdb} fcp_dl={} {}", self.data_len, self.dir)?;
+        if self.crn != 0 {
+            write!(f, " crn={}", self.crn)?;
+        }
+        if self.priority != 0 {
+            write!(f, " prio={}", self.priority)?;
+        }
+        if self.attr != 0 {
+            write!(f, " atio_attr={}", self.attr)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Atio7CmdRepr<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "ATIO7 xchg={} s_id={} ox_id={} lun={} cdb={=[u8]:02x} fcp_dl={}",
+            self.exchange_addr,
+            self.s_id,
+            self.ox_id,
+            self.lun,
+            self.cdb,
+            self.data_len
+        )
     }
 }
 
@@ -418,6 +541,68 @@ pub(crate) mod tests {
         assert_eq!(c.get("add_cdb_len"), "4");
         assert_eq!(c.get("entry_count"), "2");
         assert_eq!(c.get("wrdata"), "true");
+    }
+
+    /// `Atio7CmdRepr` is `Atio7Repr` without the copy: same verdict, same values.
+    pub(crate) fn assert_cmd_repr_agrees(b: &[u8]) {
+        match (Atio7Repr::parse_bytes(b), Atio7CmdRepr::parse_bytes(b)) {
+            (Ok(r), Ok(c)) => {
+                assert_eq!(
+                    (c.attr, c.exchange_addr, c.s_id, c.ox_id),
+                    (r.attr, r.exchange_addr, r.header.s_id, r.header.ox_id)
+                );
+                assert_eq!(
+                    (c.lun, c.crn, c.task_attr, c.priority, c.tmf, c.dir),
+                    (
+                        r.fcp.lun,
+                        r.fcp.crn,
+                        r.fcp.task_attr,
+                        r.fcp.priority,
+                        r.fcp.tmf,
+                        r.fcp.dir
+                    )
+                );
+                assert_eq!((c.cdb, c.data_len), (r.fcp.cdb.as_slice(), r.fcp.data_len));
+                assert!(!c.to_string().is_empty());
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("Atio7Repr {a:?} but Atio7CmdRepr {b:?}"),
+        }
+    }
+
+    #[test]
+    fn cmd_repr_borrows_the_same_fields() {
+        assert_cmd_repr_agrees(&GOLDEN);
+        let c = Atio7CmdRepr::parse_bytes(&GOLDEN).unwrap();
+        assert_eq!(c.cdb, &GOLDEN[0x2C..0x3C]);
+        assert_eq!(
+            c.to_string(),
+            "ATIO7 xchg=0x00000123 s_id=010203 ox_id=0x1234 lun=0000000000000000 attr=SIMPLE cdb=[28 00 00 00 00 00 00 00 08 00] fcp_dl=4096 RD atio_attr=1"
+        );
+        // Additional CDB across two slots, a TMF, priority and CRN, and the failures.
+        let mut b = [0u8; 128];
+        b[..64].copy_from_slice(&GOLDEN);
+        b[0x01] = 2;
+        b[0x02..0x04].copy_from_slice(&[0x48, 0x00]);
+        b[0x2B] = (4 << 2) | 0x01;
+        for (i, x) in b[0x2C..0x4C].iter_mut().enumerate() {
+            *x = 0x40 + i as u8;
+        }
+        b[0x4C..0x50].copy_from_slice(&[0x00, 0x00, 0x02, 0x00]);
+        assert_cmd_repr_agrees(&b);
+        assert_eq!(Atio7CmdRepr::parse_bytes(&b).unwrap().cdb.len(), 32);
+        assert_cmd_repr_agrees(&b[..64]);
+        let mut t = GOLDEN;
+        t[0x28] = 7;
+        t[0x29] = 0x02 | 5 << 3;
+        t[0x2A] = 0x10;
+        assert_cmd_repr_agrees(&t);
+        for (at, v) in [(0, 0x12), (1, 0), (2, 0x37)] {
+            let mut w = b;
+            w[at] = v;
+            assert_cmd_repr_agrees(&w);
+        }
+        assert_cmd_repr_agrees(&GOLDEN[..40]);
     }
 
     #[test]

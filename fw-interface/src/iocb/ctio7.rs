@@ -497,6 +497,7 @@ pub struct Ctio7Repr {
 }
 
 impl Ctio7Repr {
+    #[inline]
     fn base(x: &Ctio7Exchange, handle: u32, flags: Ctio7Flags, mode: Ctio7Mode) -> Ctio7Repr {
         Ctio7Repr {
             entry_count: 1,
@@ -520,6 +521,7 @@ impl Ctio7Repr {
     /// A mode-0 data CTIO (§9.2, §9.4): `dir` DataIn sends, DataOut receives (anything else
     /// is refused); `first_dsd` goes in the CTIO, `dseg_count` counts all DSDs (the caller
     /// writes DSDs 2.. into CONTINUE_A64 entries; `entry_count` is set from `dseg_count`).
+    #[inline]
     pub fn data(
         x: &Ctio7Exchange,
         handle: u32,
@@ -567,6 +569,7 @@ impl Ctio7Repr {
 
     /// A mode-1 status CTIO (§9.6): SEND_STATUS, `status` with the residual flag, sense
     /// (≤ 24 bytes, wire order) with SENSE_VALID when present.
+    #[inline]
     pub fn status(
         x: &Ctio7Exchange,
         handle: u32,
@@ -620,6 +623,7 @@ impl Ctio7Repr {
     }
 
     /// Terminate the exchange (§9.11): skip handle | B29, mode 1, TERMINATE, no SEND_STATUS.
+    #[inline]
     pub fn terminate(x: &Ctio7Exchange) -> Ctio7Repr {
         Self::base(
             x,
@@ -630,6 +634,7 @@ impl Ctio7Repr {
     }
 
     /// The 16-bit flags word as sent (mode bit and attr included).
+    #[inline]
     pub fn wire_flags(&self) -> u16 {
         let mode = match self.mode {
             Ctio7Mode::Mode0(_) => 0,
@@ -701,6 +706,7 @@ impl Ctio7Repr {
     }
 
     /// Writes the 64 bytes (reserved bytes zero).
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, c: &mut Ctio7<T>) -> Result<(), WireError> {
         start_entry(
             c.buffer.as_mut(),
@@ -914,6 +920,7 @@ impl Ctio7CompletionRepr {
     }
 
     /// Parses a completion.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(c: &Ctio7<T>) -> Result<Ctio7CompletionRepr, WireError> {
         check_entry(c.buffer.as_ref(), EntryType::Ctio7)?;
         Ok(Ctio7CompletionRepr {
@@ -932,6 +939,7 @@ impl Ctio7CompletionRepr {
     }
 
     /// Parses bytes (never panics).
+    #[inline]
     pub fn parse_bytes(b: &[u8]) -> Result<Ctio7CompletionRepr, WireError> {
         Ctio7CompletionRepr::parse(&Ctio7::new_checked(b)?)
     }

@@ -34,7 +34,7 @@ pub use abts::{
     AbtsRecv, AbtsRecvRepr, AbtsResp, AbtsRespCompletionRepr, AbtsRespRepr, BlsPayload,
 };
 pub use any::{AnyEntry, Dir, EntryIter};
-pub use atio7::{Atio7, Atio7Repr};
+pub use atio7::{Atio7, Atio7CmdRepr, Atio7Repr};
 pub use continuation::{ContinueA64, ContinueA64Repr};
 pub use ctio_crc2::{CtioCrc2, CtioCrc2CompletionRepr, CtioCrc2Repr};
 pub use ctio7::{
@@ -226,6 +226,7 @@ impl<T: AsRef<[u8]>> EntryHeader<T> {
 }
 
 /// Checks `b` holds a 64-byte entry of type `expected`.
+#[inline]
 pub(crate) fn check_entry(b: &[u8], expected: EntryType) -> Result<(), WireError> {
     need(ENTRY_LEN, b.len())?;
     let found = b[0];
@@ -238,6 +239,7 @@ pub(crate) fn check_entry(b: &[u8], expected: EntryType) -> Result<(), WireError
 
 /// Writes the 4-byte header (type, count, sys_define 0, entry_status) and zeroes the rest of
 /// the 64 bytes.
+#[inline]
 pub(crate) fn start_entry(
     b: &mut [u8],
     t: EntryType,
@@ -267,6 +269,7 @@ impl Dsd64 {
     pub const LEN: usize = 12;
 
     /// Reads a DSD at `at`.
+    #[inline]
     pub fn read(b: &[u8], at: usize) -> Dsd64 {
         Dsd64 {
             address: le64(b, at),
@@ -275,6 +278,7 @@ impl Dsd64 {
     }
 
     /// Writes this DSD at `at`.
+    #[inline]
     pub fn write(&self, b: &mut [u8], at: usize) {
         set_le64(b, at, self.address);
         set_le32(b, at + 8, self.length);

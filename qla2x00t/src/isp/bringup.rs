@@ -229,6 +229,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// Run bring-up steps until one has to wait. Returns whether anything
     /// happened.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn step_bringup<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut progressed = false;
         for _ in 0..32 {
@@ -765,6 +767,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// MARKER (type 0x04), modifier 2 = sync all, skip handle (reference §7.12).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn post_marker(&mut self) -> bool {
         self.marker_needed = true;
         self.post(&[], 0)

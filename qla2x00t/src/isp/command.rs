@@ -22,8 +22,8 @@ use rscst_core::{
     Busy, CmdHandle, CmdRef, CommandRequest, Data, DataDirection, Lun, Rejected, ScsiStatus,
     Status, TaskAttr, TaskTag, TmfFunction, TmfRequest, TransferError,
 };
-use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFunction};
-use rscst_fw::iocb::{Atio7, Atio7Repr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
+use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFlags, TmFunction};
+use rscst_fw::iocb::{Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
 use rscst_hba::Platform;
 
 use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, Peer, TmfKind, TmfSlot};
@@ -113,7 +113,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Post what waits in the deferred queue, in order, while it fits.
+    #[inline]
     pub(crate) fn flush_deferred(&mut self) -> bool {
+        self.deferred_len > 0 && self.flush_deferred_entries()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush_deferred_entries(&mut self) -> bool {
         let mut n = 0;
         while n < self.deferred_len {
             let e = self.deferred[n];
@@ -195,40 +202,22 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// An ATIO7 (reference §9.1).
     pub(crate) fn atio7<C: CoreApi>(&mut self, core: &mut C, bytes: &[u8]) {
-        let raw_exchange = Atio7::new_checked(bytes).map(|a| a.exchange_addr());
-        let a = match Atio7Repr::parse_bytes(bytes) {
+        let a = match Atio7CmdRepr::parse_bytes(bytes) {
             Ok(a) => a,
             Err(_) => {
-                // Corrupted (Linux: FCP_CMND length < 0x38): terminate it.
-                if let Ok(xa) = raw_exchange
-                    && !xa.is_unknown()
-                {
-                    let s_id =
-                        rscst_fw::PortId::from_be_bytes([bytes[0x0D], bytes[0x0E], bytes[0x0F]]);
-                    let x = Exchange {
-                        addr: xa.0,
-                        nport: 0xFFFF,
-                        s_id,
-                        ox_id: u16::from_be_bytes([bytes[0x18], bytes[0x19]]),
-                        attr: (bytes[3] >> 4) & 0xF,
-                        vp: 0,
-                        fcp_dl: 0,
-                    };
-                    self.post_terminate(&x, SKIP_HANDLE);
-                    self.event(Event::CorruptAtio(xa));
-                }
+                self.corrupt_atio7(bytes);
                 return;
             }
         };
-        let sess = self.session_by_sid(a.header.s_id);
+        let sess = self.session_by_sid(a.s_id);
         let mut x = Exchange {
             addr: a.exchange_addr.0,
             nport: sess.map_or(0xFFFF, |i| self.sessions[i].nport),
-            s_id: a.header.s_id,
-            ox_id: a.header.ox_id.0,
+            s_id: a.s_id,
+            ox_id: a.ox_id.0,
             attr: a.attr,
             vp: 0,
-            fcp_dl: a.fcp.data_len,
+            fcp_dl: a.data_len,
         };
         if a.exchange_addr.is_unknown() {
             // The firmware had no exchange for it (gotcha 6).
@@ -244,7 +233,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.exhausted = false;
         let Some(si) = sess else {
             self.stats.unknown_session += 1;
-            if a.header.s_id.is_well_known() {
+            if a.s_id.is_well_known() {
                 self.post_busy(&x, ScsiStatus::TaskSetFull);
             } else {
                 self.post_terminate(&x, SKIP_HANDLE);
@@ -260,9 +249,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.post_terminate(&x, SKIP_HANDLE);
             return;
         };
-        let lun = Lun::from_bytes(a.fcp.lun.0);
-        if !a.fcp.tmf.is_empty() {
-            self.fcp_tmf(core, &a, x, si as u16, core_session, lun);
+        let lun = Lun::from_bytes(a.lun.0);
+        if !a.tmf.is_empty() {
+            self.fcp_tmf(core, a.tmf, x, si as u16, core_session, lun);
             return;
         }
         if self.live_cmds >= self.busy_threshold {
@@ -270,7 +259,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.post_busy(&x, ScsiStatus::Busy);
             return;
         }
-        let dir = match a.fcp.dir {
+        let dir = match a.dir {
             DataDir::None => DataDirection::None,
             DataDir::DataIn => DataDirection::In,
             DataDir::DataOut => DataDirection::Out,
@@ -283,11 +272,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             session: core_session,
             tag: TaskTag(x.addr as u64),
             lun,
-            attr: task_attr(a.fcp.task_attr),
-            priority: a.fcp.priority,
-            crn: a.fcp.crn,
-            cdb: a.fcp.cdb.as_slice(),
-            expected_len: a.fcp.data_len,
+            attr: task_attr(a.task_attr),
+            priority: a.priority,
+            crn: a.crn,
+            cdb: a.cdb,
+            expected_len: a.data_len,
             dir,
         };
         match core.submit(&req) {
@@ -304,6 +293,31 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.post_busy(&x, st);
             }
         }
+    }
+
+    /// An ATIO7 that does not parse (Linux: FCP_CMND length < 0x38): its
+    /// exchange, if it has one, is terminated.
+    #[cold]
+    #[inline(never)]
+    fn corrupt_atio7(&mut self, bytes: &[u8]) {
+        let Ok(xa) = Atio7::new_checked(bytes).map(|a| a.exchange_addr()) else {
+            return;
+        };
+        if xa.is_unknown() {
+            return;
+        }
+        let s_id = rscst_fw::PortId::from_be_bytes([bytes[0x0D], bytes[0x0E], bytes[0x0F]]);
+        let x = Exchange {
+            addr: xa.0,
+            nport: 0xFFFF,
+            s_id,
+            ox_id: u16::from_be_bytes([bytes[0x18], bytes[0x19]]),
+            attr: (bytes[3] >> 4) & 0xF,
+            vp: 0,
+            fcp_dl: 0,
+        };
+        self.post_terminate(&x, SKIP_HANDLE);
+        self.event(Event::CorruptAtio(xa));
     }
 
     /// A status the driver sends on its own (the core never sees the command).
@@ -344,13 +358,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     fn fcp_tmf<C: CoreApi>(
         &mut self,
         core: &mut C,
-        a: &Atio7Repr,
+        tmf: TmFlags,
         x: Exchange,
         session: u16,
         core_session: rscst_core::SessionHandle,
         lun: Lun,
     ) {
-        let function = match a.fcp.tmf.function() {
+        let function = match tmf.function() {
             Some(TmFunction::AbortTaskSet) => TmfFunction::AbortTaskSet,
             Some(TmFunction::ClearTaskSet) => TmfFunction::ClearTaskSet,
             Some(TmFunction::LunReset) => TmfFunction::LogicalUnitReset,
@@ -442,7 +456,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         status: Option<&Status<'_>>,
     ) -> Result<(), Busy> {
         let max = self.config.max_ctio_bytes;
-        let (data_entries, pieces) = iocb::entries_for(data.segs, data.offset, max);
+        // The common case, one segment that fits one CTIO7, is cut without
+        // walking the scatter list.
+        let single = iocb::single_dsd(data.segs, max);
+        let (data_entries, pieces) = match single {
+            Some(_) => (1, 1),
+            None => iocb::entries_for(data.segs, data.offset, max),
+        };
         let good = status.is_some_and(|s| {
             s.status == ScsiStatus::Good
                 && s.sense.is_empty()
@@ -478,12 +498,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             return Err(Busy);
         };
         let timeout = self.config.ctio_timeout_secs;
-        let mut out = [[0u8; 64]; 3];
-        let mut k = 0;
-        for p in Pieces::new(data.segs, data.offset, max) {
-            k += 1;
-            let last = k == pieces;
-            let (handle, flags) = if last && !separate_status {
+        // The last data CTIO7 carries the final handle (and the status when it
+        // rides along); the others are intermediate, returned only on error.
+        let handle_flags = |last: bool| {
+            if last && !separate_status {
                 let f = if status.is_some() {
                     Ctio7Flags::SEND_STATUS
                 } else {
@@ -492,11 +510,28 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 (h.0, f)
             } else {
                 (h.intermediate().0, Ctio7Flags::DONT_RET_CTIO)
-            };
-            let n = iocb::data_ctio(&x, handle, dir, &p, flags, timeout, &mut out);
-            let _ = self.post(&out[..n], 0);
+            }
+        };
+        let mut len = 0u64;
+        if let Some(dsd) = single {
+            let (handle, flags) = handle_flags(true);
+            let mut e = [0u8; 64];
+            iocb::data_ctio_one(&x, handle, dir, data.offset, dsd, flags, timeout, &mut e);
+            let _ = self.post(core::slice::from_ref(&e), 0);
             self.stats.ctios += 1;
-            self.stats.continuations += n.saturating_sub(1) as u64;
+            len = u64::from(dsd.length);
+        } else {
+            let mut out = [[0u8; 64]; 3];
+            let mut k = 0;
+            for p in Pieces::new(data.segs, data.offset, max) {
+                k += 1;
+                len += u64::from(p.len);
+                let (handle, flags) = handle_flags(k == pieces);
+                let n = iocb::data_ctio(&x, handle, dir, &p, data.segs, flags, timeout, &mut out);
+                let _ = self.post(&out[..n], 0);
+                self.stats.ctios += 1;
+                self.stats.continuations += n.saturating_sub(1) as u64;
+            }
         }
         if separate_status && let Some(s) = status {
             let mut sense = [0u8; 24];
@@ -513,7 +548,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.stats.ctios += 1;
             }
         }
-        let len = data.len() as u64;
         match dir {
             DataDir::DataOut => self.stats.bytes_out += len,
             _ => self.stats.bytes_in += len,
@@ -596,46 +630,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     pub(crate) fn ctio_completion(&mut self, c: &Ctio7CompletionRepr) {
         let h = IocbHandle(c.handle);
         let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
-        let o = match self.handles.get(h) {
-            Ok(o) => o,
-            Err(HandleMiss::Skip) => {
-                if !ok {
-                    self.event(Event::IocbError {
-                        entry_type: 0x12,
-                        status: c.status.into(),
-                    });
-                }
-                return;
-            }
-            Err(_) => {
-                self.stats.stale_completions += 1;
-                self.event(Event::StaleCompletion {
-                    handle: h,
-                    entry_type: 0x12,
-                });
-                return;
-            }
+        let (slot, o) = match self.handles.lookup(h) {
+            Ok(x) => x,
+            Err(miss) => return self.ctio_unmatched(h, miss, ok, c),
         };
         if o.exchange != c.exchange_addr.0 {
-            self.stats.exchange_mismatches += 1;
-            self.event(Event::ExchangeMismatch {
-                handle: h,
-                expected: rscst_fw::ExchangeAddr(o.exchange),
-                got: c.exchange_addr,
-            });
-            return;
+            return self.ctio_exchange_mismatch(h, o.exchange, c);
         }
         if !ok {
-            self.stats.ctio_errors += 1;
-        }
-        if matches!(
-            c.status,
-            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
-        ) {
-            // A LIP, link loss or reset happened (its async event may not
-            // have been seen yet): whatever the driver posts next (a
-            // terminate, say) must follow a MARKER (reference §7.12).
-            self.marker_needed = true;
+            self.ctio_failed(c);
         }
         if h.is_intermediate() {
             // The data half of a pair comes back only on error; its final
@@ -651,7 +654,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             return;
         }
-        let _ = self.handles.free(h);
+        self.handles.release(slot);
         match o.payload {
             Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c),
             Owner::Terminate { cmd } => {
@@ -668,6 +671,60 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 }
             }
             Owner::AbtsResp { .. } | Owner::NotifyAck => {}
+        }
+    }
+
+    /// A CTIO7 completion whose handle is the skip handle or matches nothing
+    /// outstanding.
+    #[cold]
+    #[inline(never)]
+    fn ctio_unmatched(
+        &mut self,
+        h: IocbHandle,
+        miss: HandleMiss,
+        ok: bool,
+        c: &Ctio7CompletionRepr,
+    ) {
+        if miss == HandleMiss::Skip {
+            if !ok {
+                self.event(Event::IocbError {
+                    entry_type: 0x12,
+                    status: c.status.into(),
+                });
+            }
+            return;
+        }
+        self.stats.stale_completions += 1;
+        self.event(Event::StaleCompletion {
+            handle: h,
+            entry_type: 0x12,
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ctio_exchange_mismatch(&mut self, h: IocbHandle, expected: u32, c: &Ctio7CompletionRepr) {
+        self.stats.exchange_mismatches += 1;
+        self.event(Event::ExchangeMismatch {
+            handle: h,
+            expected: rscst_fw::ExchangeAddr(expected),
+            got: c.exchange_addr,
+        });
+    }
+
+    /// What any failed CTIO7 means besides its command.
+    #[cold]
+    #[inline(never)]
+    fn ctio_failed(&mut self, c: &Ctio7CompletionRepr) {
+        self.stats.ctio_errors += 1;
+        if matches!(
+            c.status,
+            CtioStatus::LipReset | CtioStatus::PortUnavailable | CtioStatus::TargetReset
+        ) {
+            // A LIP, link loss or reset happened (its async event may not
+            // have been seen yet): whatever the driver posts next (a
+            // terminate, say) must follow a MARKER (reference §7.12).
+            self.marker_needed = true;
         }
     }
 
@@ -705,7 +762,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Deliver what the command slots owe the core, posting terminates first.
+    #[inline]
     pub(crate) fn process_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        !self.cmd_pending.is_empty() && self.deliver_cmd_pending(core)
+    }
+
+    #[inline(never)]
+    fn deliver_cmd_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         let mut budget = self.cmds.len() * 2;
         while budget > 0 {
@@ -715,11 +778,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             };
             let i = i as usize;
             any = true;
-            let slot = self.cmds[i];
+            // `pop` only returns indexes of the table.
+            let slot = &self.cmds[i];
             if !slot.live {
                 continue;
             }
             if slot.needs_terminate && !slot.void {
+                let slot = *slot;
                 // A tracked handle: the command hears back only after the
                 // terminate completed (no transfer touches its buffers then).
                 let posted = match self.handles.alloc(
@@ -747,31 +812,32 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 s.closed = true;
                 s.outstanding = s.outstanding.saturating_add(1);
             }
-            let s = self.cmds[i];
+            let s = &self.cmds[i];
+            let (handle, outstanding, deliver) = (s.handle, s.outstanding, s.deliver);
             if s.aborting {
-                if s.outstanding == 0 {
+                if outstanding == 0 {
                     self.free_cmd(i);
-                    core.abort_done(s.handle);
+                    core.abort_done(handle);
                 }
                 continue;
             }
-            if s.outstanding > 0 {
+            if outstanding > 0 {
                 // A terminate is on its way: deliver after it completed.
                 continue;
             }
-            match s.deliver {
+            match deliver {
                 Deliver::Nothing => {}
                 Deliver::DataOut(r) => {
                     self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_out_done(s.handle, r);
+                    core.data_out_done(handle, r);
                 }
                 Deliver::DataIn(r) => {
                     self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_in_done(s.handle, r);
+                    core.data_in_done(handle, r);
                 }
                 Deliver::Response(r) => {
                     self.free_cmd(i);
-                    core.response_sent(s.handle, r);
+                    core.response_sent(handle, r);
                 }
             }
         }

@@ -8,6 +8,7 @@ use rscst_hba::{DmaError, DmaFence, DmaRegion, Platform};
 use crate::regs::{RegMap, Regs};
 use crate::ring::{AtioHw, ENTRY_LEN, Entry, PROCESSED, RequestHw, ResponseHw, SIGNATURE_OFFSET};
 
+#[inline]
 fn slot_off(idx: u16) -> usize {
     idx as usize * ENTRY_LEN
 }
@@ -20,6 +21,7 @@ pub(crate) struct ReqHw<'a, P: Platform, R: DmaRegion> {
 }
 
 impl<'a, P: Platform, R: DmaRegion> ReqHw<'a, P, R> {
+    #[inline]
     pub(crate) fn new(p: &'a P, map: RegMap, region: &'a R) -> Self {
         ReqHw {
             regs: Regs {
@@ -59,6 +61,7 @@ pub(crate) struct InHw<'a, P: Platform, R: DmaRegion> {
 }
 
 impl<'a, P: Platform, R: DmaRegion> InHw<'a, P, R> {
+    #[inline]
     pub(crate) fn response(p: &'a P, map: RegMap, region: &'a R) -> Self {
         InHw {
             regs: Regs {
@@ -72,12 +75,14 @@ impl<'a, P: Platform, R: DmaRegion> InHw<'a, P, R> {
         }
     }
 
+    #[inline]
     pub(crate) fn atio(p: &'a P, map: RegMap, region: &'a R) -> Self {
         let mut h = Self::response(p, map, region);
         h.atio = true;
         h
     }
 
+    #[inline]
     fn sig(&self, idx: u16) -> u32 {
         // A failed read (impossible within the ring) reads as "processed":
         // the slot is then left alone.
@@ -86,6 +91,7 @@ impl<'a, P: Platform, R: DmaRegion> InHw<'a, P, R> {
             .unwrap_or(PROCESSED)
     }
 
+    #[inline]
     fn stamp_slot(&self, idx: u16) {
         let _ = self.region.store_u32(
             slot_off(idx) + SIGNATURE_OFFSET,

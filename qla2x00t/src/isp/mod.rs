@@ -203,6 +203,10 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) tmfs: &'s mut [TmfSlot],
     pub(crate) sessions: &'s mut [Session],
     pub(crate) held: [HeldNotify; HELD_NOTIFIES],
+    /// Some notify may be held (`held` has a used entry only if this is set).
+    pub(crate) held_any: bool,
+    /// Some session may have `check_pending` set (only if this is set).
+    pub(crate) checks_queued: bool,
     pub(crate) cmd_pending: PendingList,
     pub(crate) tmf_pending: PendingList,
     pub(crate) events: EventLog<'s>,
@@ -210,6 +214,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     /// Chip resets so far; slots created in an older epoch are void.
     pub(crate) epoch: u16,
     pub(crate) jobs: [Option<Job>; JOBS],
+    /// Some `jobs` entry may be set (only if this is set).
+    pub(crate) jobs_queued: bool,
     /// The job whose mailbox command is outstanding.
     pub(crate) job_running: Option<Job>,
     pub(crate) reset_requested: bool,
@@ -309,12 +315,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             tmfs,
             sessions,
             held: [HeldNotify::EMPTY; HELD_NOTIFIES],
+            held_any: false,
+            checks_queued: false,
             cmd_pending: PendingList::new(),
             tmf_pending: PendingList::new(),
             events: EventLog::new(events),
             stats: Stats::default(),
             epoch: 0,
             jobs: [None; JOBS],
+            jobs_queued: false,
             job_running: None,
             reset_requested: false,
             live_cmds: 0,
@@ -492,7 +501,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 min(Some(self.next_sweep));
             }
             if self.jobs.iter().any(Option::is_some)
-                || self.sessions.iter().any(|s| s.check_pending)
+                || (self.checks_queued && self.sessions.iter().any(|s| s.check_pending))
             {
                 min(Some(self.job_not_before.max(now)));
             }
@@ -578,6 +587,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// `keep` further slots free. The doorbell is rung by `flush`. When a
     /// MARKER is due (after init, LIP, link or chip events; reference §7.12,
     /// gotcha 12) it goes first, whatever the entries are.
+    #[inline]
     pub(crate) fn post(&mut self, entries: &[[u8; ENTRY_LEN]], keep: usize) -> bool {
         let hw = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
         let marker = self.marker_needed as usize;

@@ -24,7 +24,7 @@ use crate::core_api::CoreApi;
 use crate::event::{Event, LogoutReason, ResetReason};
 use crate::handle::IocbHandle;
 use crate::mailbox::MbxError;
-use crate::ring::{AtioEntry, ENTRY_LEN, MAX_ATIO_SLOTS};
+use crate::ring::{ENTRY_LEN, Entry, MAX_ATIO_SLOTS};
 
 /// How often outstanding handles and session timers are checked.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -34,6 +34,21 @@ const LOGIN_PRLI_PENDING: u8 = 0x05;
 const LOGIN_PRLI_COMPLETE: u8 = 0x06;
 /// PORT_UPDATE login state "port unavailable / logged out".
 const PORT_UPDATE_LOGGED_OUT: u16 = 0x07;
+
+/// Raw entry types of the two entries of every command (`EntryType::from`
+/// is a chain of compares the compiler keeps out of line).
+const RAW_ATIO7: u8 = 0x06;
+const RAW_CTIO7: u8 = 0x12;
+
+/// The type of an entry: ATIO7 and CTIO7 without the general lookup.
+#[inline]
+fn entry_type(raw: u8) -> EntryType {
+    match raw {
+        RAW_ATIO7 => EntryType::Atio7,
+        RAW_CTIO7 => EntryType::Ctio7,
+        _ => EntryType::from(raw),
+    }
+}
 
 impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     Isp<'s, P, REQ, RSP, ATIO>
@@ -64,47 +79,70 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// An entry is taken only when one request slot is free to answer it,
     /// so back-pressure reaches the firmware instead of dropping anything.
     fn drain_atio<C: CoreApi>(&mut self, core: &mut C) -> bool {
-        let mut e = AtioEntry {
-            bytes: [0; ENTRY_LEN * MAX_ATIO_SLOTS],
-            slots: 0,
-        };
         let mut n = 0;
         while n < self.config.atio_budget {
-            {
+            let mut first = [0u8; ENTRY_LEN];
+            let slots = {
                 // Room for the answer and a MARKER that may have to precede it.
                 let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
                 if self.deferred_len > 0 || !self.req.reserve(&req, 2, 0) {
                     break;
                 }
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
-                match self.atio.next(&hw, &mut e) {
-                    Ok(true) => {}
+                match self.atio.peek(&hw, &mut first) {
+                    Ok(Some(slots)) => slots,
                     _ => break,
                 }
-            }
+            };
             n += 1;
             self.stats.atio_entries += 1;
-            let bytes = e.as_bytes();
-            let mut first = [0u8; ENTRY_LEN];
-            first.copy_from_slice(&bytes[..ENTRY_LEN]);
-            match EntryType::from(bytes[0]) {
-                EntryType::Atio7 => {
-                    let len = bytes.len();
-                    let mut copy = [0u8; ENTRY_LEN * MAX_ATIO_SLOTS];
-                    copy[..len].copy_from_slice(bytes);
-                    self.atio7(core, &copy[..len]);
-                }
-                EntryType::ImmedNotify => self.immed_notify(core, &first),
-                EntryType::AbtsRecv => self.abts(core, &first),
-                t => self.event(Event::UnknownEntry {
-                    entry_type: t.into(),
-                    atio_queue: true,
-                }),
+            if slots == 1 {
+                let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+                self.atio.consume(&hw, 1);
+                self.atio_entry(core, &first, &first);
+            } else if !self.atio_multi(core, &first, slots) {
+                break;
             }
         }
         let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
         self.atio.finish(&hw);
         n > 0
+    }
+
+    /// An entry of several slots (an ATIO7 with an additional CDB): copy the
+    /// other slots out behind the first, then handle it. `false` if the slots
+    /// could not be read (the entry stays on the ring).
+    #[inline(never)]
+    fn atio_multi<C: CoreApi>(&mut self, core: &mut C, first: &Entry, slots: usize) -> bool {
+        let mut bytes = [0u8; ENTRY_LEN * MAX_ATIO_SLOTS];
+        bytes[..ENTRY_LEN].copy_from_slice(first);
+        let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
+        if self
+            .atio
+            .read_rest(&hw, slots, &mut bytes[ENTRY_LEN..])
+            .is_err()
+        {
+            return false;
+        }
+        self.atio.consume(&hw, slots);
+        let len = slots.min(MAX_ATIO_SLOTS) * ENTRY_LEN;
+        self.atio_entry(core, first, &bytes[..len]);
+        true
+    }
+
+    /// One entry taken from the ATIO queue: `first` is its first slot, `bytes`
+    /// all of its slots that were copied.
+    #[inline]
+    fn atio_entry<C: CoreApi>(&mut self, core: &mut C, first: &Entry, bytes: &[u8]) {
+        match entry_type(first[0]) {
+            EntryType::Atio7 => self.atio7(core, bytes),
+            EntryType::ImmedNotify => self.immed_notify(core, first),
+            EntryType::AbtsRecv => self.abts(core, first),
+            t => self.event(Event::UnknownEntry {
+                entry_type: t.into(),
+                atio_queue: true,
+            }),
+        }
     }
 
     /// Take response-queue entries: completions of what the driver sent,
@@ -126,22 +164,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             n += 1;
             self.stats.response_entries += 1;
-            match EntryType::from(buf[0]) {
-                EntryType::Ctio7 => match Ctio7CompletionRepr::parse_bytes(&buf) {
-                    Ok(c) => self.ctio_completion(&c),
-                    Err(_) => self.event(Event::UnknownEntry {
-                        entry_type: buf[0],
-                        atio_queue: false,
-                    }),
-                },
-                EntryType::NotifyAck => self.notify_ack_completion(&buf),
-                EntryType::AbtsRecv => self.abts(core, &buf),
-                EntryType::AbtsResp => self.abts_resp_completion(core, &buf),
-                EntryType::Marker => {}
-                t => self.event(Event::UnknownEntry {
-                    entry_type: t.into(),
-                    atio_queue: false,
-                }),
+            match Ctio7CompletionRepr::parse_bytes(&buf) {
+                Ok(c) => self.ctio_completion(&c),
+                Err(_) => self.response_entry(core, &buf),
             }
             if self.phase() != super::Phase::Online {
                 // A completion made us reset the chip: the ring is gone.
@@ -153,9 +178,32 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         n > 0
     }
 
+    /// A response-queue entry other than a CTIO7 completion.
+    #[cold]
+    #[inline(never)]
+    fn response_entry<C: CoreApi>(&mut self, core: &mut C, buf: &Entry) {
+        match entry_type(buf[0]) {
+            // A CTIO7 that does not parse.
+            EntryType::Ctio7 => self.event(Event::UnknownEntry {
+                entry_type: buf[0],
+                atio_queue: false,
+            }),
+            EntryType::NotifyAck => self.notify_ack_completion(buf),
+            EntryType::AbtsRecv => self.abts(core, buf),
+            EntryType::AbtsResp => self.abts_resp_completion(core, buf),
+            EntryType::Marker => {}
+            t => self.event(Event::UnknownEntry {
+                entry_type: t.into(),
+                atio_queue: false,
+            }),
+        }
+    }
+
     // ---------------------------------------------------------------- async events
 
     /// One asynchronous event (reference §4).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn async_event<C: CoreApi>(&mut self, core: &mut C, ev: AsyncEvent) {
         let running = matches!(
             self.phase(),
@@ -199,6 +247,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     for s in self.sessions.iter_mut() {
                         if s.state != SessionState::Free && s.lost_deadline.is_some() {
                             s.check_pending = true;
+                            self.checks_queued = true;
                         }
                     }
                 }
@@ -268,6 +317,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         for s in self.sessions.iter_mut() {
             if s.state != SessionState::Free && f(s.nport, s.port_id) {
                 s.check_pending = true;
+                self.checks_queued = true;
             }
         }
     }
@@ -280,6 +330,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         if let Some(slot) = self.jobs.iter_mut().find(|s| s.is_none()) {
             *slot = Some(j);
+            self.jobs_queued = true;
         }
     }
 
@@ -287,10 +338,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if self.now < self.job_not_before {
             return None;
         }
-        if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
-            return Some(j);
+        if self.jobs_queued {
+            if let Some(j) = self.jobs.iter_mut().find_map(|s| s.take()) {
+                return Some(j);
+            }
+            self.jobs_queued = false;
         }
-        let i = self.sessions.iter().position(|s| s.check_pending)?;
+        if !self.checks_queued {
+            return None;
+        }
+        let Some(i) = self.sessions.iter().position(|s| s.check_pending) else {
+            self.checks_queued = false;
+            return None;
+        };
         self.sessions[i].check_pending = false;
         Some(Job::PortDb {
             session: i as u16,
@@ -331,6 +391,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         true
     }
 
+    #[cold]
+    #[inline(never)]
     fn job_done<C: CoreApi>(&mut self, core: &mut C, j: Job, res: Result<Mailboxes, MbxError>) {
         if let Err(MbxError::Timeout { cmd }) = res {
             self.chip_reset(core, ResetReason::MailboxTimeout(cmd));
@@ -412,6 +474,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- timers
 
     /// Session timers and IOCBs whose completion is overdue.
+    #[cold]
+    #[inline(never)]
     fn sweep<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         for i in 0..self.sessions.len() {
@@ -480,6 +544,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// Reset the chip and run the whole bring-up again, completing
     /// everything that was in flight.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn chip_reset<C: CoreApi>(&mut self, core: &mut C, reason: ResetReason) {
         self.event(Event::Reset(reason));
         self.epoch = self.epoch.wrapping_add(1);
@@ -518,6 +584,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         // Held notifies of internal TMFs: nothing to acknowledge any more.
         self.held = [HeldNotify::EMPTY; super::slots::HELD_NOTIFIES];
+        self.held_any = false;
         self.handles.invalidate_all();
         self.mbx.reset();
         self.jobs = [None; super::JOBS];
@@ -535,5 +602,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let _ = IocbHandle(0);
         let _ = Instant::ZERO;
         self.up.restart();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_type_shortcuts_agree() {
+        for raw in 0..=u8::MAX {
+            assert_eq!(entry_type(raw), EntryType::from(raw));
+        }
+        assert_eq!(entry_type(RAW_ATIO7), EntryType::Atio7);
+        assert_eq!(entry_type(RAW_CTIO7), EntryType::Ctio7);
     }
 }

@@ -200,6 +200,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     fn hold(&mut self, raw: &Entry, reason: HoldReason, terminate: bool) -> Option<usize> {
         let i = self.held.iter().position(|h| !h.used)?;
+        self.held_any = true;
         self.held[i] = HeldNotify {
             used: true,
             entry: *raw,
@@ -223,10 +224,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Acknowledge held notifies whose condition is met.
+    #[inline]
     pub(crate) fn process_held(&mut self) -> bool {
+        self.held_any && self.process_held_notifies()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn process_held_notifies(&mut self) -> bool {
         let mut any = false;
+        let mut left = false;
         for i in 0..HELD_NOTIFIES {
-            let h = self.held[i];
+            let h = &self.held[i];
             if !h.used {
                 continue;
             }
@@ -239,7 +248,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.release_held(i);
                 any = true;
             }
+            // (Releasing may hold it again, if the ring is still full.)
+            left |= self.held[i].used;
         }
+        self.held_any = left;
         any
     }
 
@@ -255,6 +267,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- IMMED_NOTIFY
 
     /// An IMMED_NOTIFY (reference §7.8, §9.7, §9.12).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn immed_notify<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(n) = ImmedNotifyRepr::parse_bytes(raw) else {
             self.event(Event::UnknownEntry {
@@ -492,6 +506,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- ABTS
 
     /// An ABTS_RECV (reference §9.8).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn abts<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(r) = AbtsRecvRepr::parse_bytes(raw) else {
             self.event(Event::UnknownEntry {
@@ -611,6 +627,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// An ABTS_RESP completion (reference §7.11, §9.8 step 5).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn abts_resp_completion<C: CoreApi>(&mut self, core: &mut C, raw: &Entry) {
         let Ok(c) = AbtsRespCompletionRepr::parse_bytes(raw) else {
             return;
@@ -691,6 +709,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// A NOTIFY_ACK completion: only errors matter (they are reported).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn notify_ack_completion(&mut self, raw: &Entry) {
         let Ok(c) = NotifyAckCompletionRepr::parse_bytes(raw) else {
             return;
@@ -801,7 +821,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     /// Deliver `tmf_response_sent` and resend ABTS responses.
+    #[inline]
     pub(crate) fn process_tmf_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        !self.tmf_pending.is_empty() && self.deliver_tmf_pending(core)
+    }
+
+    #[inline(never)]
+    fn deliver_tmf_pending<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         let mut budget = self.tmfs.len() * 2;
         while budget > 0 {

@@ -387,6 +387,7 @@ impl Linked for TmfSlot {
 
 impl PendingList {
     /// Append slot `i` unless it is already queued.
+    #[inline]
     pub(crate) fn push<T: Linked>(&mut self, slots: &mut [T], i: u16) {
         let Some(s) = slots.get_mut(i as usize) else {
             return;
@@ -405,6 +406,7 @@ impl PendingList {
     }
 
     /// Remove and return the first slot index.
+    #[inline]
     pub(crate) fn pop<T: Linked>(&mut self, slots: &mut [T]) -> Option<u16> {
         let i = self.head;
         let s = slots.get_mut(i as usize)?;
