@@ -543,15 +543,23 @@ struct Cmd {
     done: bool,
     abts_open: bool,
     serial: u64,
+    /// When the command times out (unless done).
+    deadline: SimTime,
 }
 
 /// Timers of initiator ports.
 #[derive(Debug, Clone)]
 pub(crate) enum IniTimer {
     Flogi,
-    Els { ox: u16, serial: u64 },
-    Command { ox: u16, serial: u64 },
-    Relogin { target: PortId },
+    Els {
+        ox: u16,
+        serial: u64,
+    },
+    /// The earliest command deadline (one timer per port, not one per command).
+    Commands,
+    Relogin {
+        target: PortId,
+    },
 }
 
 /// Outcome of a received frame that the simulator must pass on with the frame's bytes.
@@ -582,6 +590,8 @@ pub(crate) struct Initiator {
     next_ox: u16,
     next_tag: u64,
     serial: u64,
+    /// When the scheduled [`IniTimer::Commands`] fires (at most one is pending).
+    cmd_timer: Option<SimTime>,
     pub owner: Owner,
     pub events: VecDeque<InitiatorEvent<'static>>,
     pub stats: InitiatorStats,
@@ -606,6 +616,7 @@ impl Initiator {
             next_ox: 0,
             next_tag: 0,
             serial: 0,
+            cmd_timer: None,
             owner: Owner::Queue,
             events: VecDeque::new(),
             stats: InitiatorStats::default(),
@@ -781,10 +792,60 @@ impl Initiator {
                 done: false,
                 abts_open: false,
                 serial,
+                deadline: now + self.cfg.command_timeout,
             },
         );
         self.tags.insert(tag, ox);
         tag
+    }
+
+    /// Makes sure the command timer fires by `deadline` (command timeouts are one port
+    /// constant, so deadlines only grow: at most one timer is ever pending).
+    fn arm_cmd_timer(&mut self, ctx: &mut Ctx<'_>, deadline: SimTime) {
+        if self.cmd_timer.is_none_or(|t| deadline < t) {
+            self.cmd_timer = Some(deadline);
+            ctx.queue
+                .push(deadline, Event::Ini(self.id, IniTimer::Commands));
+        }
+    }
+
+    /// The command timer fired: commands past their deadline are aborted (ABTS) and fail
+    /// with [`CommandError::Timeout`], oldest first; the timer is armed for the next one.
+    fn command_timeouts(&mut self, ctx: &mut Ctx<'_>) {
+        if self.cmd_timer.is_some_and(|t| t <= ctx.now) {
+            self.cmd_timer = None;
+        }
+        let now = ctx.now;
+        let mut expired: Vec<(SimTime, u64, u16)> = self
+            .cmds
+            .iter()
+            .filter(|(_, c)| !c.done && c.deadline <= now)
+            .map(|(&ox, c)| (c.deadline, c.serial, ox))
+            .collect();
+        expired.sort_unstable();
+        for (_, _, ox) in expired {
+            let Some(c) = self.cmds.get(&ox) else {
+                continue;
+            };
+            let tag = c.tag;
+            let _ = self.send_abts(ctx, ox, false);
+            self.finish(
+                ox,
+                InitiatorEvent::Failed {
+                    tag,
+                    error: CommandError::Timeout,
+                },
+            );
+        }
+        let next = self
+            .cmds
+            .values()
+            .filter(|c| !c.done)
+            .map(|c| c.deadline)
+            .min();
+        if let Some(d) = next {
+            self.arm_cmd_timer(ctx, d);
+        }
     }
 
     fn send_fcp_cmnd(
@@ -846,12 +907,9 @@ impl Initiator {
             }
         }
         self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
-        let serial = self.cmds.get(&ox).map(|c| c.serial).unwrap_or(0);
-        self.timer(
-            ctx,
-            self.cfg.command_timeout,
-            IniTimer::Command { ox, serial },
-        );
+        if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
+            self.arm_cmd_timer(ctx, d);
+        }
         Ok(tag)
     }
 
@@ -872,12 +930,9 @@ impl Initiator {
         let fcp = FcpCmndRepr::task_management(lun, function);
         let tag = self.new_cmd(target, ox, DataDir::None, 0, true, ctx.now);
         self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
-        let serial = self.cmds.get(&ox).map(|c| c.serial).unwrap_or(0);
-        self.timer(
-            ctx,
-            self.cfg.command_timeout,
-            IniTimer::Command { ox, serial },
-        );
+        if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
+            self.arm_cmd_timer(ctx, d);
+        }
         Ok(tag)
     }
 
@@ -1092,21 +1147,7 @@ impl Initiator {
                     let _ = self.login(ctx, target);
                 }
             }
-            IniTimer::Command { ox, serial } => {
-                let Some(c) = self.cmds.get(&ox) else { return };
-                if c.serial != serial || c.done {
-                    return;
-                }
-                let tag = c.tag;
-                let _ = self.send_abts(ctx, ox, false);
-                self.finish(
-                    ox,
-                    InitiatorEvent::Failed {
-                        tag,
-                        error: CommandError::Timeout,
-                    },
-                );
-            }
+            IniTimer::Commands => self.command_timeouts(ctx),
             IniTimer::Els { ox, serial } => {
                 if let Some(p) = self.els_abts.get(&ox)
                     && p.serial == serial

@@ -299,6 +299,7 @@ impl Sim {
     fn set_now(&mut self, t: SimTime) {
         if t > self.now {
             self.now = t;
+            self.queue.set_now(t);
         }
         self.shared.clock.store(self.now.0, Ordering::Relaxed);
     }
@@ -423,12 +424,12 @@ impl Sim {
     /// command taken, an entry written, an interrupt posted, an event scheduled).
     fn service(&mut self) -> bool {
         let cmds = self.shared.cmd_pending.load(Ordering::Acquire);
-        let before = (self.queue.len(), self.fw.stats);
+        let before = (self.queue.pushed(), self.fw.stats);
         let (mut ctx, fw) = self.ctx_parts();
         fw.service(&mut ctx);
         let logout = ctx.fabric_logout_hba;
         self.after(logout);
-        cmds || before != (self.queue.len(), self.fw.stats)
+        cmds || before != (self.queue.pushed(), self.fw.stats)
     }
 
     /// Applies what a handler asked for: frames out, fabric changes.

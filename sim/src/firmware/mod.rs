@@ -194,12 +194,9 @@ pub(crate) enum FwEvent {
         generation: u16,
         serial: u64,
     },
-    /// The data-out of a CTIO on this exchange index did not complete in time.
-    DataOutTimeout {
-        index: u16,
-        generation: u16,
-        serial: u64,
-    },
+    /// The earliest data-out deadline: CTIOs whose data did not all arrive in time
+    /// complete with TIMEOUT (one timer for all exchanges, not one per CTIO).
+    DataOutTimers,
     /// ELS / login state machine timer of the HBA's own requests (FLOGI, PLOGI).
     LoginTimeout {
         serial: u64,
@@ -297,6 +294,8 @@ pub(crate) struct Firmware {
     pub tx_queue: VecDeque<target::TxJob>,
     /// A `FwEvent::Transmit` is scheduled.
     pub tx_scheduled: bool,
+    /// When the scheduled `FwEvent::DataOutTimers` fires (the earliest, if several).
+    pub dout_timer: Option<crate::time::SimTime>,
     /// MARKER state: needed after init, LIP, link events and resets (§7.12).
     pub marker: MarkerState,
     /// An async event that requires the marker is (or was) in `host_status`; once the
@@ -341,6 +340,7 @@ impl Firmware {
             unseen_closed: Default::default(),
             tx_queue: VecDeque::new(),
             tx_scheduled: false,
+            dout_timer: None,
             marker: MarkerState::NotNeeded,
             marker_watch: false,
             marker_exempt: 0,
@@ -413,6 +413,7 @@ impl Firmware {
         self.unseen_closed.clear();
         self.tx_queue.clear();
         self.tx_scheduled = false;
+        self.dout_timer = None;
         self.ports.clear();
         if self.link.logged_in || self.link.flogi.is_some() {
             ctx.fabric_logout_hba = true;
@@ -514,11 +515,7 @@ impl Firmware {
                 self.unseen_closed.remove(&closed);
                 self.post_response_closing(ctx, *e, closed);
             }
-            FwEvent::DataOutTimeout {
-                index,
-                generation,
-                serial,
-            } => self.data_out_timeout(ctx, index, generation, serial),
+            FwEvent::DataOutTimers => self.data_out_timeouts(ctx),
             FwEvent::Transmit => self.transmit(ctx),
             FwEvent::TxDone {
                 index,

@@ -124,6 +124,8 @@ pub(crate) struct Job {
     pub sent: u32,
     pub seq_id: u8,
     pub seq_cnt: u16,
+    /// Data-out: when the CTIO times out if its data has not all arrived.
+    pub deadline: crate::time::SimTime,
 }
 
 /// A data-in CTIO whose frames go out one by one as the HBA's link frees up.
@@ -321,6 +323,17 @@ impl Exchanges {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The open FCP exchanges, in index order.
+    fn fcps(&self) -> impl Iterator<Item = (u16, &Fcp)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.x {
+                Some(Kind::Fcp(f)) => Some((i as u16, &**f)),
+                _ => None,
+            })
     }
 
     fn non_fcp_indices(&self) -> Vec<u16> {
@@ -623,6 +636,7 @@ impl Firmware {
             sent: 0,
             seq_id: 0,
             seq_cnt: 0,
+            deadline: crate::time::SimTime::NEVER,
         });
         if x.jobs.len() == 1 {
             self.start_job(ctx, idx);
@@ -673,25 +687,18 @@ impl Firmware {
                     continue;
                 }
                 self.send_xfer_rdy(ctx, idx, ro, len);
-                if let Some(x) = self.xchg.fcp_mut(idx)
-                    && let Some(j) = x.jobs.front_mut()
-                {
-                    j.waiting = true;
-                }
                 let mut t = self.cfg.data_out_timeout;
                 if job.req.timeout != 0 {
                     t = t.min(core::time::Duration::from_secs(job.req.timeout as u64));
                 }
-                let generation = (self.xchg.addr_of(idx).0 >> 16) as u16;
-                self.at(
-                    ctx,
-                    t,
-                    FwEvent::DataOutTimeout {
-                        index: idx,
-                        generation,
-                        serial: job.serial,
-                    },
-                );
+                let deadline = ctx.now + t;
+                if let Some(x) = self.xchg.fcp_mut(idx)
+                    && let Some(j) = x.jobs.front_mut()
+                {
+                    j.waiting = true;
+                    j.deadline = deadline;
+                }
+                self.arm_dout_timer(ctx, deadline);
                 return;
             } else {
                 self.job_done(ctx, idx, CTIO_SUCCESS, true);
@@ -952,25 +959,52 @@ impl Firmware {
         ctx.send(HBA_SLOT, frame);
     }
 
-    pub(crate) fn data_out_timeout(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        index: u16,
-        generation: u16,
-        serial: u64,
-    ) {
-        if (self.xchg.addr_of(index).0 >> 16) as u16 != generation {
-            return;
+    /// Makes sure the data-out timer fires by `deadline`.
+    fn arm_dout_timer(&mut self, ctx: &mut Ctx<'_>, deadline: crate::time::SimTime) {
+        if self.dout_timer.is_none_or(|t| deadline < t) {
+            self.dout_timer = Some(deadline);
+            self.at(ctx, deadline.since(ctx.now), FwEvent::DataOutTimers);
         }
-        let Some(x) = self.xchg.fcp_mut(index) else {
-            return;
+    }
+
+    /// The data-out timer fired: every data-out CTIO past its deadline completes with
+    /// TIMEOUT (0x0B), earliest first; the timer is armed for the next deadline.
+    pub(crate) fn data_out_timeouts(&mut self, ctx: &mut Ctx<'_>) {
+        if self.dout_timer.is_some_and(|t| t <= ctx.now) {
+            self.dout_timer = None;
+        }
+        let waiting = |f: &Fcp| {
+            f.jobs
+                .front()
+                .filter(|j| j.waiting && j.req.flags.contains(Ctio7Flags::DATA_OUT))
+                .map(|j| (j.deadline, j.serial))
         };
-        if x.jobs
-            .front()
-            .is_some_and(|j| j.serial == serial && j.waiting)
-        {
-            self.job_done(ctx, index, CTIO_TIMEOUT, false);
-            self.start_job(ctx, index);
+        let now = ctx.now;
+        let mut expired: Vec<(crate::time::SimTime, u64, u16)> = self
+            .xchg
+            .fcps()
+            .filter_map(|(i, f)| waiting(f).map(|(d, s)| (d, s, i)))
+            .filter(|&(d, _, _)| d <= now)
+            .collect();
+        expired.sort_unstable();
+        for (_, serial, index) in expired {
+            let still = self
+                .xchg
+                .fcp_mut(index)
+                .and_then(|x| x.jobs.front())
+                .is_some_and(|j| j.serial == serial && j.waiting);
+            if still {
+                self.job_done(ctx, index, CTIO_TIMEOUT, false);
+                self.start_job(ctx, index);
+            }
+        }
+        let next = self
+            .xchg
+            .fcps()
+            .filter_map(|(_, f)| waiting(f).map(|(d, _)| d))
+            .min();
+        if let Some(d) = next {
+            self.arm_dout_timer(ctx, d);
         }
     }
 
