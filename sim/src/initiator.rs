@@ -42,6 +42,7 @@ use rscst_fw::{Lun, OxId, PortId, RxId, WireError, Wwn};
 use crate::InitiatorId;
 use crate::fabric::Slot;
 use crate::frame::Frame;
+use crate::fxhash::FxHashMap;
 use crate::sim::{Ctx, Event};
 use crate::time::SimTime;
 
@@ -184,6 +185,70 @@ pub struct CommandResult {
     pub latency: Duration,
 }
 
+/// The result in an [`InitiatorEvent::Completed`]; dereferences to [`CommandResult`],
+/// like a `Cow`.
+///
+/// An [`InitiatorHandler`] (and a workload) gets it lent: no allocation, and the simulator
+/// reuses its storage — the read buffer included — for a later command of the port.
+/// Queued events ([`crate::Sim::initiator_events`], [`InitiatorEvent::into_owned`]) own
+/// it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ResultRef<'a> {
+    /// Lent for the duration of the handler call.
+    Borrowed(&'a CommandResult),
+    /// Owned.
+    Owned(Box<CommandResult>),
+}
+
+impl ResultRef<'_> {
+    /// The result itself (copied if lent).
+    pub fn into_owned(self) -> CommandResult {
+        match self {
+            ResultRef::Borrowed(r) => r.clone(),
+            ResultRef::Owned(b) => *b,
+        }
+    }
+
+    /// An owned `ResultRef` (copied if lent).
+    pub fn into_static(self) -> ResultRef<'static> {
+        match self {
+            ResultRef::Borrowed(r) => ResultRef::Owned(Box::new(r.clone())),
+            ResultRef::Owned(b) => ResultRef::Owned(b),
+        }
+    }
+}
+
+impl core::ops::Deref for ResultRef<'_> {
+    type Target = CommandResult;
+    fn deref(&self) -> &CommandResult {
+        match self {
+            ResultRef::Borrowed(r) => r,
+            ResultRef::Owned(b) => b,
+        }
+    }
+}
+
+impl fmt::Debug for ResultRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl CommandResult {
+    fn empty() -> CommandResult {
+        CommandResult {
+            status: 0,
+            residual: Residual::None,
+            sense: SenseData::new(),
+            rsp_code: None,
+            rsp_flags: rscst_fw::fc::FcpRspFlags::empty(),
+            data: Vec::new(),
+            transferred: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 /// Why a command did not complete with a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandError {
@@ -288,7 +353,7 @@ pub enum InitiatorEvent<'a> {
         /// The command.
         tag: Tag,
         /// Status, sense, residual, data.
-        result: Box<CommandResult>,
+        result: ResultRef<'a>,
     },
     /// A task management request got its FCP_RSP.
     TmfDone {
@@ -331,7 +396,10 @@ impl InitiatorEvent<'_> {
             InitiatorEvent::XferRdy { tag, offset, len } => {
                 InitiatorEvent::XferRdy { tag, offset, len }
             }
-            InitiatorEvent::Completed { tag, result } => InitiatorEvent::Completed { tag, result },
+            InitiatorEvent::Completed { tag, result } => InitiatorEvent::Completed {
+                tag,
+                result: result.into_static(),
+            },
             InitiatorEvent::TmfDone { tag, code } => InitiatorEvent::TmfDone { tag, code },
             InitiatorEvent::Failed { tag, error } => InitiatorEvent::Failed { tag, error },
             InitiatorEvent::AbortDone { tag, accepted } => {
@@ -545,6 +613,8 @@ struct Cmd {
     serial: u64,
     /// When the command times out (unless done).
     deadline: SimTime,
+    /// Read data goes into `read` (else it is streamed as [`InitiatorEvent::DataIn`]).
+    collect: bool,
 }
 
 /// Timers of initiator ports.
@@ -582,8 +652,8 @@ pub(crate) struct Initiator {
     targets: BTreeMap<PortId, TargetState>,
     /// Targets to log in to again when `auto_login`.
     wanted: BTreeMap<PortId, ()>,
-    cmds: BTreeMap<u16, Cmd>,
-    tags: BTreeMap<Tag, u16>,
+    cmds: FxHashMap<u16, Cmd>,
+    tags: FxHashMap<Tag, u16>,
     els: BTreeMap<u16, PendingEls>,
     /// Open ABTS (they share the command's OX_ID).
     els_abts: BTreeMap<u16, PendingEls>,
@@ -592,6 +662,12 @@ pub(crate) struct Initiator {
     serial: u64,
     /// When the scheduled [`IniTimer::Commands`] fires (at most one is pending).
     cmd_timer: Option<SimTime>,
+    /// Data buffers of finished commands, for the next ones.
+    bufs: Vec<Vec<u8>>,
+    /// Result storage lent to the owner and given back (see [`ResultRef`]): boxes, as
+    /// the events carry them.
+    #[allow(clippy::vec_box)]
+    results: Vec<Box<CommandResult>>,
     pub owner: Owner,
     pub events: VecDeque<InitiatorEvent<'static>>,
     pub stats: InitiatorStats,
@@ -609,14 +685,16 @@ impl Initiator {
             online: false,
             targets: BTreeMap::new(),
             wanted: BTreeMap::new(),
-            cmds: BTreeMap::new(),
-            tags: BTreeMap::new(),
+            cmds: FxHashMap::default(),
+            tags: FxHashMap::default(),
             els: BTreeMap::new(),
             els_abts: BTreeMap::new(),
             next_ox: 0,
             next_tag: 0,
             serial: 0,
             cmd_timer: None,
+            bufs: Vec::new(),
+            results: Vec::new(),
             owner: Owner::Queue,
             events: VecDeque::new(),
             stats: InitiatorStats::default(),
@@ -652,12 +730,47 @@ impl Initiator {
 
     /// Up to `n` tags of unfinished commands (oldest first).
     pub(crate) fn open_tags(&self, n: usize) -> Vec<Tag> {
-        self.cmds
+        let mut v: Vec<(u64, Tag)> = self
+            .cmds
             .values()
             .filter(|c| !c.done && !c.tmf)
-            .take(n)
-            .map(|c| c.tag)
-            .collect()
+            .map(|c| (c.serial, c.tag))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().take(n).map(|(_, t)| t).collect()
+    }
+
+    /// A buffer for read data or write data (storage of a finished command's).
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.bufs.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Keeps a finished command's buffer for the next one.
+    pub(crate) fn recycle(&mut self, b: Vec<u8>) {
+        if self.bufs.len() < 128 && b.capacity() > 0 && b.capacity() <= 4 << 20 {
+            self.bufs.push(b);
+        }
+    }
+
+    /// Takes back a result lent to the owner: its storage and read buffer serve again.
+    pub(crate) fn recycle_result(&mut self, mut r: Box<CommandResult>) {
+        self.recycle(std::mem::take(&mut r.data));
+        if self.results.len() < 128 {
+            self.results.push(r);
+        }
+    }
+
+    /// Forgets command `ox` (its buffers are kept for the next ones).
+    fn release(&mut self, ox: u16) {
+        if let Some(c) = self.cmds.remove(&ox) {
+            self.tags.remove(&c.tag);
+            self.recycle(c.read);
+            if let Some(d) = c.data_out {
+                self.recycle(d);
+            }
+        }
     }
 
     /// Commands not finished yet.
@@ -793,6 +906,7 @@ impl Initiator {
                 abts_open: false,
                 serial,
                 deadline: now + self.cfg.command_timeout,
+                collect: false,
             },
         );
         self.tags.insert(tag, ox);
@@ -869,11 +983,13 @@ impl Initiator {
         Ok(())
     }
 
+    /// Sends a command; `collect` overrides [`InitiatorConfig::collect_data`] for it.
     pub(crate) fn command(
         &mut self,
         ctx: &mut Ctx<'_>,
         target: PortId,
         spec: CommandSpec,
+        collect: Option<bool>,
     ) -> Result<Tag, SubmitError> {
         if !self.online {
             return Err(SubmitError::Offline);
@@ -900,11 +1016,18 @@ impl Initiator {
             data_len: spec.fcp_dl,
         };
         let tag = self.new_cmd(target, ox, spec.dir, spec.fcp_dl, false, ctx.now);
+        let collect = collect.unwrap_or(self.cfg.collect_data) && spec.dir.rddata();
+        let read = if collect {
+            let mut b = self.buffer();
+            b.resize(spec.fcp_dl as usize, 0);
+            b
+        } else {
+            Vec::new()
+        };
         if let Some(c) = self.cmds.get_mut(&ox) {
             c.data_out = spec.data_out;
-            if self.cfg.collect_data && spec.dir.rddata() {
-                c.read = vec![0u8; spec.fcp_dl as usize];
-            }
+            c.collect = collect;
+            c.read = read;
         }
         self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
         if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
@@ -1069,11 +1192,8 @@ impl Initiator {
     fn finish(&mut self, ox: u16, ev: InitiatorEvent<'static>) {
         if let Some(c) = self.cmds.get_mut(&ox) {
             c.done = true;
-            let release = !c.abts_open;
-            let tag = c.tag;
-            if release {
-                self.cmds.remove(&ox);
-                self.tags.remove(&tag);
+            if !c.abts_open {
+                self.release(ox);
             }
         }
         match &ev {
@@ -1088,12 +1208,13 @@ impl Initiator {
 
     /// Fails every open command to `target` (or all).
     fn fail_all(&mut self, target: Option<PortId>, error: CommandError) {
-        let oxs: Vec<u16> = self
+        let mut oxs: Vec<u16> = self
             .cmds
             .iter()
             .filter(|(_, c)| !c.done && target.is_none_or(|t| t == c.target))
             .map(|(o, _)| *o)
             .collect();
+        oxs.sort_unstable();
         for ox in oxs {
             if let Some(c) = self.cmds.get_mut(&ox) {
                 c.abts_open = false; // the exchange is gone with the login
@@ -1102,16 +1223,15 @@ impl Initiator {
             }
         }
         // Commands that finished but still had an ABTS open: release them too.
-        let stale: Vec<u16> = self
+        let mut stale: Vec<u16> = self
             .cmds
             .iter()
             .filter(|(_, c)| c.done && target.is_none_or(|t| t == c.target))
             .map(|(o, _)| *o)
             .collect();
+        stale.sort_unstable();
         for ox in stale {
-            if let Some(c) = self.cmds.remove(&ox) {
-                self.tags.remove(&c.tag);
-            }
+            self.release(ox);
             self.els_abts.remove(&ox);
         }
     }
@@ -1157,9 +1277,7 @@ impl Initiator {
                     if let Some(c) = self.cmds.get_mut(&ox) {
                         c.abts_open = false;
                         if c.done {
-                            let tag = c.tag;
-                            self.cmds.remove(&ox);
-                            self.tags.remove(&tag);
+                            self.release(ox);
                         }
                     }
                     if let Some(PendingEls {
@@ -1429,7 +1547,6 @@ impl Initiator {
     }
 
     fn data_in(&mut self, h: &FcHeaderRepr, payload: &[u8]) -> FrameOutcome {
-        let collect = self.cfg.collect_data;
         let Some(c) = self.cmds.get_mut(&h.ox_id.0) else {
             self.stats.discarded += 1;
             return FrameOutcome::None;
@@ -1447,7 +1564,7 @@ impl Initiator {
         }
         c.received.add(off as u32, end as u32);
         self.stats.bytes_in += payload.len() as u64;
-        if collect {
+        if c.collect {
             if let Some(dst) = c.read.get_mut(off..end) {
                 dst.copy_from_slice(payload);
             }
@@ -1509,7 +1626,11 @@ impl Initiator {
         let latency = ctx.now.since(c.issued);
         let mut data = std::mem::take(&mut c.read);
         data.truncate(moved.min(c.fcp_dl) as usize);
-        let result = CommandResult {
+        let mut result = self
+            .results
+            .pop()
+            .unwrap_or_else(|| Box::new(CommandResult::empty()));
+        *result = CommandResult {
             status: rsp.scsi_status,
             residual: rsp.residual,
             sense: rsp.sense,
@@ -1523,7 +1644,7 @@ impl Initiator {
             ox,
             InitiatorEvent::Completed {
                 tag,
-                result: Box::new(result),
+                result: ResultRef::Owned(result),
             },
         );
     }
@@ -1550,8 +1671,7 @@ impl Initiator {
                     },
                 );
             } else if done {
-                self.cmds.remove(&ox);
-                self.tags.remove(&tag);
+                self.release(ox);
             }
         }
         if user {

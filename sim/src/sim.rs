@@ -29,7 +29,7 @@ use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
 use crate::frame::{Frame, FramePool};
 use crate::initiator::{
     CommandSpec, Control, FrameOutcome, IniTimer, Initiator, InitiatorConfig, InitiatorEvent,
-    InitiatorHandler, InitiatorStats, Owner, SubmitError, Tag,
+    InitiatorHandler, InitiatorStats, Owner, ResultRef, SubmitError, Tag,
 };
 use crate::iommu::{DEFAULT_IOVA_BASE, Iommu, IommuFault, SimDmaPool};
 use crate::pcap::PcapWriter;
@@ -212,6 +212,8 @@ pub struct Sim {
     frames: FramePool,
     outbox: Vec<(Slot, Frame, Tx)>,
     spare: Vec<(Slot, Frame, Tx)>,
+    /// A spare initiator event list (see `flush_ini_events`).
+    ev_spare: Vec<InitiatorEvent<'static>>,
     #[allow(dead_code)]
     rng: SimRng,
     fail_on_iommu_fault: bool,
@@ -263,6 +265,7 @@ impl Sim {
             frames: FramePool::default(),
             outbox: Vec::new(),
             spare: Vec::new(),
+            ev_spare: Vec::new(),
             rng: SimRng::new(cfg.seed),
             fail_on_iommu_fault: cfg.fail_on_iommu_fault,
         };
@@ -365,21 +368,44 @@ impl Sim {
             if ini.pending.is_empty() {
                 return;
             }
-            let evs = std::mem::take(&mut ini.pending);
-            for ev in evs {
+            // Swap the pending list with a spare one (both keep their storage; events
+            // the owner causes meanwhile land in the spare).
+            let mut evs = std::mem::take(&mut self.ev_spare);
+            std::mem::swap(&mut evs, &mut ini.pending);
+            for ev in evs.drain(..) {
                 self.dispatch(idx, ev);
+            }
+            if evs.capacity() > self.ev_spare.capacity() {
+                self.ev_spare = evs;
             }
             self.after(false);
         }
     }
 
-    /// Hands one event to the port's owner.
+    /// Hands one event to the port's owner. A handler or workload gets a completion's
+    /// result lent (and its read buffer comes back to the port for a later command).
     fn dispatch(&mut self, idx: usize, ev: InitiatorEvent<'_>) {
         let Some(ini) = self.inis.get_mut(idx) else {
             return;
         };
         let owner = std::mem::replace(&mut ini.owner, Owner::Busy);
         let id = InitiatorId(idx);
+        // A handler or workload gets a completion's result lent; its storage comes back.
+        let (ev, lent) = match ev {
+            InitiatorEvent::Completed {
+                tag,
+                result: ResultRef::Owned(r),
+            } if !matches!(owner, Owner::Queue | Owner::Busy) => (None, Some((tag, r))),
+            ev => (Some(ev), None),
+        };
+        let ev = match (ev, &lent) {
+            (Some(ev), _) => ev,
+            (None, Some((tag, r))) => InitiatorEvent::Completed {
+                tag: *tag,
+                result: ResultRef::Borrowed(r),
+            },
+            (None, None) => return,
+        };
         let owner = match owner {
             Owner::Queue | Owner::Busy => {
                 ini.events.push_back(ev.into_owned());
@@ -396,6 +422,9 @@ impl Sim {
         };
         if let Some(ini) = self.inis.get_mut(idx) {
             ini.owner = owner;
+            if let Some((_, r)) = lent {
+                ini.recycle_result(r);
+            }
         }
     }
 
@@ -1017,7 +1046,28 @@ impl Sim {
         target: PortId,
         spec: CommandSpec,
     ) -> Result<Tag, SubmitError> {
-        self.with_ini(id, |ctx, i| i.command(ctx, target, spec))
+        self.with_ini(id, |ctx, i| i.command(ctx, target, spec, None))
+            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// A buffer for a command's data, from the port's recycled ones.
+    pub(crate) fn initiator_buffer(&mut self, id: InitiatorId) -> Vec<u8> {
+        self.inis
+            .get_mut(id.0)
+            .map(|i| i.buffer())
+            .unwrap_or_default()
+    }
+
+    /// A command whose read data is collected (or streamed) as `collect` says, whatever
+    /// the port's configuration (a workload that does not verify needs no copy).
+    pub(crate) fn initiator_command_collect(
+        &mut self,
+        id: InitiatorId,
+        target: PortId,
+        spec: CommandSpec,
+        collect: bool,
+    ) -> Result<Tag, SubmitError> {
+        self.with_ini(id, |ctx, i| i.command(ctx, target, spec, Some(collect)))
             .unwrap_or(Err(SubmitError::NoSuchInitiator))
     }
 

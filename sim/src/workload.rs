@@ -572,20 +572,23 @@ impl Workload {
         None
     }
 
-    fn cdb(&self, write: bool, lba: u64, blocks: u32) -> Vec<u8> {
+    /// The READ/WRITE CDB in `buf`; returns its length.
+    fn cdb(&self, buf: &mut [u8; 16], write: bool, lba: u64, blocks: u32) -> usize {
         if self.spec.cdb16 {
-            let mut c = vec![if write { 0x8A } else { 0x88 }, 0];
-            c.extend_from_slice(&lba.to_be_bytes());
-            c.extend_from_slice(&blocks.to_be_bytes());
-            c.extend_from_slice(&[0, 0]);
-            c
+            buf[0] = if write { 0x8A } else { 0x88 };
+            buf[1] = 0;
+            buf[2..10].copy_from_slice(&lba.to_be_bytes());
+            buf[10..14].copy_from_slice(&blocks.to_be_bytes());
+            buf[14..16].fill(0);
+            16
         } else {
-            let mut c = vec![if write { 0x2A } else { 0x28 }, 0];
-            c.extend_from_slice(&(lba as u32).to_be_bytes());
-            c.push(0);
-            c.extend_from_slice(&(blocks as u16).to_be_bytes());
-            c.push(0);
-            c
+            buf[0] = if write { 0x2A } else { 0x28 };
+            buf[1] = 0;
+            buf[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            buf[6] = 0;
+            buf[7..9].copy_from_slice(&(blocks as u16).to_be_bytes());
+            buf[9] = 0;
+            10
         }
     }
 
@@ -607,12 +610,15 @@ impl Workload {
             let write = self.rng.below(100) >= self.spec.read_percent as u64;
             let bs = self.spec.block_size as usize;
             let len = blocks as usize * bs;
-            let cdb = self.cdb(write, lba, blocks);
+            let mut cdb_buf = [0u8; 16];
+            let cdb_len = self.cdb(&mut cdb_buf, write, lba, blocks);
+            let cdb = &cdb_buf[..cdb_len];
             let mut generation = 0;
             let spec = if write {
                 self.generation += 1;
                 generation = self.generation;
-                let mut data = vec![0u8; len];
+                let mut data = ctl.sim.initiator_buffer(ctl.id());
+                data.resize(len, 0);
                 for (k, b) in data.chunks_mut(bs).enumerate() {
                     if self.spec.verify {
                         sign_block(b, lba + k as u64, generation, i as u32);
@@ -621,12 +627,17 @@ impl Workload {
                         b[..n].copy_from_slice(&(lba + k as u64).to_le_bytes()[..n]);
                     }
                 }
-                CommandSpec::write(self.spec.lun, &cdb, data)
+                CommandSpec::write(self.spec.lun, cdb, data)
             } else {
-                CommandSpec::read(self.spec.lun, &cdb, len as u32)
+                CommandSpec::read(self.spec.lun, cdb, len as u32)
             };
             let Ok(spec) = spec else { break };
-            match ctl.command(self.target, spec) {
+            // Read data is collected only to be verified.
+            let id = ctl.id();
+            match ctl
+                .sim
+                .initiator_command_collect(id, self.target, spec, self.spec.verify)
+            {
                 Ok(tag) => {
                     self.issued += 1;
                     for b in lba..lba + blocks as u64 {
