@@ -59,6 +59,20 @@ impl Qp {
     }
 }
 
+/// The bits of `Shared::work`.
+pub(crate) mod work {
+    /// Register commands are queued (`Shared::take_cmds`).
+    pub const CMD: u32 = 1 << 0;
+    /// `req_q_in` was written.
+    pub const REQ_DOORBELL: u32 = 1 << 1;
+    /// `rsp_q_out` was written.
+    pub const RSP_OUT: u32 = 1 << 2;
+    /// `atio_q_out` was written.
+    pub const ATIO_OUT: u32 = 1 << 3;
+    /// `hccr = CLEAR_RISC_INT`: `host_status` is free for the next cause.
+    pub const ACK: u32 = 1 << 4;
+}
+
 /// A register write the firmware model must act on, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RegCmd {
@@ -377,10 +391,9 @@ pub(crate) struct Shared {
     pub threaded: AtomicBool,
     pub violations: Mutex<Vec<Violation>>,
     cmds: Mutex<VecDeque<RegCmd>>,
-    pub cmd_pending: AtomicBool,
-    pub req_doorbell: AtomicBool,
-    pub rsp_out_moved: AtomicBool,
-    pub atio_out_moved: AtomicBool,
+    /// What the driver's register writes ask of the firmware since it last looked:
+    /// `work::*` bits (one load tells the model there is nothing to do).
+    pub work: AtomicU32,
     /// Ring lengths set by INITIALIZE_FIRMWARE (0: not initialised): req, rsp, atio.
     pub ring_len: [AtomicU32; 3],
     /// `req_q_in` when the driver last wrote `hccr = CLEAR_RISC_INT`: the request-ring
@@ -415,10 +428,7 @@ impl Shared {
             threaded: AtomicBool::new(false),
             violations: Mutex::new(Vec::new()),
             cmds: Mutex::new(VecDeque::new()),
-            cmd_pending: AtomicBool::new(false),
-            req_doorbell: AtomicBool::new(false),
-            rsp_out_moved: AtomicBool::new(false),
-            atio_out_moved: AtomicBool::new(false),
+            work: AtomicU32::new(0),
             ring_len: Default::default(),
             req_in_at_ack: AtomicU32::new(0),
             bus_master_warned: AtomicBool::new(false),
@@ -441,14 +451,26 @@ impl Shared {
         if let Ok(mut q) = self.cmds.lock() {
             q.push_back(c);
         }
-        self.cmd_pending.store(true, Ordering::Release);
+        self.signal(work::CMD);
+    }
+
+    /// Tells the firmware model (and wakes its thread in threaded mode).
+    #[inline]
+    fn signal(&self, bit: u32) {
+        self.work.fetch_or(bit, Ordering::Release);
         self.wake.notify();
     }
 
-    pub(crate) fn take_cmds(&self) -> VecDeque<RegCmd> {
-        if !self.cmd_pending.swap(false, Ordering::AcqRel) {
-            return VecDeque::new();
+    /// The `work` bits set since the last call (one relaxed load when there are none).
+    #[inline]
+    pub(crate) fn take_work(&self) -> u32 {
+        if self.work.load(Ordering::Relaxed) == 0 {
+            return 0;
         }
+        self.work.swap(0, Ordering::AcqRel)
+    }
+
+    pub(crate) fn take_cmds(&self) -> VecDeque<RegCmd> {
         self.cmds
             .lock()
             .map(|mut q| std::mem::take(&mut *q))
@@ -738,7 +760,7 @@ impl Shared {
                 self.regs
                     .host_status
                     .fetch_and(!HostStatus::INT_PENDING, Ordering::AcqRel);
-                self.wake.notify();
+                self.signal(work::ACK);
             }
             HccrCommand::SetHostInt => {
                 st.fetch_or(HccrStatus::HOST_INT.bits(), Ordering::AcqRel);
@@ -796,17 +818,10 @@ impl Shared {
                 if len != 0 && rel == last {
                     self.violation(ViolationKind::DoorbellWithoutFence);
                 }
-                self.req_doorbell.store(true, Ordering::Release);
-                self.wake.notify();
+                self.signal(work::REQ_DOORBELL);
             }
-            Qp::RspOut => {
-                self.rsp_out_moved.store(true, Ordering::Release);
-                self.wake.notify();
-            }
-            Qp::AtioOut => {
-                self.atio_out_moved.store(true, Ordering::Release);
-                self.wake.notify();
-            }
+            Qp::RspOut => self.signal(work::RSP_OUT),
+            Qp::AtioOut => self.signal(work::ATIO_OUT),
             _ => {}
         }
     }

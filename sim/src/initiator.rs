@@ -1136,7 +1136,7 @@ impl Initiator {
             h.seq_id = seq;
             h.seq_cnt = seq_cnt;
             h.parameter = offset.wrapping_add(sent as u32);
-            let Ok(mut f) = ctx.pool.build_raw(
+            let Ok(mut f) = ctx.pool.build_data(
                 Sof::class3(seq_cnt == 0),
                 Eof::for_frame(last && end),
                 &h,

@@ -31,7 +31,7 @@ use crate::initiator::{
     CommandSpec, Control, FrameOutcome, IniTimer, Initiator, InitiatorConfig, InitiatorEvent,
     InitiatorHandler, InitiatorStats, Owner, ResultRef, SubmitError, Tag,
 };
-use crate::iommu::{DEFAULT_IOVA_BASE, Iommu, IommuFault, SimDmaPool};
+use crate::iommu::{DEFAULT_IOVA_BASE, DmaView, Iommu, IommuFault, SimDmaPool};
 use crate::pcap::PcapWriter;
 use crate::platform::SimPlatform;
 use crate::rng::SimRng;
@@ -122,6 +122,8 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Vec<(Slot, Frame, Tx)>,
     pub faults: &'a mut FaultInjector,
     pub pool: &'a mut FramePool,
+    /// The device's view of the IOMMU (DMA).
+    pub dma: &'a mut DmaView,
     /// The links of the switch ports (serialisation).
     pub links: &'a mut Links,
     /// Whether link serialisation is modelled (stepped mode with finite links).
@@ -162,9 +164,9 @@ impl Ctx<'_> {
     }
 
     /// Device read through the IOMMU; a fault is recorded and traced, and `false` returned.
-    pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
+    pub(crate) fn dma_read(&mut self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
         self.check_bus_master();
-        match self.shared.iommu.read(self.now, iova, buf, what) {
+        match self.dma.read(self.now, iova, buf, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -174,9 +176,9 @@ impl Ctx<'_> {
     }
 
     /// Device write through the IOMMU; a fault is recorded and traced, and `false` returned.
-    pub(crate) fn dma_write(&self, iova: u64, data: &[u8], what: &'static str) -> bool {
+    pub(crate) fn dma_write(&mut self, iova: u64, data: &[u8], what: &'static str) -> bool {
         self.check_bus_master();
-        match self.shared.iommu.write(self.now, iova, data, what) {
+        match self.dma.write(self.now, iova, data, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -186,8 +188,8 @@ impl Ctx<'_> {
     }
 
     /// Device atomic word store (release) through the IOMMU.
-    pub(crate) fn dma_store_u32(&self, iova: u64, v: u32, what: &'static str) -> bool {
-        match self.shared.iommu.store_u32(self.now, iova, v, what) {
+    pub(crate) fn dma_store_u32(&mut self, iova: u64, v: u32, what: &'static str) -> bool {
+        match self.dma.store_u32(self.now, iova, v, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -207,9 +209,11 @@ pub struct Sim {
     pub(crate) fw: Firmware,
     pub(crate) fabric: Fabric,
     pub(crate) inis: Vec<Initiator>,
-    pub(crate) workloads: Vec<Option<crate::workload::Workload>>,
+    /// Boxed: taken out while they run, which then moves a pointer, not the workload.
+    pub(crate) workloads: Vec<Option<Box<crate::workload::Workload>>>,
     faults: FaultInjector,
     frames: FramePool,
+    dma: DmaView,
     outbox: Vec<(Slot, Frame, Tx)>,
     spare: Vec<(Slot, Frame, Tx)>,
     /// A spare initiator event list (see `flush_ini_events`).
@@ -237,6 +241,7 @@ impl Sim {
             cfg.firmware.wwpn,
             cfg.firmware.wwnn,
         ));
+        let dma = DmaView::new(Arc::clone(&iommu));
         let pool = SimDmaPool::new(iommu);
         let platform = SimPlatform::new(Arc::clone(&shared), pool.clone());
         let mut fabric = Fabric::new(cfg.fabric);
@@ -263,6 +268,7 @@ impl Sim {
             workloads: Vec::new(),
             faults: FaultInjector::new(cfg.faults.clone()),
             frames: FramePool::default(),
+            dma,
             outbox: Vec::new(),
             spare: Vec::new(),
             ev_spare: Vec::new(),
@@ -319,6 +325,7 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
+            dma: &mut self.dma,
             links: &mut self.fabric.links,
             paced,
             fabric_logout_hba: false,
@@ -339,6 +346,7 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
+            dma: &mut self.dma,
             links: &mut self.fabric.links,
             paced,
             fabric_logout_hba: false,
@@ -452,13 +460,15 @@ impl Sim {
     /// Acts on the driver's register writes; returns whether that changed anything (a
     /// command taken, an entry written, an interrupt posted, an event scheduled).
     fn service(&mut self) -> bool {
-        let cmds = self.shared.cmd_pending.load(Ordering::Acquire);
+        if !self.fw.needs_service(&self.shared) {
+            return false;
+        }
         let before = (self.queue.pushed(), self.fw.stats);
         let (mut ctx, fw) = self.ctx_parts();
-        fw.service(&mut ctx);
+        let bits = fw.service(&mut ctx);
         let logout = ctx.fabric_logout_hba;
         self.after(logout);
-        cmds || before != (self.queue.pushed(), self.fw.stats)
+        bits & crate::device::work::CMD != 0 || before != (self.queue.pushed(), self.fw.stats)
     }
 
     /// Applies what a handler asked for: frames out, fabric changes.
@@ -567,6 +577,7 @@ impl Sim {
             frame.crc = Some(rscst_fw::fc::crc32(&frame.bytes));
         }
         if fate.corrupt {
+            frame.hdr = None;
             let n = frame.bytes.len();
             if n > 0 {
                 let bit = (h.ox_id.0 as usize * 7 + n) % (n * 8);
@@ -686,13 +697,16 @@ impl Sim {
 
     fn deliver_other(&mut self, to: Slot, frame: Frame) {
         let idx = to - 1;
-        let rscn: Vec<PortId> = match frame.decode() {
-            Ok(rscst_fw::fc::FcFrameRepr {
+        // An RSCN is decoded here (the simulator knows the name server); other frames
+        // are not decoded twice.
+        let els_req = frame.header().is_ok_and(|h| {
+            h.r_ctl == rscst_fw::fc::RCtl::ElsReq && h.fc_type == rscst_fw::fc::FcType::Els
+        });
+        let rscn: Vec<PortId> = match els_req.then(|| frame.decode()) {
+            Some(Ok(rscst_fw::fc::FcFrameRepr {
                 payload: rscst_fw::fc::FcPayload::Els(rscst_fw::fc::els::ElsRepr::Rscn(r)),
-                header,
-            }) if header.r_ctl == rscst_fw::fc::RCtl::ElsReq => {
-                r.pages().iter().map(|p| p.port_id).collect()
-            }
+                ..
+            })) => r.pages().iter().map(|p| p.port_id).collect(),
             _ => Vec::new(),
         };
         let outcome = match self.ini_parts(idx) {
@@ -944,9 +958,10 @@ impl Sim {
     ) -> Option<crate::workload::WorkloadId> {
         let target = spec.target.or_else(|| self.hba_port_id())?;
         let w = self.workloads.len();
-        self.workloads.push(Some(crate::workload::Workload::new(
-            spec, target, initiators, self.now,
-        )));
+        self.workloads
+            .push(Some(Box::new(crate::workload::Workload::new(
+                spec, target, initiators, self.now,
+            ))));
         for &id in initiators {
             if let Some(i) = self.inis.get_mut(id.0) {
                 i.owner = Owner::Workload(w);

@@ -685,22 +685,39 @@ impl Firmware {
         }
     }
 
-    /// Everything the driver's register writes asked for since the last call.
-    pub(crate) fn service(&mut self, ctx: &mut Ctx<'_>) {
-        for c in ctx.shared.take_cmds() {
-            self.on_reg_cmd(ctx, c);
+    /// Whether [`Firmware::service`] has anything to do: a register write to act on, or
+    /// an interrupt cause waiting while `host_status` is free.
+    #[inline]
+    pub(crate) fn needs_service(&self, sh: &crate::device::Shared) -> bool {
+        sh.work.load(Ordering::Relaxed) != 0
+            || ((self.causes.mbx.is_some()
+                || !self.causes.asyncs.is_empty()
+                || self.causes.rsp
+                || self.causes.atio)
+                && !sh.host_status_pending())
+    }
+
+    /// Everything the driver's register writes asked for since the last call; returns
+    /// the `device::work` bits it acted on.
+    pub(crate) fn service(&mut self, ctx: &mut Ctx<'_>) -> u32 {
+        use crate::device::work;
+        let bits = ctx.shared.take_work();
+        if bits & work::CMD != 0 {
+            for c in ctx.shared.take_cmds() {
+                self.on_reg_cmd(ctx, c);
+            }
         }
-        let sh = ctx.shared;
-        if sh.rsp_out_moved.swap(false, Ordering::AcqRel) {
+        if bits & work::RSP_OUT != 0 {
             self.rsp_out_moved(ctx);
         }
-        if sh.atio_out_moved.swap(false, Ordering::AcqRel) {
+        if bits & work::ATIO_OUT != 0 {
             self.atio_out_moved(ctx);
         }
-        if sh.req_doorbell.swap(false, Ordering::AcqRel) {
+        if bits & work::REQ_DOORBELL != 0 {
             self.request_doorbell(ctx);
         }
         self.try_post(ctx);
+        bits
     }
 
     // -----------------------------------------------------------------------------

@@ -863,7 +863,7 @@ impl Firmware {
             h.seq_id = job.seq_id;
             h.seq_cnt = job.seq_cnt;
             h.parameter = ro.wrapping_add(off);
-            let Ok(mut frame) = ctx.pool.build_raw(
+            let Ok(mut frame) = ctx.pool.build_data(
                 Sof::class3(job.seq_cnt == 0),
                 Eof::for_frame(last),
                 &h,
@@ -951,7 +951,7 @@ impl Firmware {
             h.seq_id = seq_id;
             h.seq_cnt = seq_cnt;
             h.parameter = ro.wrapping_add(off);
-            let Ok(mut frame) = ctx.pool.build_raw(
+            let Ok(mut frame) = ctx.pool.build_data(
                 Sof::class3(seq_cnt == 0),
                 Eof::for_frame(last),
                 &h,
@@ -1971,7 +1971,7 @@ impl Firmware {
 }
 
 /// Copies `buf.len()` bytes at offset `off` of the DSD list into `buf`.
-fn gather(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
+fn gather(ctx: &mut Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
     let mut need = buf.len();
     let mut at = 0usize;
     let mut skip = off as u64;
@@ -2000,7 +2000,7 @@ fn gather(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
 }
 
 /// Copies `data` into the DSD list at offset `off`.
-fn scatter(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, data: &[u8]) -> bool {
+fn scatter(ctx: &mut Ctx<'_>, dsds: &[Dsd64], off: u32, data: &[u8]) -> bool {
     let mut at = 0usize;
     let mut skip = off as u64;
     for d in dsds {
