@@ -96,8 +96,11 @@ impl FramePool {
         bytes.resize(repr.buffer_len(), 0);
         let n = repr.emit(&mut bytes)?;
         bytes.truncate(n);
-        // What was emitted, as a receiver parses it (F_CTL fill bits included).
-        let hdr = FcHeaderRepr::parse_bytes(&bytes).ok();
+        // What was emitted: the header with the fill bits emit put in F_CTL.
+        let mut h = repr.header;
+        h.f_ctl = h.f_ctl.with_fill_bytes(bytes.get(11).map_or(0, |b| b & 3));
+        debug_assert_eq!(FcHeaderRepr::parse_bytes(&bytes).ok(), Some(h));
+        let hdr = Some(h);
         Ok(Frame {
             sof,
             eof,

@@ -652,8 +652,8 @@ pub(crate) struct Initiator {
     targets: BTreeMap<PortId, TargetState>,
     /// Targets to log in to again when `auto_login`.
     wanted: BTreeMap<PortId, ()>,
+    /// By OX_ID; a tag carries its command's OX_ID (`Initiator::ox_of`).
     cmds: FxHashMap<u16, Cmd>,
-    tags: FxHashMap<Tag, u16>,
     els: BTreeMap<u16, PendingEls>,
     /// Open ABTS (they share the command's OX_ID).
     els_abts: BTreeMap<u16, PendingEls>,
@@ -686,7 +686,6 @@ impl Initiator {
             targets: BTreeMap::new(),
             wanted: BTreeMap::new(),
             cmds: FxHashMap::default(),
-            tags: FxHashMap::default(),
             els: BTreeMap::new(),
             els_abts: BTreeMap::new(),
             next_ox: 0,
@@ -765,7 +764,6 @@ impl Initiator {
     /// Forgets command `ox` (its buffers are kept for the next ones).
     fn release(&mut self, ox: u16) {
         if let Some(c) = self.cmds.remove(&ox) {
-            self.tags.remove(&c.tag);
             self.recycle(c.read);
             if let Some(d) = c.data_out {
                 self.recycle(d);
@@ -883,8 +881,9 @@ impl Initiator {
         tmf: bool,
         now: SimTime,
     ) -> Tag {
+        // Unique per port (a counter) and naming its OX_ID (the low 16 bits).
         self.next_tag += 1;
-        let tag = Tag(self.next_tag);
+        let tag = Tag(self.next_tag << 16 | ox as u64);
         let serial = self.next_serial();
         self.cmds.insert(
             ox,
@@ -909,8 +908,13 @@ impl Initiator {
                 collect: false,
             },
         );
-        self.tags.insert(tag, ox);
         tag
+    }
+
+    /// The OX_ID of the unfinished (or ABTS-held) command `tag`.
+    fn ox_of(&self, tag: Tag) -> Option<u16> {
+        let ox = tag.0 as u16;
+        self.cmds.get(&ox).filter(|c| c.tag == tag).map(|_| ox)
     }
 
     /// Makes sure the command timer fires by `deadline` (command timeouts are one port
@@ -967,12 +971,12 @@ impl Initiator {
         ctx: &mut Ctx<'_>,
         target: PortId,
         ox: u16,
-        fcp: &FcpCmndRepr,
+        fcp: FcpCmndRepr,
     ) -> Result<(), SubmitError> {
         let h = self.header(RCtl::UnsolCmd, FcType::Fcp, target, FCtl::FCP_CMND, ox);
         let repr = FcFrameRepr {
             header: h,
-            payload: FcPayload::FcpCmnd(*fcp),
+            payload: FcPayload::FcpCmnd(fcp),
         };
         let f = ctx
             .pool
@@ -988,7 +992,7 @@ impl Initiator {
         &mut self,
         ctx: &mut Ctx<'_>,
         target: PortId,
-        spec: CommandSpec,
+        spec: &mut CommandSpec,
         collect: Option<bool>,
     ) -> Result<Tag, SubmitError> {
         if !self.online {
@@ -1005,16 +1009,6 @@ impl Initiator {
             ));
         }
         let ox = self.alloc_ox().ok_or(SubmitError::NoExchange)?;
-        let fcp = FcpCmndRepr {
-            lun: spec.lun,
-            crn: spec.crn,
-            task_attr: spec.attr,
-            priority: spec.priority & 0xF,
-            tmf: TmFlags::empty(),
-            dir: spec.dir,
-            cdb: spec.cdb,
-            data_len: spec.fcp_dl,
-        };
         let tag = self.new_cmd(target, ox, spec.dir, spec.fcp_dl, false, ctx.now);
         let collect = collect.unwrap_or(self.cfg.collect_data) && spec.dir.rddata();
         let read = if collect {
@@ -1025,11 +1019,21 @@ impl Initiator {
             Vec::new()
         };
         if let Some(c) = self.cmds.get_mut(&ox) {
-            c.data_out = spec.data_out;
+            c.data_out = spec.data_out.take();
             c.collect = collect;
             c.read = read;
         }
-        self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
+        let fcp = FcpCmndRepr {
+            lun: spec.lun,
+            crn: spec.crn,
+            task_attr: spec.attr,
+            priority: spec.priority & 0xF,
+            tmf: TmFlags::empty(),
+            dir: spec.dir,
+            cdb: spec.cdb,
+            data_len: spec.fcp_dl,
+        };
+        self.send_fcp_cmnd(ctx, target, ox, fcp)?;
         if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
             self.arm_cmd_timer(ctx, d);
         }
@@ -1052,7 +1056,7 @@ impl Initiator {
         let ox = self.alloc_ox().ok_or(SubmitError::NoExchange)?;
         let fcp = FcpCmndRepr::task_management(lun, function);
         let tag = self.new_cmd(target, ox, DataDir::None, 0, true, ctx.now);
-        self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
+        self.send_fcp_cmnd(ctx, target, ox, fcp)?;
         if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
             self.arm_cmd_timer(ctx, d);
         }
@@ -1101,7 +1105,7 @@ impl Initiator {
     }
 
     pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Result<(), SubmitError> {
-        let ox = *self.tags.get(&tag).ok_or(SubmitError::NoSuchCommand)?;
+        let ox = self.ox_of(tag).ok_or(SubmitError::NoSuchCommand)?;
         self.send_abts(ctx, ox, true)
     }
 
@@ -1174,7 +1178,7 @@ impl Initiator {
         data: &[u8],
         last: bool,
     ) -> Result<(), SubmitError> {
-        let ox = *self.tags.get(&tag).ok_or(SubmitError::NoSuchCommand)?;
+        let ox = self.ox_of(tag).ok_or(SubmitError::NoSuchCommand)?;
         let c = self.cmds.get_mut(&ox).ok_or(SubmitError::NoSuchCommand)?;
         let Some((ro, len, got)) = c.burst else {
             return Err(SubmitError::Invalid("no XFER_RDY outstanding"));

@@ -561,6 +561,12 @@ impl Sim {
     /// sender's link; the switch forwards it down `to`'s link).
     fn transmit(&mut self, from: PortId, to: Slot, mut frame: Frame, tx: Tx) {
         let Ok(h) = frame.header() else { return };
+        if !self.faults.frame_faults_possible() && !self.shared.trace.frames_wanted() {
+            // Nothing can happen to the frame on the way, and nothing records it.
+            let t = self.arrival(tx, to, frame.bytes.len(), None);
+            self.queue.push(t, Event::Deliver { to, frame });
+            return;
+        }
         let to_hba = to == HBA_SLOT;
         let from_hba = !to_hba && self.fabric.ports.first().is_some_and(|p| p.port_id == from);
         let fate = self
@@ -1061,7 +1067,8 @@ impl Sim {
         target: PortId,
         spec: CommandSpec,
     ) -> Result<Tag, SubmitError> {
-        self.with_ini(id, |ctx, i| i.command(ctx, target, spec, None))
+        let mut spec = spec;
+        self.with_ini(id, |ctx, i| i.command(ctx, target, &mut spec, None))
             .unwrap_or(Err(SubmitError::NoSuchInitiator))
     }
 
@@ -1082,8 +1089,11 @@ impl Sim {
         spec: CommandSpec,
         collect: bool,
     ) -> Result<Tag, SubmitError> {
-        self.with_ini(id, |ctx, i| i.command(ctx, target, spec, Some(collect)))
-            .unwrap_or(Err(SubmitError::NoSuchInitiator))
+        let mut spec = spec;
+        self.with_ini(id, |ctx, i| {
+            i.command(ctx, target, &mut spec, Some(collect))
+        })
+        .unwrap_or(Err(SubmitError::NoSuchInitiator))
     }
 
     /// A task management request from `id`.
