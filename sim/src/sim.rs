@@ -884,6 +884,26 @@ impl Sim {
         self.service();
     }
 
+    /// Threaded mode: moves the clock to `t` (the host clock), then runs at most `max`
+    /// events due by then; returns whether more are due. Events scheduled for an earlier
+    /// instant that the thread could not get to in time run late, at the current time.
+    pub(crate) fn run_due(&mut self, t: SimTime, max: usize) -> bool {
+        self.set_now(t);
+        self.service();
+        for _ in 0..max {
+            match self.queue.peek_time() {
+                Some(next) if next <= t => {}
+                _ => return false,
+            }
+            if let Some((at, ev)) = self.queue.pop() {
+                self.set_now(at);
+                self.handle(ev);
+                self.service();
+            }
+        }
+        self.queue.peek_time().is_some_and(|next| next <= t)
+    }
+
     /// Runs for `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) {
         let t = self.now + d;
