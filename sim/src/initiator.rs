@@ -1634,16 +1634,16 @@ impl Initiator {
             .results
             .pop()
             .unwrap_or_else(|| Box::new(CommandResult::empty()));
-        *result = CommandResult {
-            status: rsp.scsi_status,
-            residual: rsp.residual,
-            sense: rsp.sense,
-            rsp_code: rsp.rsp_code,
-            rsp_flags: rsp.flags,
-            data,
-            transferred: moved,
-            latency,
-        };
+        // Field by field: the storage is reused, no temporary of the whole result.
+        let r = &mut *result;
+        r.status = rsp.scsi_status;
+        r.residual = rsp.residual;
+        r.sense = rsp.sense;
+        r.rsp_code = rsp.rsp_code;
+        r.rsp_flags = rsp.flags;
+        r.data = data;
+        r.transferred = moved;
+        r.latency = latency;
         self.finish(
             ox,
             InitiatorEvent::Completed {

@@ -23,7 +23,7 @@ use crate::InitiatorId;
 use crate::chip::ChipModel;
 use crate::device::Shared;
 use crate::event::EventQueue;
-use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, Links, NameServerEntry, Slot, Tx};
+use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot, Tx};
 use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
 use crate::frame::{Frame, FramePool};
@@ -124,8 +124,8 @@ pub(crate) struct Ctx<'a> {
     pub pool: &'a mut FramePool,
     /// The device's view of the IOMMU (DMA).
     pub dma: &'a mut DmaView,
-    /// The links of the switch ports (serialisation).
-    pub links: &'a mut Links,
+    /// The fabric: its ports (routing) and links (serialisation).
+    pub fabric: &'a mut Fabric,
     /// Whether link serialisation is modelled (stepped mode with finite links).
     pub paced: bool,
     /// The HBA left the fabric (reset, system error).
@@ -135,17 +135,50 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Queues `frame` for transmission from `from`: it goes on `from`'s link behind what
     /// the port already sends. Returns when its last bit has left the port.
+    ///
+    /// A frame between two N_Ports that nothing can happen to on the way (no frame fault
+    /// configured) and nothing records (no trace, no pcap) is routed at once, straight into
+    /// the event queue; anything else (fabric services, discards, faults, recording) goes
+    /// through the simulator's outbox when the handler returns. Frames to one destination
+    /// always take the same way, so they stay in order.
+    #[inline]
     pub(crate) fn send(&mut self, from: Slot, frame: Frame) -> SimTime {
-        let tx = self
-            .links
-            .send(self.now, from, frame.bytes.len(), self.paced);
-        self.out.push((from, frame, tx));
+        let len = frame.bytes.len();
+        let tx = self.fabric.links.send(self.now, from, len, self.paced);
+        match self.direct_route(from, &frame) {
+            Some(to) => {
+                let latency = self.fabric.cfg.latency;
+                let t = self
+                    .fabric
+                    .links
+                    .arrival(tx, to, len, latency, None, self.paced);
+                self.queue.push(t, Event::Deliver { to, frame });
+            }
+            None => self.out.push((from, frame, tx)),
+        }
         tx.end
+    }
+
+    /// The destination of a frame that can skip the outbox (see [`Ctx::send`]).
+    #[inline]
+    fn direct_route(&self, from: Slot, frame: &Frame) -> Option<Slot> {
+        if self.faults.frame_faults_possible() || self.shared.trace.frames_wanted() {
+            return None;
+        }
+        let d_id = frame.hdr?.d_id;
+        if d_id.is_well_known() {
+            return None;
+        }
+        let p = self.fabric.ports.get(from)?;
+        if !(p.cable && p.logged_in) {
+            return None;
+        }
+        self.fabric.route(d_id)
     }
 
     /// When `from`'s link is free to send (now or later).
     pub(crate) fn link_free(&self, from: Slot) -> SimTime {
-        self.links.free_at(self.now, from)
+        self.fabric.links.free_at(self.now, from)
     }
 
     pub(crate) fn discard(&self, at: PortId, reason: &'static str) {
@@ -326,7 +359,7 @@ impl Sim {
             faults: &mut self.faults,
             pool: &mut self.frames,
             dma: &mut self.dma,
-            links: &mut self.fabric.links,
+            fabric: &mut self.fabric,
             paced,
             fabric_logout_hba: false,
         };
@@ -347,7 +380,7 @@ impl Sim {
             faults: &mut self.faults,
             pool: &mut self.frames,
             dma: &mut self.dma,
-            links: &mut self.fabric.links,
+            fabric: &mut self.fabric,
             paced,
             fabric_logout_hba: false,
         };

@@ -453,7 +453,9 @@ pub struct Workload {
     rng: SimRng,
     inis: BTreeMap<usize, IniState>,
     inflight: HashMap<(usize, Tag), Io>,
-    busy_blocks: HashMap<u64, ()>,
+    /// Slots (`io_blocks`-sized, aligned LBA ranges) with a command in flight: every
+    /// command covers exactly one slot.
+    busy_slots: HashMap<u64, ()>,
     shadow: HashMap<u64, Expect>,
     generation: u64,
     issued: u64,
@@ -477,7 +479,7 @@ impl Workload {
             target,
             inis: inis.iter().map(|i| (i.0, IniState::default())).collect(),
             inflight: HashMap::default(),
-            busy_blocks: HashMap::default(),
+            busy_slots: HashMap::default(),
             shadow: HashMap::default(),
             generation: 0,
             issued: 0,
@@ -564,12 +566,16 @@ impl Workload {
                     v
                 }
             };
-            let lba = self.spec.first_lba + slot * n;
-            if (lba..lba + n).all(|b| !self.busy_blocks.contains_key(&b)) {
-                return Some((lba, n as u32));
+            if !self.busy_slots.contains_key(&slot) {
+                return Some((self.spec.first_lba + slot * n, n as u32));
             }
         }
         None
+    }
+
+    /// The slot of a command's first LBA.
+    fn slot_of(&self, lba: u64) -> u64 {
+        (lba - self.spec.first_lba) / self.spec.io_blocks.max(1) as u64
     }
 
     /// The READ/WRITE CDB in `buf`; returns its length.
@@ -640,9 +646,7 @@ impl Workload {
             {
                 Ok(tag) => {
                     self.issued += 1;
-                    for b in lba..lba + blocks as u64 {
-                        self.busy_blocks.insert(b, ());
-                    }
+                    self.busy_slots.insert(self.slot_of(lba), ());
                     self.inflight.insert(
                         (i, tag),
                         Io {
@@ -676,9 +680,7 @@ impl Workload {
 
     fn finish_io(&mut self, key: (usize, Tag)) -> Option<Io> {
         let io = self.inflight.remove(&key)?;
-        for b in io.lba..io.lba + io.blocks as u64 {
-            self.busy_blocks.remove(&b);
-        }
+        self.busy_slots.remove(&self.slot_of(io.lba));
         if let Some(s) = self.inis.get_mut(&io.ini) {
             s.outstanding = s.outstanding.saturating_sub(1);
         }
