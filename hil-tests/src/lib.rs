@@ -303,7 +303,7 @@ impl<const R: usize> Stack<R> {
             for e in s.sim.initiator_events(ini) {
                 match e {
                     InitiatorEvent::Completed { tag: t, result } if t == tag => {
-                        out = Some(Ok(*result))
+                        out = Some(Ok(result.into_owned()))
                     }
                     InitiatorEvent::Failed { tag: t, error } if t == tag => out = Some(Err(error)),
                     _ => {}

@@ -17,8 +17,8 @@
 //! is stepped (stepped mode) or woken (threaded mode) — with modelled latencies.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use rscst_fw::regs::{self, CtrlStatus, HccrCommand, HccrStatus, HostStatus, Ictrl};
@@ -57,6 +57,20 @@ impl Qp {
             Qp::AtioOut => "atio_q_out",
         }
     }
+}
+
+/// The bits of `Shared::work`.
+pub(crate) mod work {
+    /// Register commands are queued (`Shared::take_cmds`).
+    pub const CMD: u32 = 1 << 0;
+    /// `req_q_in` was written.
+    pub const REQ_DOORBELL: u32 = 1 << 1;
+    /// `rsp_q_out` was written.
+    pub const RSP_OUT: u32 = 1 << 2;
+    /// `atio_q_out` was written.
+    pub const ATIO_OUT: u32 = 1 << 3;
+    /// `hccr = CLEAR_RISC_INT`: `host_status` is free for the next cause.
+    pub const ACK: u32 = 1 << 4;
 }
 
 /// A register write the firmware model must act on, in order.
@@ -129,11 +143,15 @@ impl RegFile {
 
 /// The interrupt line: level = `host_status` B15 && `ictrl` B3; the host side latches it
 /// (an eventfd / NVIC pending bit) until [`rscst_hba::Irq::ack`].
+///
+/// Waiting is `std::thread::park`: a waiter registers its thread, re-checks the latch and
+/// parks; `raise` sets the latch and unparks the registered threads. The registry's lock
+/// is taken only when somebody sleeps, never on the interrupt path of a busy driver.
 pub(crate) struct IrqLine {
     latched: AtomicBool,
-    waiters: std::sync::atomic::AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
+    /// Threads parked (or about to park) in [`IrqLine::wait`].
+    sleepers: AtomicUsize,
+    waiters: Mutex<Vec<std::thread::Thread>>,
     pub raised: AtomicU64,
 }
 
@@ -141,9 +159,8 @@ impl IrqLine {
     fn new() -> IrqLine {
         IrqLine {
             latched: AtomicBool::new(false),
-            waiters: std::sync::atomic::AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
             raised: AtomicU64::new(0),
         }
     }
@@ -154,9 +171,13 @@ impl IrqLine {
 
     fn raise(&self) {
         self.raised.fetch_add(1, Ordering::Relaxed);
-        if !self.latched.swap(true, Ordering::SeqCst) && self.waiters.load(Ordering::SeqCst) != 0 {
-            let _g = self.lock.lock();
-            self.cv.notify_all();
+        if !self.latched.swap(true, Ordering::SeqCst)
+            && self.sleepers.load(Ordering::SeqCst) != 0
+            && let Ok(w) = self.waiters.lock()
+        {
+            for t in w.iter() {
+                t.unpark();
+            }
         }
     }
 
@@ -169,46 +190,44 @@ impl IrqLine {
         if self.pending() {
             return true;
         }
-        let Ok(mut g) = self.lock.lock() else {
-            return self.pending();
-        };
-        // Announce the waiter before re-checking, so a raise either sees it or is seen.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let me = std::thread::current();
+        // Register before re-checking, so a raise either sees the sleeper or is seen.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut w) = self.waiters.lock() {
+            w.push(me.clone());
+        }
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         while !self.pending() {
-            let r = match deadline {
-                None => self.cv.wait(g).map_err(|_| ()),
+            match deadline {
+                None => std::thread::park(),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         break;
                     }
-                    self.cv
-                        .wait_timeout(g, d - now)
-                        .map(|(ng, _)| ng)
-                        .map_err(|_| ())
-                }
-            };
-            match r {
-                Ok(ng) => g = ng,
-                Err(()) => {
-                    self.waiters.fetch_sub(1, Ordering::SeqCst);
-                    return self.pending();
+                    std::thread::park_timeout(d - now);
                 }
             }
         }
-        drop(g);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut w) = self.waiters.lock()
+            && let Some(i) = w.iter().position(|t| t.id() == me.id())
+        {
+            w.swap_remove(i);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
         self.pending()
     }
 }
 
-/// Wakes the firmware thread (threaded mode) without a syscall when it is busy.
+/// Wakes the firmware thread (threaded mode) without a lock: the notifier sets a flag and,
+/// only if the thread is asleep, unparks it. A notifier never waits for the firmware
+/// thread, whatever that thread is doing (a lock held by a descheduled firmware thread
+/// used to stall the driver's doorbell).
 pub(crate) struct Wake {
     sleeping: AtomicBool,
     work: AtomicBool,
-    lock: Mutex<()>,
-    cv: Condvar,
+    /// The firmware thread (set when it starts; written only then).
+    thread: std::sync::RwLock<Option<std::thread::Thread>>,
 }
 
 impl Wake {
@@ -216,29 +235,43 @@ impl Wake {
         Wake {
             sleeping: AtomicBool::new(false),
             work: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
+            thread: std::sync::RwLock::new(None),
         }
     }
 
+    /// The calling thread is the firmware thread from now on.
+    pub(crate) fn register(&self) {
+        if let Ok(mut t) = self.thread.write() {
+            *t = Some(std::thread::current());
+        }
+    }
+
+    #[inline]
     pub(crate) fn notify(&self) {
         self.work.store(true, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
-            let _g = self.lock.lock();
-            self.cv.notify_one();
+        if self.sleeping.load(Ordering::SeqCst)
+            && let Ok(t) = self.thread.read()
+            && let Some(t) = t.as_ref()
+        {
+            t.unpark();
         }
     }
 
-    /// Sleeps until notified or `timeout`; returns at once if work was signalled since the
-    /// last call.
+    /// Sleeps until notified or `timeout` (firmware thread only); returns at once if work
+    /// was signalled since the last call.
     pub(crate) fn sleep(&self, timeout: StdDuration) {
-        let Ok(g) = self.lock.lock() else { return };
         self.sleeping.store(true, Ordering::SeqCst);
-        if !self.work.swap(false, Ordering::SeqCst) {
-            let _ = self.cv.wait_timeout(g, timeout);
+        let end = std::time::Instant::now() + timeout;
+        // Announced as sleeping before looking at the flag: a notify either sees the
+        // sleeper (and unparks it) or is seen here.
+        while !self.work.swap(false, Ordering::SeqCst) {
+            let now = std::time::Instant::now();
+            if now >= end {
+                break;
+            }
+            std::thread::park_timeout(end - now);
         }
         self.sleeping.store(false, Ordering::SeqCst);
-        self.work.store(false, Ordering::SeqCst);
     }
 }
 
@@ -377,10 +410,9 @@ pub(crate) struct Shared {
     pub threaded: AtomicBool,
     pub violations: Mutex<Vec<Violation>>,
     cmds: Mutex<VecDeque<RegCmd>>,
-    pub cmd_pending: AtomicBool,
-    pub req_doorbell: AtomicBool,
-    pub rsp_out_moved: AtomicBool,
-    pub atio_out_moved: AtomicBool,
+    /// What the driver's register writes ask of the firmware since it last looked:
+    /// `work::*` bits (one load tells the model there is nothing to do).
+    pub work: AtomicU32,
     /// Ring lengths set by INITIALIZE_FIRMWARE (0: not initialised): req, rsp, atio.
     pub ring_len: [AtomicU32; 3],
     /// `req_q_in` when the driver last wrote `hccr = CLEAR_RISC_INT`: the request-ring
@@ -415,10 +447,7 @@ impl Shared {
             threaded: AtomicBool::new(false),
             violations: Mutex::new(Vec::new()),
             cmds: Mutex::new(VecDeque::new()),
-            cmd_pending: AtomicBool::new(false),
-            req_doorbell: AtomicBool::new(false),
-            rsp_out_moved: AtomicBool::new(false),
-            atio_out_moved: AtomicBool::new(false),
+            work: AtomicU32::new(0),
             ring_len: Default::default(),
             req_in_at_ack: AtomicU32::new(0),
             bus_master_warned: AtomicBool::new(false),
@@ -441,14 +470,26 @@ impl Shared {
         if let Ok(mut q) = self.cmds.lock() {
             q.push_back(c);
         }
-        self.cmd_pending.store(true, Ordering::Release);
+        self.signal(work::CMD);
+    }
+
+    /// Tells the firmware model (and wakes its thread in threaded mode).
+    #[inline]
+    fn signal(&self, bit: u32) {
+        self.work.fetch_or(bit, Ordering::Release);
         self.wake.notify();
     }
 
-    pub(crate) fn take_cmds(&self) -> VecDeque<RegCmd> {
-        if !self.cmd_pending.swap(false, Ordering::AcqRel) {
-            return VecDeque::new();
+    /// The `work` bits set since the last call (one relaxed load when there are none).
+    #[inline]
+    pub(crate) fn take_work(&self) -> u32 {
+        if self.work.load(Ordering::Relaxed) == 0 {
+            return 0;
         }
+        self.work.swap(0, Ordering::AcqRel)
+    }
+
+    pub(crate) fn take_cmds(&self) -> VecDeque<RegCmd> {
         self.cmds
             .lock()
             .map(|mut q| std::mem::take(&mut *q))
@@ -738,7 +779,7 @@ impl Shared {
                 self.regs
                     .host_status
                     .fetch_and(!HostStatus::INT_PENDING, Ordering::AcqRel);
-                self.wake.notify();
+                self.signal(work::ACK);
             }
             HccrCommand::SetHostInt => {
                 st.fetch_or(HccrStatus::HOST_INT.bits(), Ordering::AcqRel);
@@ -796,17 +837,10 @@ impl Shared {
                 if len != 0 && rel == last {
                     self.violation(ViolationKind::DoorbellWithoutFence);
                 }
-                self.req_doorbell.store(true, Ordering::Release);
-                self.wake.notify();
+                self.signal(work::REQ_DOORBELL);
             }
-            Qp::RspOut => {
-                self.rsp_out_moved.store(true, Ordering::Release);
-                self.wake.notify();
-            }
-            Qp::AtioOut => {
-                self.atio_out_moved.store(true, Ordering::Release);
-                self.wake.notify();
-            }
+            Qp::RspOut => self.signal(work::RSP_OUT),
+            Qp::AtioOut => self.signal(work::ATIO_OUT),
             _ => {}
         }
     }
@@ -825,4 +859,63 @@ fn scratch_index(offset: u32) -> Option<usize> {
         regs::IOBASE_SDATA => 8,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A notify before the sleep is not lost; a notify during it wakes the sleeper (long
+    /// before its timeout); a sleep with nothing signalled times out.
+    #[test]
+    fn wake_hands_off_without_loss() {
+        let w = Arc::new(Wake::new());
+        w.register();
+        w.notify();
+        let t = Instant::now();
+        w.sleep(StdDuration::from_secs(30));
+        assert!(
+            t.elapsed() < StdDuration::from_secs(10),
+            "notify before sleep"
+        );
+        let t = Instant::now();
+        w.sleep(StdDuration::from_millis(20));
+        assert!(
+            t.elapsed() >= StdDuration::from_millis(20),
+            "nothing signalled"
+        );
+        let w2 = Arc::clone(&w);
+        let n = std::thread::spawn(move || {
+            std::thread::sleep(StdDuration::from_millis(20));
+            w2.notify();
+        });
+        let t = Instant::now();
+        w.sleep(StdDuration::from_secs(30));
+        assert!(
+            t.elapsed() < StdDuration::from_secs(10),
+            "woken by the notify"
+        );
+        n.join().unwrap();
+    }
+
+    #[test]
+    fn irq_wait_is_woken_by_a_raise() {
+        let l = Arc::new(IrqLine::new());
+        assert!(!l.wait(Some(StdDuration::from_millis(5))), "times out");
+        let l2 = Arc::clone(&l);
+        let r = std::thread::spawn(move || {
+            std::thread::sleep(StdDuration::from_millis(20));
+            l2.raise();
+        });
+        let t = Instant::now();
+        assert!(l.wait(Some(StdDuration::from_secs(30))));
+        assert!(t.elapsed() < StdDuration::from_secs(10));
+        r.join().unwrap();
+        assert_eq!(l.raised.load(Ordering::Relaxed), 1);
+        l.ack(false);
+        assert!(!l.pending());
+        assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
+        assert!(l.waiters.lock().unwrap().is_empty());
+    }
 }

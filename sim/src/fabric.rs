@@ -271,9 +271,14 @@ impl Fabric {
 
     /// The slot whose logged-in port has `pid`.
     pub(crate) fn route(&self, pid: PortId) -> Option<Slot> {
-        self.ports
-            .iter()
-            .position(|p| p.logged_in && p.cable && p.port_id == pid)
+        let up = |p: &FabricPort| p.logged_in && p.cable && p.port_id == pid;
+        // The area names the switch port (area = slot + 1) up to 0xFE.
+        let area = pid.area();
+        if (1..0xFF).contains(&area) {
+            let slot = area as usize - 1;
+            return self.ports.get(slot).filter(|p| up(p)).map(|_| slot);
+        }
+        self.ports.iter().position(up)
     }
 
     pub(crate) fn name_server(&self) -> Vec<NameServerEntry> {

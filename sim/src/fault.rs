@@ -245,6 +245,17 @@ impl FaultInjector {
         }
     }
 
+    /// Whether [`FaultInjector::frame`] can return anything but "deliver".
+    #[inline]
+    pub(crate) fn frame_faults_possible(&self) -> bool {
+        let f = &self.cfg.frames;
+        self.drop_next_to_hba
+            || f.drop > 0.0
+            || f.duplicate > 0.0
+            || f.corrupt > 0.0
+            || f.delay > 0.0
+    }
+
     pub(crate) fn frame(&mut self, to_hba: bool, from_hba: bool, fcp: bool) -> FrameFate {
         if to_hba && self.drop_next_to_hba {
             self.drop_next_to_hba = false;

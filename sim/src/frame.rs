@@ -21,12 +21,19 @@ pub struct Frame {
     pub bytes: Vec<u8>,
     /// CRC-32 of `bytes` as transmitted.
     pub crc: Option<u32>,
+    /// The header the sender emitted into `bytes` (so the fabric and the receiver do
+    /// not parse it again); `None` once the bytes may differ (a corruption fault).
+    pub(crate) hdr: Option<FcHeaderRepr>,
 }
 
 impl Frame {
     /// The parsed header.
+    #[inline]
     pub fn header(&self) -> Result<FcHeaderRepr, WireError> {
-        FcHeaderRepr::parse_bytes(&self.bytes)
+        match self.hdr {
+            Some(h) => Ok(h),
+            None => FcHeaderRepr::parse_bytes(&self.bytes),
+        }
     }
 
     /// The payload without fill bytes (empty if the frame is shorter than a header).
@@ -89,16 +96,23 @@ impl FramePool {
         bytes.resize(repr.buffer_len(), 0);
         let n = repr.emit(&mut bytes)?;
         bytes.truncate(n);
+        // What was emitted: the header with the fill bits emit put in F_CTL.
+        let mut h = repr.header;
+        h.f_ctl = h.f_ctl.with_fill_bytes(bytes.get(11).map_or(0, |b| b & 3));
+        debug_assert_eq!(FcHeaderRepr::parse_bytes(&bytes).ok(), Some(h));
+        let hdr = Some(h);
         Ok(Frame {
             sof,
             eof,
             bytes,
             crc: None,
+            hdr,
         })
     }
 
     /// A frame whose payload of `payload_len` bytes the caller fills in `bytes[24..24 +
-    /// payload_len]` (fill bytes to a multiple of 4 are zeroed and counted in F_CTL).
+    /// payload_len]` (zeroed here; fill bytes to a multiple of 4 are zeroed and counted in
+    /// F_CTL).
     pub(crate) fn build_raw(
         &mut self,
         sof: Sof,
@@ -109,14 +123,50 @@ impl FramePool {
         let mut bytes = self.get();
         let padded = payload_len.next_multiple_of(4);
         bytes.resize(FC_HEADER_LEN + padded, 0);
+        Self::finish_raw(bytes, sof, eof, header, payload_len)
+    }
+
+    /// [`FramePool::build_raw`] for a caller that overwrites every payload byte (data
+    /// frames): the payload is not zeroed first (it holds an earlier frame's bytes until
+    /// the caller fills it); the fill bytes are.
+    pub(crate) fn build_data(
+        &mut self,
+        sof: Sof,
+        eof: Eof,
+        header: &FcHeaderRepr,
+        payload_len: usize,
+    ) -> Result<Frame, WireError> {
+        let mut bytes = self.free.pop().unwrap_or_default();
+        let padded = payload_len.next_multiple_of(4);
+        let n = FC_HEADER_LEN + padded;
+        if bytes.len() >= n {
+            bytes.truncate(n);
+        } else {
+            bytes.reserve(MAX_FRAME_LEN.max(n) - bytes.len());
+            bytes.resize(n, 0);
+        }
+        bytes[FC_HEADER_LEN + payload_len..].fill(0);
+        Self::finish_raw(bytes, sof, eof, header, payload_len)
+    }
+
+    fn finish_raw(
+        mut bytes: Vec<u8>,
+        sof: Sof,
+        eof: Eof,
+        header: &FcHeaderRepr,
+        payload_len: usize,
+    ) -> Result<Frame, WireError> {
+        let padded = payload_len.next_multiple_of(4);
         let mut h = *header;
         h.f_ctl = h.f_ctl.with_fill_bytes((padded - payload_len) as u8);
         h.emit_bytes(&mut bytes[..FC_HEADER_LEN])?;
+        debug_assert_eq!(FcHeaderRepr::parse_bytes(&bytes).ok(), Some(h));
         Ok(Frame {
             sof,
             eof,
             bytes,
             crc: None,
+            hdr: Some(h),
         })
     }
 }

@@ -42,6 +42,7 @@ use rscst_fw::{Lun, OxId, PortId, RxId, WireError, Wwn};
 use crate::InitiatorId;
 use crate::fabric::Slot;
 use crate::frame::Frame;
+use crate::fxhash::FxHashMap;
 use crate::sim::{Ctx, Event};
 use crate::time::SimTime;
 
@@ -184,6 +185,70 @@ pub struct CommandResult {
     pub latency: Duration,
 }
 
+/// The result in an [`InitiatorEvent::Completed`]; dereferences to [`CommandResult`],
+/// like a `Cow`.
+///
+/// An [`InitiatorHandler`] (and a workload) gets it lent: no allocation, and the simulator
+/// reuses its storage — the read buffer included — for a later command of the port.
+/// Queued events ([`crate::Sim::initiator_events`], [`InitiatorEvent::into_owned`]) own
+/// it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ResultRef<'a> {
+    /// Lent for the duration of the handler call.
+    Borrowed(&'a CommandResult),
+    /// Owned.
+    Owned(Box<CommandResult>),
+}
+
+impl ResultRef<'_> {
+    /// The result itself (copied if lent).
+    pub fn into_owned(self) -> CommandResult {
+        match self {
+            ResultRef::Borrowed(r) => r.clone(),
+            ResultRef::Owned(b) => *b,
+        }
+    }
+
+    /// An owned `ResultRef` (copied if lent).
+    pub fn into_static(self) -> ResultRef<'static> {
+        match self {
+            ResultRef::Borrowed(r) => ResultRef::Owned(Box::new(r.clone())),
+            ResultRef::Owned(b) => ResultRef::Owned(b),
+        }
+    }
+}
+
+impl core::ops::Deref for ResultRef<'_> {
+    type Target = CommandResult;
+    fn deref(&self) -> &CommandResult {
+        match self {
+            ResultRef::Borrowed(r) => r,
+            ResultRef::Owned(b) => b,
+        }
+    }
+}
+
+impl fmt::Debug for ResultRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl CommandResult {
+    fn empty() -> CommandResult {
+        CommandResult {
+            status: 0,
+            residual: Residual::None,
+            sense: SenseData::new(),
+            rsp_code: None,
+            rsp_flags: rscst_fw::fc::FcpRspFlags::empty(),
+            data: Vec::new(),
+            transferred: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 /// Why a command did not complete with a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandError {
@@ -288,7 +353,7 @@ pub enum InitiatorEvent<'a> {
         /// The command.
         tag: Tag,
         /// Status, sense, residual, data.
-        result: Box<CommandResult>,
+        result: ResultRef<'a>,
     },
     /// A task management request got its FCP_RSP.
     TmfDone {
@@ -331,7 +396,10 @@ impl InitiatorEvent<'_> {
             InitiatorEvent::XferRdy { tag, offset, len } => {
                 InitiatorEvent::XferRdy { tag, offset, len }
             }
-            InitiatorEvent::Completed { tag, result } => InitiatorEvent::Completed { tag, result },
+            InitiatorEvent::Completed { tag, result } => InitiatorEvent::Completed {
+                tag,
+                result: result.into_static(),
+            },
             InitiatorEvent::TmfDone { tag, code } => InitiatorEvent::TmfDone { tag, code },
             InitiatorEvent::Failed { tag, error } => InitiatorEvent::Failed { tag, error },
             InitiatorEvent::AbortDone { tag, accepted } => {
@@ -543,15 +611,25 @@ struct Cmd {
     done: bool,
     abts_open: bool,
     serial: u64,
+    /// When the command times out (unless done).
+    deadline: SimTime,
+    /// Read data goes into `read` (else it is streamed as [`InitiatorEvent::DataIn`]).
+    collect: bool,
 }
 
 /// Timers of initiator ports.
 #[derive(Debug, Clone)]
 pub(crate) enum IniTimer {
     Flogi,
-    Els { ox: u16, serial: u64 },
-    Command { ox: u16, serial: u64 },
-    Relogin { target: PortId },
+    Els {
+        ox: u16,
+        serial: u64,
+    },
+    /// The earliest command deadline (one timer per port, not one per command).
+    Commands,
+    Relogin {
+        target: PortId,
+    },
 }
 
 /// Outcome of a received frame that the simulator must pass on with the frame's bytes.
@@ -574,14 +652,22 @@ pub(crate) struct Initiator {
     targets: BTreeMap<PortId, TargetState>,
     /// Targets to log in to again when `auto_login`.
     wanted: BTreeMap<PortId, ()>,
-    cmds: BTreeMap<u16, Cmd>,
-    tags: BTreeMap<Tag, u16>,
+    /// By OX_ID; a tag carries its command's OX_ID (`Initiator::ox_of`).
+    cmds: FxHashMap<u16, Cmd>,
     els: BTreeMap<u16, PendingEls>,
     /// Open ABTS (they share the command's OX_ID).
     els_abts: BTreeMap<u16, PendingEls>,
     next_ox: u16,
     next_tag: u64,
     serial: u64,
+    /// When the scheduled [`IniTimer::Commands`] fires (at most one is pending).
+    cmd_timer: Option<SimTime>,
+    /// Data buffers of finished commands, for the next ones.
+    bufs: Vec<Vec<u8>>,
+    /// Result storage lent to the owner and given back (see [`ResultRef`]): boxes, as
+    /// the events carry them.
+    #[allow(clippy::vec_box)]
+    results: Vec<Box<CommandResult>>,
     pub owner: Owner,
     pub events: VecDeque<InitiatorEvent<'static>>,
     pub stats: InitiatorStats,
@@ -599,13 +685,15 @@ impl Initiator {
             online: false,
             targets: BTreeMap::new(),
             wanted: BTreeMap::new(),
-            cmds: BTreeMap::new(),
-            tags: BTreeMap::new(),
+            cmds: FxHashMap::default(),
             els: BTreeMap::new(),
             els_abts: BTreeMap::new(),
             next_ox: 0,
             next_tag: 0,
             serial: 0,
+            cmd_timer: None,
+            bufs: Vec::new(),
+            results: Vec::new(),
             owner: Owner::Queue,
             events: VecDeque::new(),
             stats: InitiatorStats::default(),
@@ -641,12 +729,46 @@ impl Initiator {
 
     /// Up to `n` tags of unfinished commands (oldest first).
     pub(crate) fn open_tags(&self, n: usize) -> Vec<Tag> {
-        self.cmds
+        let mut v: Vec<(u64, Tag)> = self
+            .cmds
             .values()
             .filter(|c| !c.done && !c.tmf)
-            .take(n)
-            .map(|c| c.tag)
-            .collect()
+            .map(|c| (c.serial, c.tag))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().take(n).map(|(_, t)| t).collect()
+    }
+
+    /// A buffer for read data or write data (storage of a finished command's).
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.bufs.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Keeps a finished command's buffer for the next one.
+    pub(crate) fn recycle(&mut self, b: Vec<u8>) {
+        if self.bufs.len() < 128 && b.capacity() > 0 && b.capacity() <= 4 << 20 {
+            self.bufs.push(b);
+        }
+    }
+
+    /// Takes back a result lent to the owner: its storage and read buffer serve again.
+    pub(crate) fn recycle_result(&mut self, mut r: Box<CommandResult>) {
+        self.recycle(std::mem::take(&mut r.data));
+        if self.results.len() < 128 {
+            self.results.push(r);
+        }
+    }
+
+    /// Forgets command `ox` (its buffers are kept for the next ones).
+    fn release(&mut self, ox: u16) {
+        if let Some(c) = self.cmds.remove(&ox) {
+            self.recycle(c.read);
+            if let Some(d) = c.data_out {
+                self.recycle(d);
+            }
+        }
     }
 
     /// Commands not finished yet.
@@ -759,8 +881,9 @@ impl Initiator {
         tmf: bool,
         now: SimTime,
     ) -> Tag {
+        // Unique per port (a counter) and naming its OX_ID (the low 16 bits).
         self.next_tag += 1;
-        let tag = Tag(self.next_tag);
+        let tag = Tag(self.next_tag << 16 | ox as u64);
         let serial = self.next_serial();
         self.cmds.insert(
             ox,
@@ -781,10 +904,66 @@ impl Initiator {
                 done: false,
                 abts_open: false,
                 serial,
+                deadline: now + self.cfg.command_timeout,
+                collect: false,
             },
         );
-        self.tags.insert(tag, ox);
         tag
+    }
+
+    /// The OX_ID of the unfinished (or ABTS-held) command `tag`.
+    fn ox_of(&self, tag: Tag) -> Option<u16> {
+        let ox = tag.0 as u16;
+        self.cmds.get(&ox).filter(|c| c.tag == tag).map(|_| ox)
+    }
+
+    /// Makes sure the command timer fires by `deadline` (command timeouts are one port
+    /// constant, so deadlines only grow: at most one timer is ever pending).
+    fn arm_cmd_timer(&mut self, ctx: &mut Ctx<'_>, deadline: SimTime) {
+        if self.cmd_timer.is_none_or(|t| deadline < t) {
+            self.cmd_timer = Some(deadline);
+            ctx.queue
+                .push(deadline, Event::Ini(self.id, IniTimer::Commands));
+        }
+    }
+
+    /// The command timer fired: commands past their deadline are aborted (ABTS) and fail
+    /// with [`CommandError::Timeout`], oldest first; the timer is armed for the next one.
+    fn command_timeouts(&mut self, ctx: &mut Ctx<'_>) {
+        if self.cmd_timer.is_some_and(|t| t <= ctx.now) {
+            self.cmd_timer = None;
+        }
+        let now = ctx.now;
+        let mut expired: Vec<(SimTime, u64, u16)> = self
+            .cmds
+            .iter()
+            .filter(|(_, c)| !c.done && c.deadline <= now)
+            .map(|(&ox, c)| (c.deadline, c.serial, ox))
+            .collect();
+        expired.sort_unstable();
+        for (_, _, ox) in expired {
+            let Some(c) = self.cmds.get(&ox) else {
+                continue;
+            };
+            let tag = c.tag;
+            let _ = self.send_abts(ctx, ox, false);
+            self.finish(
+                ox,
+                InitiatorEvent::Failed {
+                    tag,
+                    error: CommandError::Timeout,
+                },
+            );
+        }
+        let next = self
+            .cmds
+            .values()
+            .filter(|c| !c.done)
+            .map(|c| c.deadline)
+            .min();
+        if let Some(d) = next {
+            self.arm_cmd_timer(ctx, d);
+        }
     }
 
     fn send_fcp_cmnd(
@@ -792,12 +971,12 @@ impl Initiator {
         ctx: &mut Ctx<'_>,
         target: PortId,
         ox: u16,
-        fcp: &FcpCmndRepr,
+        fcp: FcpCmndRepr,
     ) -> Result<(), SubmitError> {
         let h = self.header(RCtl::UnsolCmd, FcType::Fcp, target, FCtl::FCP_CMND, ox);
         let repr = FcFrameRepr {
             header: h,
-            payload: FcPayload::FcpCmnd(*fcp),
+            payload: FcPayload::FcpCmnd(fcp),
         };
         let f = ctx
             .pool
@@ -808,11 +987,13 @@ impl Initiator {
         Ok(())
     }
 
+    /// Sends a command; `collect` overrides [`InitiatorConfig::collect_data`] for it.
     pub(crate) fn command(
         &mut self,
         ctx: &mut Ctx<'_>,
         target: PortId,
-        spec: CommandSpec,
+        spec: &mut CommandSpec,
+        collect: Option<bool>,
     ) -> Result<Tag, SubmitError> {
         if !self.online {
             return Err(SubmitError::Offline);
@@ -828,6 +1009,20 @@ impl Initiator {
             ));
         }
         let ox = self.alloc_ox().ok_or(SubmitError::NoExchange)?;
+        let tag = self.new_cmd(target, ox, spec.dir, spec.fcp_dl, false, ctx.now);
+        let collect = collect.unwrap_or(self.cfg.collect_data) && spec.dir.rddata();
+        let read = if collect {
+            let mut b = self.buffer();
+            b.resize(spec.fcp_dl as usize, 0);
+            b
+        } else {
+            Vec::new()
+        };
+        if let Some(c) = self.cmds.get_mut(&ox) {
+            c.data_out = spec.data_out.take();
+            c.collect = collect;
+            c.read = read;
+        }
         let fcp = FcpCmndRepr {
             lun: spec.lun,
             crn: spec.crn,
@@ -838,20 +1033,10 @@ impl Initiator {
             cdb: spec.cdb,
             data_len: spec.fcp_dl,
         };
-        let tag = self.new_cmd(target, ox, spec.dir, spec.fcp_dl, false, ctx.now);
-        if let Some(c) = self.cmds.get_mut(&ox) {
-            c.data_out = spec.data_out;
-            if self.cfg.collect_data && spec.dir.rddata() {
-                c.read = vec![0u8; spec.fcp_dl as usize];
-            }
+        self.send_fcp_cmnd(ctx, target, ox, fcp)?;
+        if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
+            self.arm_cmd_timer(ctx, d);
         }
-        self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
-        let serial = self.cmds.get(&ox).map(|c| c.serial).unwrap_or(0);
-        self.timer(
-            ctx,
-            self.cfg.command_timeout,
-            IniTimer::Command { ox, serial },
-        );
         Ok(tag)
     }
 
@@ -871,13 +1056,10 @@ impl Initiator {
         let ox = self.alloc_ox().ok_or(SubmitError::NoExchange)?;
         let fcp = FcpCmndRepr::task_management(lun, function);
         let tag = self.new_cmd(target, ox, DataDir::None, 0, true, ctx.now);
-        self.send_fcp_cmnd(ctx, target, ox, &fcp)?;
-        let serial = self.cmds.get(&ox).map(|c| c.serial).unwrap_or(0);
-        self.timer(
-            ctx,
-            self.cfg.command_timeout,
-            IniTimer::Command { ox, serial },
-        );
+        self.send_fcp_cmnd(ctx, target, ox, fcp)?;
+        if let Some(d) = self.cmds.get(&ox).map(|c| c.deadline) {
+            self.arm_cmd_timer(ctx, d);
+        }
         Ok(tag)
     }
 
@@ -923,7 +1105,7 @@ impl Initiator {
     }
 
     pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Result<(), SubmitError> {
-        let ox = *self.tags.get(&tag).ok_or(SubmitError::NoSuchCommand)?;
+        let ox = self.ox_of(tag).ok_or(SubmitError::NoSuchCommand)?;
         self.send_abts(ctx, ox, true)
     }
 
@@ -958,7 +1140,7 @@ impl Initiator {
             h.seq_id = seq;
             h.seq_cnt = seq_cnt;
             h.parameter = offset.wrapping_add(sent as u32);
-            let Ok(mut f) = ctx.pool.build_raw(
+            let Ok(mut f) = ctx.pool.build_data(
                 Sof::class3(seq_cnt == 0),
                 Eof::for_frame(last && end),
                 &h,
@@ -996,7 +1178,7 @@ impl Initiator {
         data: &[u8],
         last: bool,
     ) -> Result<(), SubmitError> {
-        let ox = *self.tags.get(&tag).ok_or(SubmitError::NoSuchCommand)?;
+        let ox = self.ox_of(tag).ok_or(SubmitError::NoSuchCommand)?;
         let c = self.cmds.get_mut(&ox).ok_or(SubmitError::NoSuchCommand)?;
         let Some((ro, len, got)) = c.burst else {
             return Err(SubmitError::Invalid("no XFER_RDY outstanding"));
@@ -1014,11 +1196,8 @@ impl Initiator {
     fn finish(&mut self, ox: u16, ev: InitiatorEvent<'static>) {
         if let Some(c) = self.cmds.get_mut(&ox) {
             c.done = true;
-            let release = !c.abts_open;
-            let tag = c.tag;
-            if release {
-                self.cmds.remove(&ox);
-                self.tags.remove(&tag);
+            if !c.abts_open {
+                self.release(ox);
             }
         }
         match &ev {
@@ -1033,12 +1212,13 @@ impl Initiator {
 
     /// Fails every open command to `target` (or all).
     fn fail_all(&mut self, target: Option<PortId>, error: CommandError) {
-        let oxs: Vec<u16> = self
+        let mut oxs: Vec<u16> = self
             .cmds
             .iter()
             .filter(|(_, c)| !c.done && target.is_none_or(|t| t == c.target))
             .map(|(o, _)| *o)
             .collect();
+        oxs.sort_unstable();
         for ox in oxs {
             if let Some(c) = self.cmds.get_mut(&ox) {
                 c.abts_open = false; // the exchange is gone with the login
@@ -1047,16 +1227,15 @@ impl Initiator {
             }
         }
         // Commands that finished but still had an ABTS open: release them too.
-        let stale: Vec<u16> = self
+        let mut stale: Vec<u16> = self
             .cmds
             .iter()
             .filter(|(_, c)| c.done && target.is_none_or(|t| t == c.target))
             .map(|(o, _)| *o)
             .collect();
+        stale.sort_unstable();
         for ox in stale {
-            if let Some(c) = self.cmds.remove(&ox) {
-                self.tags.remove(&c.tag);
-            }
+            self.release(ox);
             self.els_abts.remove(&ox);
         }
     }
@@ -1092,21 +1271,7 @@ impl Initiator {
                     let _ = self.login(ctx, target);
                 }
             }
-            IniTimer::Command { ox, serial } => {
-                let Some(c) = self.cmds.get(&ox) else { return };
-                if c.serial != serial || c.done {
-                    return;
-                }
-                let tag = c.tag;
-                let _ = self.send_abts(ctx, ox, false);
-                self.finish(
-                    ox,
-                    InitiatorEvent::Failed {
-                        tag,
-                        error: CommandError::Timeout,
-                    },
-                );
-            }
+            IniTimer::Commands => self.command_timeouts(ctx),
             IniTimer::Els { ox, serial } => {
                 if let Some(p) = self.els_abts.get(&ox)
                     && p.serial == serial
@@ -1116,9 +1281,7 @@ impl Initiator {
                     if let Some(c) = self.cmds.get_mut(&ox) {
                         c.abts_open = false;
                         if c.done {
-                            let tag = c.tag;
-                            self.cmds.remove(&ox);
-                            self.tags.remove(&tag);
+                            self.release(ox);
                         }
                     }
                     if let Some(PendingEls {
@@ -1388,7 +1551,6 @@ impl Initiator {
     }
 
     fn data_in(&mut self, h: &FcHeaderRepr, payload: &[u8]) -> FrameOutcome {
-        let collect = self.cfg.collect_data;
         let Some(c) = self.cmds.get_mut(&h.ox_id.0) else {
             self.stats.discarded += 1;
             return FrameOutcome::None;
@@ -1406,7 +1568,7 @@ impl Initiator {
         }
         c.received.add(off as u32, end as u32);
         self.stats.bytes_in += payload.len() as u64;
-        if collect {
+        if c.collect {
             if let Some(dst) = c.read.get_mut(off..end) {
                 dst.copy_from_slice(payload);
             }
@@ -1468,21 +1630,25 @@ impl Initiator {
         let latency = ctx.now.since(c.issued);
         let mut data = std::mem::take(&mut c.read);
         data.truncate(moved.min(c.fcp_dl) as usize);
-        let result = CommandResult {
-            status: rsp.scsi_status,
-            residual: rsp.residual,
-            sense: rsp.sense,
-            rsp_code: rsp.rsp_code,
-            rsp_flags: rsp.flags,
-            data,
-            transferred: moved,
-            latency,
-        };
+        let mut result = self
+            .results
+            .pop()
+            .unwrap_or_else(|| Box::new(CommandResult::empty()));
+        // Field by field: the storage is reused, no temporary of the whole result.
+        let r = &mut *result;
+        r.status = rsp.scsi_status;
+        r.residual = rsp.residual;
+        r.sense = rsp.sense;
+        r.rsp_code = rsp.rsp_code;
+        r.rsp_flags = rsp.flags;
+        r.data = data;
+        r.transferred = moved;
+        r.latency = latency;
         self.finish(
             ox,
             InitiatorEvent::Completed {
                 tag,
-                result: Box::new(result),
+                result: ResultRef::Owned(result),
             },
         );
     }
@@ -1509,8 +1675,7 @@ impl Initiator {
                     },
                 );
             } else if done {
-                self.cmds.remove(&ox);
-                self.tags.remove(&tag);
+                self.release(ox);
             }
         }
         if user {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rscst_hba::host::HostRegion;
@@ -70,6 +70,8 @@ impl fmt::Display for IommuFault {
 /// The device's view of host memory: IOVA → host region.
 pub struct Iommu {
     maps: RwLock<BTreeMap<u64, HostRegion>>,
+    /// Bumped after every map and unmap (device-side views refresh on a change).
+    generation: AtomicU64,
     faults: Mutex<Vec<IommuFault>>,
     next: Mutex<u64>,
 }
@@ -86,6 +88,7 @@ impl Iommu {
     pub(crate) fn new(base: u64) -> Iommu {
         Iommu {
             maps: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
             faults: Mutex::new(Vec::new()),
             next: Mutex::new(base.next_multiple_of(PAGE)),
         }
@@ -126,6 +129,7 @@ impl Iommu {
             .write()
             .map_err(|_| DmaError::Map)?
             .insert(iova, region.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         *next = end;
         Ok(region)
     }
@@ -134,19 +138,7 @@ impl Iommu {
         if let Ok(mut m) = self.maps.write() {
             m.remove(&iova);
         }
-    }
-
-    /// The mapping that contains `[iova, iova + len)` and the offset of `iova` in it.
-    fn lookup(&self, iova: u64, len: usize) -> Option<(HostRegion, usize)> {
-        let maps = self.maps.read().ok()?;
-        let (start, region) = maps.range(..=iova).next_back()?;
-        let off = usize::try_from(iova - start).ok()?;
-        let end = off.checked_add(len)?;
-        if end <= region.len() {
-            Some((region.clone(), off))
-        } else {
-            None
-        }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn fault(
@@ -170,54 +162,6 @@ impl Iommu {
         f
     }
 
-    /// Device read of `buf.len()` bytes at `iova`.
-    pub(crate) fn read(
-        &self,
-        now: SimTime,
-        iova: u64,
-        buf: &mut [u8],
-        context: &'static str,
-    ) -> Result<(), IommuFault> {
-        match self.lookup(iova, buf.len()) {
-            Some((r, off)) => r
-                .read(off, buf)
-                .map_err(|_| self.fault(now, iova, buf.len(), DmaAccess::Read, context)),
-            None => Err(self.fault(now, iova, buf.len(), DmaAccess::Read, context)),
-        }
-    }
-
-    /// Device write of `data` at `iova`.
-    pub(crate) fn write(
-        &self,
-        now: SimTime,
-        iova: u64,
-        data: &[u8],
-        context: &'static str,
-    ) -> Result<(), IommuFault> {
-        match self.lookup(iova, data.len()) {
-            Some((r, off)) => r
-                .write(off, data)
-                .map_err(|_| self.fault(now, iova, data.len(), DmaAccess::Write, context)),
-            None => Err(self.fault(now, iova, data.len(), DmaAccess::Write, context)),
-        }
-    }
-
-    /// Device atomic store of the LE32 word at `iova` (release).
-    pub(crate) fn store_u32(
-        &self,
-        now: SimTime,
-        iova: u64,
-        v: u32,
-        context: &'static str,
-    ) -> Result<(), IommuFault> {
-        match self.lookup(iova, 4) {
-            Some((r, off)) => r
-                .store_u32(off, v, Ordering::Release)
-                .map_err(|_| self.fault(now, iova, 4, DmaAccess::Write, context)),
-            None => Err(self.fault(now, iova, 4, DmaAccess::Write, context)),
-        }
-    }
-
     /// The faults recorded so far.
     pub fn faults(&self) -> Vec<IommuFault> {
         self.faults.lock().map(|v| v.clone()).unwrap_or_default()
@@ -229,6 +173,108 @@ impl Iommu {
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
+    }
+}
+
+/// The firmware model's view of the IOMMU: a copy of the mapping table, refreshed when the
+/// driver maps or unmaps (the table's generation changed), so a device access takes no lock
+/// and no reference count — one atomic load, then the mapping of the last access or a
+/// binary search. An access outside every mapping is a fault, recorded in the [`Iommu`].
+pub(crate) struct DmaView {
+    iommu: Arc<Iommu>,
+    generation: u64,
+    /// (first IOVA, memory), sorted.
+    maps: Vec<(u64, HostRegion)>,
+    /// Index of the mapping of the last access.
+    last: usize,
+}
+
+impl DmaView {
+    pub(crate) fn new(iommu: Arc<Iommu>) -> DmaView {
+        DmaView {
+            iommu,
+            generation: u64::MAX,
+            maps: Vec::new(),
+            last: 0,
+        }
+    }
+
+    fn refresh(&mut self, generation: u64) {
+        self.maps.clear();
+        if let Ok(m) = self.iommu.maps.read() {
+            self.maps.extend(m.iter().map(|(&a, r)| (a, r.clone())));
+        }
+        self.generation = generation;
+        self.last = 0;
+    }
+
+    /// The mapping that contains `[iova, iova + len)` and the offset of `iova` in it.
+    #[inline]
+    fn lookup(&mut self, iova: u64, len: usize) -> Option<(&HostRegion, usize)> {
+        let g = self.iommu.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.refresh(g);
+        }
+        let hit = |(start, r): &(u64, HostRegion)| {
+            let off = usize::try_from(iova.checked_sub(*start)?).ok()?;
+            (off.checked_add(len)? <= r.len()).then_some(off)
+        };
+        if let Some(off) = self.maps.get(self.last).and_then(hit) {
+            return Some((&self.maps[self.last].1, off));
+        }
+        let i = self
+            .maps
+            .partition_point(|(s, _)| *s <= iova)
+            .checked_sub(1)?;
+        let off = hit(&self.maps[i])?;
+        self.last = i;
+        Some((&self.maps[i].1, off))
+    }
+
+    /// Device read of `buf.len()` bytes at `iova`.
+    pub(crate) fn read(
+        &mut self,
+        now: SimTime,
+        iova: u64,
+        buf: &mut [u8],
+        context: &'static str,
+    ) -> Result<(), IommuFault> {
+        match self.lookup(iova, buf.len()) {
+            Some((r, off)) if r.read(off, buf).is_ok() => Ok(()),
+            _ => Err(self
+                .iommu
+                .fault(now, iova, buf.len(), DmaAccess::Read, context)),
+        }
+    }
+
+    /// Device write of `data` at `iova`.
+    pub(crate) fn write(
+        &mut self,
+        now: SimTime,
+        iova: u64,
+        data: &[u8],
+        context: &'static str,
+    ) -> Result<(), IommuFault> {
+        match self.lookup(iova, data.len()) {
+            Some((r, off)) if r.write(off, data).is_ok() => Ok(()),
+            _ => Err(self
+                .iommu
+                .fault(now, iova, data.len(), DmaAccess::Write, context)),
+        }
+    }
+
+    /// Device atomic store of the LE32 word at `iova` (release).
+    pub(crate) fn store_u32(
+        &mut self,
+        now: SimTime,
+        iova: u64,
+        v: u32,
+        context: &'static str,
+    ) -> Result<(), IommuFault> {
+        match self.lookup(iova, 4) {
+            Some((r, off)) if r.store_u32(off, v, Ordering::Release).is_ok() => Ok(()),
+            _ => Err(self.iommu.fault(now, iova, 4, DmaAccess::Write, context)),
+        }
     }
 }
 
@@ -323,21 +369,19 @@ mod tests {
         );
         a.write(10, b"hello").unwrap();
         let mut buf = [0u8; 5];
-        iommu
-            .read(SimTime::ZERO, a.iova().0 + 10, &mut buf, "test")
+        let mut view = DmaView::new(Arc::clone(&iommu));
+        view.read(SimTime::ZERO, a.iova().0 + 10, &mut buf, "test")
             .unwrap();
         assert_eq!(&buf, b"hello");
-        iommu
-            .write(SimTime::ZERO, b.iova().0 + 8188, &[1, 2, 3, 4], "test")
+        view.write(SimTime::ZERO, b.iova().0 + 8188, &[1, 2, 3, 4], "test")
             .unwrap();
         assert_eq!(b.load_u32(8188, Ordering::Relaxed).unwrap(), 0x0403_0201);
         // Crossing the end of a mapping (into the guard page) faults.
         assert!(
-            iommu
-                .read(SimTime::ZERO, a.iova().0 + 96, &mut [0u8; 8], "overrun")
+            view.read(SimTime::ZERO, a.iova().0 + 96, &mut [0u8; 8], "overrun")
                 .is_err()
         );
-        assert!(iommu.write(SimTime::ZERO, 0x1000, &[0], "wild").is_err());
+        assert!(view.write(SimTime::ZERO, 0x1000, &[0], "wild").is_err());
         let faults = iommu.take_faults();
         assert_eq!(faults.len(), 2);
         assert_eq!(faults[0].context, "overrun");
@@ -346,7 +390,46 @@ mod tests {
         // Dropping a region unmaps it.
         let iova = a.iova().0;
         drop(a);
-        assert!(iommu.lookup(iova, 1).is_none());
+        assert!(
+            view.read(SimTime::ZERO, iova, &mut [0u8; 1], "gone")
+                .is_err()
+        );
+        assert_eq!(iommu.take_faults().len(), 1);
         assert_eq!(iommu.mappings(), 1);
+    }
+
+    #[test]
+    fn the_device_view_follows_maps_and_unmaps() {
+        let iommu = Arc::new(Iommu::new(DEFAULT_IOVA_BASE));
+        let pool = SimDmaPool::new(Arc::clone(&iommu));
+        let mut view = DmaView::new(Arc::clone(&iommu));
+        let t = SimTime::ZERO;
+        let a = pool.alloc(64, 64).unwrap();
+        let b = pool.alloc(8192, 4096).unwrap();
+        a.write(0, b"abcd").unwrap();
+        b.write(8000, b"wxyz").unwrap();
+        let mut buf = [0u8; 4];
+        view.read(t, a.iova().0, &mut buf, "a").unwrap();
+        assert_eq!(&buf, b"abcd");
+        view.read(t, b.iova().0 + 8000, &mut buf, "b").unwrap();
+        assert_eq!(&buf, b"wxyz");
+        view.write(t, a.iova().0 + 60, b"1234", "a").unwrap();
+        view.store_u32(t, b.iova().0 + 4, 0x0403_0201, "b").unwrap();
+        assert_eq!(b.load_u32(4, Ordering::Relaxed).unwrap(), 0x0403_0201);
+        // Past the end of a mapping, between mappings, below the first.
+        assert!(view.read(t, a.iova().0 + 61, &mut buf, "over").is_err());
+        assert!(view.read(t, a.iova().0 + 4096, &mut buf, "guard").is_err());
+        assert!(view.write(t, 0x1000, b"x", "wild").is_err());
+        // A region mapped after the view was built is seen; an unmapped one faults.
+        let c = pool.alloc(16, 16).unwrap();
+        view.write(t, c.iova().0, b"new!", "c").unwrap();
+        let a_iova = a.iova().0;
+        drop(a);
+        assert!(view.read(t, a_iova, &mut buf, "unmapped").is_err());
+        let f = iommu.take_faults();
+        assert_eq!(
+            f.iter().map(|f| f.context).collect::<Vec<_>>(),
+            ["over", "guard", "wild", "unmapped"]
+        );
     }
 }

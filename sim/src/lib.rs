@@ -33,7 +33,7 @@ pub use firmware::{ExchangeExhaustion, FirmwareConfig, FirmwareStats, Timing};
 pub use frame::Frame;
 pub use initiator::{
     CommandError, CommandResult, CommandSpec, Control, InitiatorConfig, InitiatorEvent,
-    InitiatorHandler, InitiatorStats, LogoutReason, SubmitError, Tag,
+    InitiatorHandler, InitiatorStats, LogoutReason, ResultRef, SubmitError, Tag,
 };
 pub use iommu::{DEFAULT_IOVA_BASE, DmaAccess, Iommu, IommuFault, SimDmaPool, SimDmaRegion};
 pub use platform::{SimFence, SimIrq, SimMmio, SimPci, SimPlatform};

@@ -23,15 +23,15 @@ use crate::InitiatorId;
 use crate::chip::ChipModel;
 use crate::device::Shared;
 use crate::event::EventQueue;
-use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, Links, NameServerEntry, Slot, Tx};
+use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot, Tx};
 use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
 use crate::frame::{Frame, FramePool};
 use crate::initiator::{
     CommandSpec, Control, FrameOutcome, IniTimer, Initiator, InitiatorConfig, InitiatorEvent,
-    InitiatorHandler, InitiatorStats, Owner, SubmitError, Tag,
+    InitiatorHandler, InitiatorStats, Owner, ResultRef, SubmitError, Tag,
 };
-use crate::iommu::{DEFAULT_IOVA_BASE, Iommu, IommuFault, SimDmaPool};
+use crate::iommu::{DEFAULT_IOVA_BASE, DmaView, Iommu, IommuFault, SimDmaPool};
 use crate::pcap::PcapWriter;
 use crate::platform::SimPlatform;
 use crate::rng::SimRng;
@@ -122,8 +122,10 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Vec<(Slot, Frame, Tx)>,
     pub faults: &'a mut FaultInjector,
     pub pool: &'a mut FramePool,
-    /// The links of the switch ports (serialisation).
-    pub links: &'a mut Links,
+    /// The device's view of the IOMMU (DMA).
+    pub dma: &'a mut DmaView,
+    /// The fabric: its ports (routing) and links (serialisation).
+    pub fabric: &'a mut Fabric,
     /// Whether link serialisation is modelled (stepped mode with finite links).
     pub paced: bool,
     /// The HBA left the fabric (reset, system error).
@@ -133,17 +135,50 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Queues `frame` for transmission from `from`: it goes on `from`'s link behind what
     /// the port already sends. Returns when its last bit has left the port.
+    ///
+    /// A frame between two N_Ports that nothing can happen to on the way (no frame fault
+    /// configured) and nothing records (no trace, no pcap) is routed at once, straight into
+    /// the event queue; anything else (fabric services, discards, faults, recording) goes
+    /// through the simulator's outbox when the handler returns. Frames to one destination
+    /// always take the same way, so they stay in order.
+    #[inline]
     pub(crate) fn send(&mut self, from: Slot, frame: Frame) -> SimTime {
-        let tx = self
-            .links
-            .send(self.now, from, frame.bytes.len(), self.paced);
-        self.out.push((from, frame, tx));
+        let len = frame.bytes.len();
+        let tx = self.fabric.links.send(self.now, from, len, self.paced);
+        match self.direct_route(from, &frame) {
+            Some(to) => {
+                let latency = self.fabric.cfg.latency;
+                let t = self
+                    .fabric
+                    .links
+                    .arrival(tx, to, len, latency, None, self.paced);
+                self.queue.push(t, Event::Deliver { to, frame });
+            }
+            None => self.out.push((from, frame, tx)),
+        }
         tx.end
+    }
+
+    /// The destination of a frame that can skip the outbox (see [`Ctx::send`]).
+    #[inline]
+    fn direct_route(&self, from: Slot, frame: &Frame) -> Option<Slot> {
+        if self.faults.frame_faults_possible() || self.shared.trace.frames_wanted() {
+            return None;
+        }
+        let d_id = frame.hdr?.d_id;
+        if d_id.is_well_known() {
+            return None;
+        }
+        let p = self.fabric.ports.get(from)?;
+        if !(p.cable && p.logged_in) {
+            return None;
+        }
+        self.fabric.route(d_id)
     }
 
     /// When `from`'s link is free to send (now or later).
     pub(crate) fn link_free(&self, from: Slot) -> SimTime {
-        self.links.free_at(self.now, from)
+        self.fabric.links.free_at(self.now, from)
     }
 
     pub(crate) fn discard(&self, at: PortId, reason: &'static str) {
@@ -162,9 +197,9 @@ impl Ctx<'_> {
     }
 
     /// Device read through the IOMMU; a fault is recorded and traced, and `false` returned.
-    pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
+    pub(crate) fn dma_read(&mut self, iova: u64, buf: &mut [u8], what: &'static str) -> bool {
         self.check_bus_master();
-        match self.shared.iommu.read(self.now, iova, buf, what) {
+        match self.dma.read(self.now, iova, buf, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -174,9 +209,9 @@ impl Ctx<'_> {
     }
 
     /// Device write through the IOMMU; a fault is recorded and traced, and `false` returned.
-    pub(crate) fn dma_write(&self, iova: u64, data: &[u8], what: &'static str) -> bool {
+    pub(crate) fn dma_write(&mut self, iova: u64, data: &[u8], what: &'static str) -> bool {
         self.check_bus_master();
-        match self.shared.iommu.write(self.now, iova, data, what) {
+        match self.dma.write(self.now, iova, data, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -186,8 +221,8 @@ impl Ctx<'_> {
     }
 
     /// Device atomic word store (release) through the IOMMU.
-    pub(crate) fn dma_store_u32(&self, iova: u64, v: u32, what: &'static str) -> bool {
-        match self.shared.iommu.store_u32(self.now, iova, v, what) {
+    pub(crate) fn dma_store_u32(&mut self, iova: u64, v: u32, what: &'static str) -> bool {
+        match self.dma.store_u32(self.now, iova, v, what) {
             Ok(()) => true,
             Err(f) => {
                 self.shared.trace.record(self.now, TraceKind::IommuFault(f));
@@ -207,11 +242,15 @@ pub struct Sim {
     pub(crate) fw: Firmware,
     pub(crate) fabric: Fabric,
     pub(crate) inis: Vec<Initiator>,
-    pub(crate) workloads: Vec<Option<crate::workload::Workload>>,
+    /// Boxed: taken out while they run, which then moves a pointer, not the workload.
+    pub(crate) workloads: Vec<Option<Box<crate::workload::Workload>>>,
     faults: FaultInjector,
     frames: FramePool,
+    dma: DmaView,
     outbox: Vec<(Slot, Frame, Tx)>,
     spare: Vec<(Slot, Frame, Tx)>,
+    /// A spare initiator event list (see `flush_ini_events`).
+    ev_spare: Vec<InitiatorEvent<'static>>,
     #[allow(dead_code)]
     rng: SimRng,
     fail_on_iommu_fault: bool,
@@ -235,6 +274,7 @@ impl Sim {
             cfg.firmware.wwpn,
             cfg.firmware.wwnn,
         ));
+        let dma = DmaView::new(Arc::clone(&iommu));
         let pool = SimDmaPool::new(iommu);
         let platform = SimPlatform::new(Arc::clone(&shared), pool.clone());
         let mut fabric = Fabric::new(cfg.fabric);
@@ -261,8 +301,10 @@ impl Sim {
             workloads: Vec::new(),
             faults: FaultInjector::new(cfg.faults.clone()),
             frames: FramePool::default(),
+            dma,
             outbox: Vec::new(),
             spare: Vec::new(),
+            ev_spare: Vec::new(),
             rng: SimRng::new(cfg.seed),
             fail_on_iommu_fault: cfg.fail_on_iommu_fault,
         };
@@ -299,6 +341,7 @@ impl Sim {
     fn set_now(&mut self, t: SimTime) {
         if t > self.now {
             self.now = t;
+            self.queue.set_now(t);
         }
         self.shared.clock.store(self.now.0, Ordering::Relaxed);
     }
@@ -315,7 +358,8 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
-            links: &mut self.fabric.links,
+            dma: &mut self.dma,
+            fabric: &mut self.fabric,
             paced,
             fabric_logout_hba: false,
         };
@@ -335,7 +379,8 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
-            links: &mut self.fabric.links,
+            dma: &mut self.dma,
+            fabric: &mut self.fabric,
             paced,
             fabric_logout_hba: false,
         };
@@ -364,21 +409,44 @@ impl Sim {
             if ini.pending.is_empty() {
                 return;
             }
-            let evs = std::mem::take(&mut ini.pending);
-            for ev in evs {
+            // Swap the pending list with a spare one (both keep their storage; events
+            // the owner causes meanwhile land in the spare).
+            let mut evs = std::mem::take(&mut self.ev_spare);
+            std::mem::swap(&mut evs, &mut ini.pending);
+            for ev in evs.drain(..) {
                 self.dispatch(idx, ev);
+            }
+            if evs.capacity() > self.ev_spare.capacity() {
+                self.ev_spare = evs;
             }
             self.after(false);
         }
     }
 
-    /// Hands one event to the port's owner.
+    /// Hands one event to the port's owner. A handler or workload gets a completion's
+    /// result lent (and its read buffer comes back to the port for a later command).
     fn dispatch(&mut self, idx: usize, ev: InitiatorEvent<'_>) {
         let Some(ini) = self.inis.get_mut(idx) else {
             return;
         };
         let owner = std::mem::replace(&mut ini.owner, Owner::Busy);
         let id = InitiatorId(idx);
+        // A handler or workload gets a completion's result lent; its storage comes back.
+        let (ev, lent) = match ev {
+            InitiatorEvent::Completed {
+                tag,
+                result: ResultRef::Owned(r),
+            } if !matches!(owner, Owner::Queue | Owner::Busy) => (None, Some((tag, r))),
+            ev => (Some(ev), None),
+        };
+        let ev = match (ev, &lent) {
+            (Some(ev), _) => ev,
+            (None, Some((tag, r))) => InitiatorEvent::Completed {
+                tag: *tag,
+                result: ResultRef::Borrowed(r),
+            },
+            (None, None) => return,
+        };
         let owner = match owner {
             Owner::Queue | Owner::Busy => {
                 ini.events.push_back(ev.into_owned());
@@ -395,6 +463,9 @@ impl Sim {
         };
         if let Some(ini) = self.inis.get_mut(idx) {
             ini.owner = owner;
+            if let Some((_, r)) = lent {
+                ini.recycle_result(r);
+            }
         }
     }
 
@@ -422,13 +493,15 @@ impl Sim {
     /// Acts on the driver's register writes; returns whether that changed anything (a
     /// command taken, an entry written, an interrupt posted, an event scheduled).
     fn service(&mut self) -> bool {
-        let cmds = self.shared.cmd_pending.load(Ordering::Acquire);
-        let before = (self.queue.len(), self.fw.stats);
+        if !self.fw.needs_service(&self.shared) {
+            return false;
+        }
+        let before = (self.queue.pushed(), self.fw.stats);
         let (mut ctx, fw) = self.ctx_parts();
-        fw.service(&mut ctx);
+        let bits = fw.service(&mut ctx);
         let logout = ctx.fabric_logout_hba;
         self.after(logout);
-        cmds || before != (self.queue.len(), self.fw.stats)
+        bits & crate::device::work::CMD != 0 || before != (self.queue.pushed(), self.fw.stats)
     }
 
     /// Applies what a handler asked for: frames out, fabric changes.
@@ -521,6 +594,12 @@ impl Sim {
     /// sender's link; the switch forwards it down `to`'s link).
     fn transmit(&mut self, from: PortId, to: Slot, mut frame: Frame, tx: Tx) {
         let Ok(h) = frame.header() else { return };
+        if !self.faults.frame_faults_possible() && !self.shared.trace.frames_wanted() {
+            // Nothing can happen to the frame on the way, and nothing records it.
+            let t = self.arrival(tx, to, frame.bytes.len(), None);
+            self.queue.push(t, Event::Deliver { to, frame });
+            return;
+        }
         let to_hba = to == HBA_SLOT;
         let from_hba = !to_hba && self.fabric.ports.first().is_some_and(|p| p.port_id == from);
         let fate = self
@@ -537,6 +616,7 @@ impl Sim {
             frame.crc = Some(rscst_fw::fc::crc32(&frame.bytes));
         }
         if fate.corrupt {
+            frame.hdr = None;
             let n = frame.bytes.len();
             if n > 0 {
                 let bit = (h.ox_id.0 as usize * 7 + n) % (n * 8);
@@ -656,13 +736,16 @@ impl Sim {
 
     fn deliver_other(&mut self, to: Slot, frame: Frame) {
         let idx = to - 1;
-        let rscn: Vec<PortId> = match frame.decode() {
-            Ok(rscst_fw::fc::FcFrameRepr {
+        // An RSCN is decoded here (the simulator knows the name server); other frames
+        // are not decoded twice.
+        let els_req = frame.header().is_ok_and(|h| {
+            h.r_ctl == rscst_fw::fc::RCtl::ElsReq && h.fc_type == rscst_fw::fc::FcType::Els
+        });
+        let rscn: Vec<PortId> = match els_req.then(|| frame.decode()) {
+            Some(Ok(rscst_fw::fc::FcFrameRepr {
                 payload: rscst_fw::fc::FcPayload::Els(rscst_fw::fc::els::ElsRepr::Rscn(r)),
-                header,
-            }) if header.r_ctl == rscst_fw::fc::RCtl::ElsReq => {
-                r.pages().iter().map(|p| p.port_id).collect()
-            }
+                ..
+            })) => r.pages().iter().map(|p| p.port_id).collect(),
             _ => Vec::new(),
         };
         let outcome = match self.ini_parts(idx) {
@@ -834,6 +917,26 @@ impl Sim {
         self.service();
     }
 
+    /// Threaded mode: moves the clock to `t` (the host clock), then runs at most `max`
+    /// events due by then; returns whether more are due. Events scheduled for an earlier
+    /// instant that the thread could not get to in time run late, at the current time.
+    pub(crate) fn run_due(&mut self, t: SimTime, max: usize) -> bool {
+        self.set_now(t);
+        self.service();
+        for _ in 0..max {
+            match self.queue.peek_time() {
+                Some(next) if next <= t => {}
+                _ => return false,
+            }
+            if let Some((at, ev)) = self.queue.pop() {
+                self.set_now(at);
+                self.handle(ev);
+                self.service();
+            }
+        }
+        self.queue.peek_time().is_some_and(|next| next <= t)
+    }
+
     /// Runs for `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) {
         let t = self.now + d;
@@ -914,9 +1017,10 @@ impl Sim {
     ) -> Option<crate::workload::WorkloadId> {
         let target = spec.target.or_else(|| self.hba_port_id())?;
         let w = self.workloads.len();
-        self.workloads.push(Some(crate::workload::Workload::new(
-            spec, target, initiators, self.now,
-        )));
+        self.workloads
+            .push(Some(Box::new(crate::workload::Workload::new(
+                spec, target, initiators, self.now,
+            ))));
         for &id in initiators {
             if let Some(i) = self.inis.get_mut(id.0) {
                 i.owner = Owner::Workload(w);
@@ -1016,8 +1120,33 @@ impl Sim {
         target: PortId,
         spec: CommandSpec,
     ) -> Result<Tag, SubmitError> {
-        self.with_ini(id, |ctx, i| i.command(ctx, target, spec))
+        let mut spec = spec;
+        self.with_ini(id, |ctx, i| i.command(ctx, target, &mut spec, None))
             .unwrap_or(Err(SubmitError::NoSuchInitiator))
+    }
+
+    /// A buffer for a command's data, from the port's recycled ones.
+    pub(crate) fn initiator_buffer(&mut self, id: InitiatorId) -> Vec<u8> {
+        self.inis
+            .get_mut(id.0)
+            .map(|i| i.buffer())
+            .unwrap_or_default()
+    }
+
+    /// A command whose read data is collected (or streamed) as `collect` says, whatever
+    /// the port's configuration (a workload that does not verify needs no copy).
+    pub(crate) fn initiator_command_collect(
+        &mut self,
+        id: InitiatorId,
+        target: PortId,
+        spec: CommandSpec,
+        collect: bool,
+    ) -> Result<Tag, SubmitError> {
+        let mut spec = spec;
+        self.with_ini(id, |ctx, i| {
+            i.command(ctx, target, &mut spec, Some(collect))
+        })
+        .unwrap_or(Err(SubmitError::NoSuchInitiator))
     }
 
     /// A task management request from `id`.

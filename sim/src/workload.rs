@@ -453,7 +453,9 @@ pub struct Workload {
     rng: SimRng,
     inis: BTreeMap<usize, IniState>,
     inflight: HashMap<(usize, Tag), Io>,
-    busy_blocks: HashMap<u64, ()>,
+    /// Slots (`io_blocks`-sized, aligned LBA ranges) with a command in flight: every
+    /// command covers exactly one slot.
+    busy_slots: HashMap<u64, ()>,
     shadow: HashMap<u64, Expect>,
     generation: u64,
     issued: u64,
@@ -477,7 +479,7 @@ impl Workload {
             target,
             inis: inis.iter().map(|i| (i.0, IniState::default())).collect(),
             inflight: HashMap::default(),
-            busy_blocks: HashMap::default(),
+            busy_slots: HashMap::default(),
             shadow: HashMap::default(),
             generation: 0,
             issued: 0,
@@ -564,28 +566,35 @@ impl Workload {
                     v
                 }
             };
-            let lba = self.spec.first_lba + slot * n;
-            if (lba..lba + n).all(|b| !self.busy_blocks.contains_key(&b)) {
-                return Some((lba, n as u32));
+            if !self.busy_slots.contains_key(&slot) {
+                return Some((self.spec.first_lba + slot * n, n as u32));
             }
         }
         None
     }
 
-    fn cdb(&self, write: bool, lba: u64, blocks: u32) -> Vec<u8> {
+    /// The slot of a command's first LBA.
+    fn slot_of(&self, lba: u64) -> u64 {
+        (lba - self.spec.first_lba) / self.spec.io_blocks.max(1) as u64
+    }
+
+    /// The READ/WRITE CDB in `buf`; returns its length.
+    fn cdb(&self, buf: &mut [u8; 16], write: bool, lba: u64, blocks: u32) -> usize {
         if self.spec.cdb16 {
-            let mut c = vec![if write { 0x8A } else { 0x88 }, 0];
-            c.extend_from_slice(&lba.to_be_bytes());
-            c.extend_from_slice(&blocks.to_be_bytes());
-            c.extend_from_slice(&[0, 0]);
-            c
+            buf[0] = if write { 0x8A } else { 0x88 };
+            buf[1] = 0;
+            buf[2..10].copy_from_slice(&lba.to_be_bytes());
+            buf[10..14].copy_from_slice(&blocks.to_be_bytes());
+            buf[14..16].fill(0);
+            16
         } else {
-            let mut c = vec![if write { 0x2A } else { 0x28 }, 0];
-            c.extend_from_slice(&(lba as u32).to_be_bytes());
-            c.push(0);
-            c.extend_from_slice(&(blocks as u16).to_be_bytes());
-            c.push(0);
-            c
+            buf[0] = if write { 0x2A } else { 0x28 };
+            buf[1] = 0;
+            buf[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            buf[6] = 0;
+            buf[7..9].copy_from_slice(&(blocks as u16).to_be_bytes());
+            buf[9] = 0;
+            10
         }
     }
 
@@ -607,12 +616,15 @@ impl Workload {
             let write = self.rng.below(100) >= self.spec.read_percent as u64;
             let bs = self.spec.block_size as usize;
             let len = blocks as usize * bs;
-            let cdb = self.cdb(write, lba, blocks);
+            let mut cdb_buf = [0u8; 16];
+            let cdb_len = self.cdb(&mut cdb_buf, write, lba, blocks);
+            let cdb = &cdb_buf[..cdb_len];
             let mut generation = 0;
             let spec = if write {
                 self.generation += 1;
                 generation = self.generation;
-                let mut data = vec![0u8; len];
+                let mut data = ctl.sim.initiator_buffer(ctl.id());
+                data.resize(len, 0);
                 for (k, b) in data.chunks_mut(bs).enumerate() {
                     if self.spec.verify {
                         sign_block(b, lba + k as u64, generation, i as u32);
@@ -621,17 +633,20 @@ impl Workload {
                         b[..n].copy_from_slice(&(lba + k as u64).to_le_bytes()[..n]);
                     }
                 }
-                CommandSpec::write(self.spec.lun, &cdb, data)
+                CommandSpec::write(self.spec.lun, cdb, data)
             } else {
-                CommandSpec::read(self.spec.lun, &cdb, len as u32)
+                CommandSpec::read(self.spec.lun, cdb, len as u32)
             };
             let Ok(spec) = spec else { break };
-            match ctl.command(self.target, spec) {
+            // Read data is collected only to be verified.
+            let id = ctl.id();
+            match ctl
+                .sim
+                .initiator_command_collect(id, self.target, spec, self.spec.verify)
+            {
                 Ok(tag) => {
                     self.issued += 1;
-                    for b in lba..lba + blocks as u64 {
-                        self.busy_blocks.insert(b, ());
-                    }
+                    self.busy_slots.insert(self.slot_of(lba), ());
                     self.inflight.insert(
                         (i, tag),
                         Io {
@@ -665,9 +680,7 @@ impl Workload {
 
     fn finish_io(&mut self, key: (usize, Tag)) -> Option<Io> {
         let io = self.inflight.remove(&key)?;
-        for b in io.lba..io.lba + io.blocks as u64 {
-            self.busy_blocks.remove(&b);
-        }
+        self.busy_slots.remove(&self.slot_of(io.lba));
         if let Some(s) = self.inis.get_mut(&io.ini) {
             s.outstanding = s.outstanding.saturating_sub(1);
         }

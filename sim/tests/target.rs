@@ -451,6 +451,105 @@ fn data_supplied_on_demand_per_burst() {
     assert_eq!(lun, data);
 }
 
+/// Data-out CTIOs time out (0x0B) at their own deadlines, and commands the target never
+/// answers fail with `Timeout` (and an ABTS) exactly `command_timeout` after they were
+/// sent — several in flight at staggered times, one timer each side.
+#[test]
+fn data_out_and_command_timeouts_fire_at_their_deadlines() {
+    let mut cfg = SimConfig::default();
+    cfg.firmware.data_out_timeout = Duration::from_millis(5);
+    let (mut sim, mut t, ini, target) = ready(cfg);
+    // Two writes whose data never comes, 2 ms apart.
+    let mut xfer_at = Vec::new();
+    for lba in [0, 4] {
+        let tag = sim
+            .initiator_command(
+                ini,
+                target,
+                CommandSpec::write_on_demand(lun0(), &write10(lba, 1), BLOCK).unwrap(),
+            )
+            .unwrap();
+        let mut at = None;
+        assert!(run(&mut sim, &mut t, T, |s, _| {
+            for e in s.initiator_events(ini) {
+                if matches!(e, InitiatorEvent::XferRdy { tag: g, .. } if g == tag) {
+                    at = Some(s.now());
+                }
+            }
+            at.is_some()
+        }));
+        xfer_at.push(at.unwrap());
+        sim.run_for(Duration::from_millis(2));
+    }
+    let timeouts = |t: &MiniTarget| {
+        t.seen
+            .iter()
+            .filter(|s| matches!(s, Seen::CtioDone { status: 0x0B, .. }))
+            .count()
+    };
+    let mut fired = Vec::new();
+    assert!(run(&mut sim, &mut t, T, |s, t| {
+        if timeouts(t) > fired.len() {
+            fired.push(s.now());
+        }
+        fired.len() == 2
+    }));
+    // Counted from when the firmware sent the XFER_RDY (a wire latency before the
+    // initiator saw it).
+    for (x, f) in xfer_at.iter().zip(&fired) {
+        let waited = *f - *x;
+        assert!(
+            waited > Duration::from_micros(4_900) && waited <= Duration::from_millis(5),
+            "data-out timeout after {waited:?}"
+        );
+    }
+    assert!(run(&mut sim, &mut t, T, |s, _| s.open_exchanges() == 0));
+
+    // Commands nobody answers: a port with a 30 ms command timeout, 10 ms apart.
+    let mut c = InitiatorConfig::new(0x2100_0000_c9aa_0002);
+    c.command_timeout = Duration::from_millis(30);
+    let ini2 = sim.add_initiator(c);
+    assert!(run(&mut sim, &mut t, T, |s, _| s
+        .initiator_port_id(ini2)
+        .is_some()));
+    sim.initiator_login(ini2, target).unwrap();
+    assert!(run(&mut sim, &mut t, T, |s, _| s
+        .initiator_logged_in(ini2, target)));
+    t.hold_commands = true;
+    let mut sent = Vec::new();
+    for lba in [0, 1] {
+        let tag = sim
+            .initiator_command(
+                ini2,
+                target,
+                CommandSpec::read(lun0(), &read10(lba, 1), BLOCK).unwrap(),
+            )
+            .unwrap();
+        sent.push((tag, sim.now()));
+        sim.run_for(Duration::from_millis(10));
+    }
+    let mut failed_at = Vec::new();
+    assert!(run(&mut sim, &mut t, Duration::from_millis(100), |s, _| {
+        for e in s.initiator_events(ini2) {
+            if let InitiatorEvent::Failed {
+                tag,
+                error: CommandError::Timeout,
+            } = e
+            {
+                failed_at.push((tag, s.now()));
+            }
+        }
+        failed_at.len() == 2
+    }));
+    for ((tag, at), (ftag, fat)) in sent.iter().zip(&failed_at) {
+        assert_eq!(tag, ftag, "oldest first");
+        assert_eq!(*fat - *at, Duration::from_millis(30), "{tag}");
+    }
+    assert_eq!(sim.initiator_stats(ini2).abts, 2);
+    assert_eq!(sim.initiator_outstanding(ini2), 0);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
 #[test]
 fn logout_with_commands_outstanding() {
     let (mut sim, mut t, ini, target) = ready(SimConfig::default());

@@ -136,3 +136,50 @@ fn lost_and_misplaced_writes_are_detected() {
         "{r}"
     );
 }
+
+/// Frames between N_Ports that nothing records take a shortcut into the event queue (no
+/// outbox): the same verified workload gives the same results with and without a trace,
+/// on paced links (stepped defaults) and on zero-time ones (threaded settings).
+#[test]
+fn untraced_frames_give_the_same_run() {
+    let run_one = |mut cfg: SimConfig, traced: bool| {
+        if !traced {
+            cfg.trace = rscst_sim::TraceConfig::off();
+        }
+        let (mut sim, mut t, inis) = target_with_initiators(cfg, 3, 1024);
+        let spec = WorkloadSpec {
+            lba_count: 512,
+            io_blocks: 4,
+            queue_depth: 6,
+            total_ios: Some(1500),
+            read_percent: 60,
+            seed: 77,
+            ..WorkloadSpec::default()
+        };
+        let w = sim.start_workload(spec, &inis).unwrap();
+        assert!(run(&mut sim, &mut t, Duration::from_secs(10), |s, _| s
+            .workload_done(w)));
+        let r = sim.workload_report(w).unwrap();
+        assert!(r.clean(), "{r}");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        assert_eq!(sim.open_exchanges(), 0);
+        let fw = sim.firmware_stats();
+        (
+            (r.ok, r.reads, r.writes, r.blocks_verified),
+            (fw.atios, fw.ctios, fw.request_iocbs, fw.response_entries),
+            traced || sim.trace_counts().0 == 0,
+        )
+    };
+    for cfg in [quiet(), {
+        let mut c = SimConfig::threaded();
+        c.trace = quiet().trace;
+        c
+    }] {
+        let a = run_one(cfg.clone(), true);
+        let b = run_one(cfg, false);
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.0.0, 1500);
+        assert_eq!(a.1, b.1);
+        assert!(b.2, "nothing recorded when the trace is off");
+    }
+}

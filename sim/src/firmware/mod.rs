@@ -194,12 +194,9 @@ pub(crate) enum FwEvent {
         generation: u16,
         serial: u64,
     },
-    /// The data-out of a CTIO on this exchange index did not complete in time.
-    DataOutTimeout {
-        index: u16,
-        generation: u16,
-        serial: u64,
-    },
+    /// The earliest data-out deadline: CTIOs whose data did not all arrive in time
+    /// complete with TIMEOUT (one timer for all exchanges, not one per CTIO).
+    DataOutTimers,
     /// ELS / login state machine timer of the HBA's own requests (FLOGI, PLOGI).
     LoginTimeout {
         serial: u64,
@@ -297,6 +294,8 @@ pub(crate) struct Firmware {
     pub tx_queue: VecDeque<target::TxJob>,
     /// A `FwEvent::Transmit` is scheduled.
     pub tx_scheduled: bool,
+    /// When the scheduled `FwEvent::DataOutTimers` fires (the earliest, if several).
+    pub dout_timer: Option<crate::time::SimTime>,
     /// MARKER state: needed after init, LIP, link events and resets (§7.12).
     pub marker: MarkerState,
     /// An async event that requires the marker is (or was) in `host_status`; once the
@@ -341,6 +340,7 @@ impl Firmware {
             unseen_closed: Default::default(),
             tx_queue: VecDeque::new(),
             tx_scheduled: false,
+            dout_timer: None,
             marker: MarkerState::NotNeeded,
             marker_watch: false,
             marker_exempt: 0,
@@ -413,6 +413,7 @@ impl Firmware {
         self.unseen_closed.clear();
         self.tx_queue.clear();
         self.tx_scheduled = false;
+        self.dout_timer = None;
         self.ports.clear();
         if self.link.logged_in || self.link.flogi.is_some() {
             ctx.fabric_logout_hba = true;
@@ -514,11 +515,7 @@ impl Firmware {
                 self.unseen_closed.remove(&closed);
                 self.post_response_closing(ctx, *e, closed);
             }
-            FwEvent::DataOutTimeout {
-                index,
-                generation,
-                serial,
-            } => self.data_out_timeout(ctx, index, generation, serial),
+            FwEvent::DataOutTimers => self.data_out_timeouts(ctx),
             FwEvent::Transmit => self.transmit(ctx),
             FwEvent::TxDone {
                 index,
@@ -688,22 +685,39 @@ impl Firmware {
         }
     }
 
-    /// Everything the driver's register writes asked for since the last call.
-    pub(crate) fn service(&mut self, ctx: &mut Ctx<'_>) {
-        for c in ctx.shared.take_cmds() {
-            self.on_reg_cmd(ctx, c);
+    /// Whether [`Firmware::service`] has anything to do: a register write to act on, or
+    /// an interrupt cause waiting while `host_status` is free.
+    #[inline]
+    pub(crate) fn needs_service(&self, sh: &crate::device::Shared) -> bool {
+        sh.work.load(Ordering::Relaxed) != 0
+            || ((self.causes.mbx.is_some()
+                || !self.causes.asyncs.is_empty()
+                || self.causes.rsp
+                || self.causes.atio)
+                && !sh.host_status_pending())
+    }
+
+    /// Everything the driver's register writes asked for since the last call; returns
+    /// the `device::work` bits it acted on.
+    pub(crate) fn service(&mut self, ctx: &mut Ctx<'_>) -> u32 {
+        use crate::device::work;
+        let bits = ctx.shared.take_work();
+        if bits & work::CMD != 0 {
+            for c in ctx.shared.take_cmds() {
+                self.on_reg_cmd(ctx, c);
+            }
         }
-        let sh = ctx.shared;
-        if sh.rsp_out_moved.swap(false, Ordering::AcqRel) {
+        if bits & work::RSP_OUT != 0 {
             self.rsp_out_moved(ctx);
         }
-        if sh.atio_out_moved.swap(false, Ordering::AcqRel) {
+        if bits & work::ATIO_OUT != 0 {
             self.atio_out_moved(ctx);
         }
-        if sh.req_doorbell.swap(false, Ordering::AcqRel) {
+        if bits & work::REQ_DOORBELL != 0 {
             self.request_doorbell(ctx);
         }
         self.try_post(ctx);
+        bits
     }
 
     // -----------------------------------------------------------------------------

@@ -81,11 +81,14 @@ impl RemotePort {
 #[derive(Debug, Default)]
 pub(crate) struct PortDb {
     ports: BTreeMap<u16, RemotePort>,
+    /// N_Port ID → the lowest handle with it (every frame received looks it up).
+    by_pid: crate::fxhash::FxHashMap<u32, u16>,
 }
 
 impl PortDb {
     pub(crate) fn clear(&mut self) {
         self.ports.clear();
+        self.by_pid.clear();
     }
 
     pub(crate) fn get(&self, h: u16) -> Option<&RemotePort> {
@@ -97,7 +100,8 @@ impl PortDb {
     }
 
     pub(crate) fn by_pid(&self, pid: PortId) -> Option<&RemotePort> {
-        self.ports.values().find(|p| p.port_id == pid)
+        let h = self.by_pid.get(&pid.get())?;
+        self.ports.get(h)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &RemotePort> {
@@ -130,11 +134,20 @@ impl PortDb {
                 rx_size: 2048,
             },
         );
+        let e = self.by_pid.entry(pid.get()).or_insert(handle);
+        *e = (*e).min(handle);
         Some(handle)
     }
 
     pub(crate) fn remove(&mut self, h: u16) -> Option<RemotePort> {
-        self.ports.remove(&h)
+        let p = self.ports.remove(&h)?;
+        if self.by_pid.get(&p.port_id.get()) == Some(&h) {
+            match self.ports.values().find(|q| q.port_id == p.port_id) {
+                Some(q) => self.by_pid.insert(p.port_id.get(), q.handle),
+                None => self.by_pid.remove(&p.port_id.get()),
+            };
+        }
+        Some(p)
     }
 }
 

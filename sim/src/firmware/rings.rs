@@ -58,14 +58,14 @@ impl Ring {
 /// An ATIO-ring entry of one or more slots.
 #[derive(Debug, Clone)]
 pub(crate) enum AtioEntry {
-    One(Box<[u8; IOCB]>),
+    One([u8; IOCB]),
     Many(Vec<[u8; IOCB]>),
 }
 
 impl AtioEntry {
     fn slots(&self) -> &[[u8; IOCB]] {
         match self {
-            AtioEntry::One(b) => std::slice::from_ref(&**b),
+            AtioEntry::One(b) => std::slice::from_ref(b),
             AtioEntry::Many(v) => v,
         }
     }
@@ -84,7 +84,7 @@ pub(crate) struct Rings {
     atio_out_seen: u16,
     /// Response entries waiting for ring space, each with the exchange address its CTIO
     /// completion closed (0: none).
-    rsp_pending: VecDeque<(Box<[u8; IOCB]>, u32)>,
+    rsp_pending: VecDeque<([u8; IOCB], u32)>,
     /// Per response-ring slot: the exchange address the completion written there closed
     /// (0: none), so the model knows what the driver has not read yet.
     rsp_closing: Vec<u32>,
@@ -308,7 +308,7 @@ impl Firmware {
         closed: u32,
     ) {
         let Some(r) = self.rings.as_mut() else { return };
-        r.rsp_pending.push_back((Box::new(entry), closed));
+        r.rsp_pending.push_back((entry, closed));
         self.flush_responses(ctx);
     }
 
@@ -349,7 +349,7 @@ impl Firmware {
                     TraceKind::IocbOut {
                         ring: RingKind::Response,
                         index: idx,
-                        bytes: *e,
+                        bytes: e,
                     },
                 );
             }

@@ -124,6 +124,8 @@ pub(crate) struct Job {
     pub sent: u32,
     pub seq_id: u8,
     pub seq_cnt: u16,
+    /// Data-out: when the CTIO times out if its data has not all arrived.
+    pub deadline: crate::time::SimTime,
 }
 
 /// A data-in CTIO whose frames go out one by one as the HBA's link frees up.
@@ -182,17 +184,37 @@ pub(crate) struct AbtsHeld {
     pub to_abort: ExchangeAddr,
 }
 
+/// What an exchange slot holds.
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Fcp(Box<Fcp>),
+    /// An FCP exchange (its state is the slot's `fcp`).
+    Fcp,
     Els(Box<ElsHeld>),
     Abts(Box<AbtsHeld>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Slot {
     generation: u16,
     x: Option<Kind>,
+    /// The FCP exchange state, valid while `x` is `Kind::Fcp`; reused from one exchange
+    /// to the next (its CTIO queue keeps its storage).
+    fcp: Fcp,
+}
+
+impl Fcp {
+    fn empty() -> Fcp {
+        Fcp {
+            s_id: PortId::new(0),
+            ox_id: 0,
+            nport: 0,
+            attr: 0,
+            aborted: None,
+            final_posted: false,
+            jobs: VecDeque::new(),
+            seq_id: 0,
+        }
+    }
 }
 
 /// The firmware's exchange table.
@@ -203,6 +225,8 @@ pub(crate) struct Exchanges {
     capacity: u16,
     fcp_used: u16,
     by_ox: HashMap<(u32, u16), u16>,
+    /// DSD lists of finished CTIOs, for the next ones.
+    dsd_pool: Vec<Vec<Dsd64>>,
 }
 
 impl Exchanges {
@@ -213,6 +237,7 @@ impl Exchanges {
             capacity,
             fcp_used: 0,
             by_ox: HashMap::default(),
+            dsd_pool: Vec::new(),
         }
     }
 
@@ -231,17 +256,32 @@ impl Exchanges {
     pub(crate) fn clear(&mut self) {
         for s in &mut self.slots {
             s.x = None;
+            for j in s.fcp.jobs.drain(..) {
+                if self.dsd_pool.len() < 4096 {
+                    self.dsd_pool.push(j.dsds);
+                }
+            }
         }
         self.free = (0..self.slots.len() as u16).collect();
         self.fcp_used = 0;
         self.by_ox.clear();
     }
 
-    fn alloc(&mut self, kind: Kind) -> Option<(u16, ExchangeAddr)> {
-        let is_fcp = matches!(kind, Kind::Fcp(_));
-        if is_fcp && self.fcp_used >= self.capacity {
-            return None;
+    /// An empty DSD list (storage of a finished CTIO's).
+    fn take_dsds(&mut self) -> Vec<Dsd64> {
+        let mut v = self.dsd_pool.pop().unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    /// Gives a finished CTIO's DSD list back.
+    fn put_dsds(&mut self, v: Vec<Dsd64>) {
+        if self.dsd_pool.len() < 4096 && v.capacity() > 0 {
+            self.dsd_pool.push(v);
         }
+    }
+
+    fn slot(&mut self) -> Option<u16> {
         let idx = match self.free.pop_front() {
             Some(i) => i,
             None => {
@@ -251,6 +291,7 @@ impl Exchanges {
                 self.slots.push(Slot {
                     generation: 0,
                     x: None,
+                    fcp: Fcp::empty(),
                 });
                 (self.slots.len() - 1) as u16
             }
@@ -261,10 +302,37 @@ impl Exchanges {
         } else {
             s.generation + 1
         };
-        if let Kind::Fcp(f) = &kind {
-            self.by_ox.insert((f.s_id.get(), f.ox_id), idx);
-            self.fcp_used += 1;
+        Some(idx)
+    }
+
+    /// A new FCP exchange for OX_ID `ox_id` of `s_id` (attr 0, no CTIO yet).
+    fn alloc_fcp(&mut self, s_id: PortId, ox_id: u16, nport: u16) -> Option<(u16, ExchangeAddr)> {
+        if self.fcp_used >= self.capacity {
+            return None;
         }
+        let idx = self.slot()?;
+        self.by_ox.insert((s_id.get(), ox_id), idx);
+        self.fcp_used += 1;
+        let s = &mut self.slots[idx as usize];
+        let f = &mut s.fcp;
+        f.s_id = s_id;
+        f.ox_id = ox_id;
+        f.nport = nport;
+        f.attr = 0;
+        f.aborted = None;
+        f.final_posted = false;
+        f.seq_id = 0;
+        debug_assert!(f.jobs.is_empty());
+        f.jobs.clear();
+        s.x = Some(Kind::Fcp);
+        Some((idx, ExchangeAddr((s.generation as u32) << 16 | idx as u32)))
+    }
+
+    /// A new ELS or ABTS exchange.
+    fn alloc(&mut self, kind: Kind) -> Option<(u16, ExchangeAddr)> {
+        debug_assert!(!matches!(kind, Kind::Fcp));
+        let idx = self.slot()?;
+        let s = &mut self.slots[idx as usize];
         s.x = Some(kind);
         Some((idx, ExchangeAddr((s.generation as u32) << 16 | idx as u32)))
     }
@@ -272,9 +340,14 @@ impl Exchanges {
     fn free(&mut self, idx: u16) -> Option<Kind> {
         let s = self.slots.get_mut(idx as usize)?;
         let k = s.x.take()?;
-        if let Kind::Fcp(f) = &k {
-            self.by_ox.remove(&(f.s_id.get(), f.ox_id));
+        if let Kind::Fcp = &k {
+            self.by_ox.remove(&(s.fcp.s_id.get(), s.fcp.ox_id));
             self.fcp_used -= 1;
+            for j in s.fcp.jobs.drain(..) {
+                if self.dsd_pool.len() < 4096 {
+                    self.dsd_pool.push(j.dsds);
+                }
+            }
         }
         self.free.push_back(idx);
         Some(k)
@@ -301,8 +374,9 @@ impl Exchanges {
     }
 
     fn fcp_mut(&mut self, idx: u16) -> Option<&mut Fcp> {
-        match self.slots.get_mut(idx as usize)?.x.as_mut()? {
-            Kind::Fcp(f) => Some(f),
+        let s = self.slots.get_mut(idx as usize)?;
+        match s.x {
+            Some(Kind::Fcp) => Some(&mut s.fcp),
             _ => None,
         }
     }
@@ -313,14 +387,21 @@ impl Exchanges {
 
     /// Indices of the FCP exchanges (for a port, or all), in index order.
     fn fcp_indices(&self, of: Option<PortId>) -> Vec<u16> {
+        self.fcps()
+            .filter(|(_, f)| of.is_none_or(|p| p == f.s_id))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The open FCP exchanges, in index order.
+    fn fcps(&self) -> impl Iterator<Item = (u16, &Fcp)> {
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| match &s.x {
-                Some(Kind::Fcp(f)) if of.is_none_or(|p| p == f.s_id) => Some(i as u16),
+                Some(Kind::Fcp) => Some((i as u16, &s.fcp)),
                 _ => None,
             })
-            .collect()
     }
 
     fn non_fcp_indices(&self) -> Vec<u16> {
@@ -517,7 +598,7 @@ impl Firmware {
             self.marker = super::MarkerState::NotNeeded;
         }
         // DSDs: the CTIO's own and those of its continuations.
-        let mut dsds = Vec::new();
+        let mut dsds = self.xchg.take_dsds();
         if let Ctio7Mode::Mode0(m) = req.mode
             && req.dseg_count > 0
         {
@@ -623,6 +704,7 @@ impl Firmware {
             sent: 0,
             seq_id: 0,
             seq_cnt: 0,
+            deadline: crate::time::SimTime::NEVER,
         });
         if x.jobs.len() == 1 {
             self.start_job(ctx, idx);
@@ -635,14 +717,16 @@ impl Firmware {
             let Some(x) = self.xchg.fcp_mut(idx) else {
                 return;
             };
-            let Some(job) = x.jobs.front() else { return };
+            let Some(job) = x.jobs.front_mut() else {
+                return;
+            };
             if job.waiting {
                 return;
             }
-            let job = job.clone();
             let flags = job.req.flags;
+            let (serial, timeout, (ro, len)) = (job.serial, job.req.timeout, job.mode0());
             if flags.contains(Ctio7Flags::DATA_IN) {
-                if ctx.paced && job.mode0().1 > 0 {
+                if ctx.paced && len > 0 {
                     // The frames leave one by one at the link's rate; the CTIO
                     // completes when the last has left (an abort meanwhile stops it).
                     let generation = (self.xchg.addr_of(idx).0 >> 16) as u16;
@@ -657,41 +741,40 @@ impl Firmware {
                     self.tx_queue.push_back(TxJob {
                         index: idx,
                         generation,
-                        serial: job.serial,
+                        serial,
                     });
                     self.kick_tx(ctx);
                     return;
                 }
-                if !self.send_data_in(ctx, idx, &job) {
+                // The DSD list leaves the job while the frames are built (no copy).
+                let dsds = std::mem::take(&mut job.dsds);
+                let sent = self.send_data_in(ctx, idx, ro, len, &dsds);
+                match self.xchg.fcp_mut(idx).and_then(|x| x.jobs.front_mut()) {
+                    Some(j) if j.serial == serial => j.dsds = dsds,
+                    _ => self.xchg.put_dsds(dsds),
+                }
+                if !sent {
                     return;
                 }
                 self.job_done(ctx, idx, CTIO_SUCCESS, true);
             } else if flags.contains(Ctio7Flags::DATA_OUT) {
-                let (ro, len) = job.mode0();
                 if len == 0 {
                     self.job_done(ctx, idx, CTIO_SUCCESS, true);
                     continue;
                 }
                 self.send_xfer_rdy(ctx, idx, ro, len);
+                let mut t = self.cfg.data_out_timeout;
+                if timeout != 0 {
+                    t = t.min(core::time::Duration::from_secs(timeout as u64));
+                }
+                let deadline = ctx.now + t;
                 if let Some(x) = self.xchg.fcp_mut(idx)
                     && let Some(j) = x.jobs.front_mut()
                 {
                     j.waiting = true;
+                    j.deadline = deadline;
                 }
-                let mut t = self.cfg.data_out_timeout;
-                if job.req.timeout != 0 {
-                    t = t.min(core::time::Duration::from_secs(job.req.timeout as u64));
-                }
-                let generation = (self.xchg.addr_of(idx).0 >> 16) as u16;
-                self.at(
-                    ctx,
-                    t,
-                    FwEvent::DataOutTimeout {
-                        index: idx,
-                        generation,
-                        serial: job.serial,
-                    },
-                );
+                self.arm_dout_timer(ctx, deadline);
                 return;
             } else {
                 self.job_done(ctx, idx, CTIO_SUCCESS, true);
@@ -722,6 +805,7 @@ impl Firmware {
             self.xchg.free(idx);
         }
         self.complete_ctio(ctx, &job.req, status, closes);
+        self.xchg.put_dsds(job.dsds);
     }
 
     /// Schedules the HBA's transmit engine for when its link is free.
@@ -779,7 +863,7 @@ impl Firmware {
             h.seq_id = job.seq_id;
             h.seq_cnt = job.seq_cnt;
             h.parameter = ro.wrapping_add(off);
-            let Ok(mut frame) = ctx.pool.build_raw(
+            let Ok(mut frame) = ctx.pool.build_data(
                 Sof::class3(job.seq_cnt == 0),
                 Eof::for_frame(last),
                 &h,
@@ -833,8 +917,14 @@ impl Firmware {
     }
 
     /// Sends the data of a DATA_IN CTIO. `false` if the firmware halted (DMA fault).
-    fn send_data_in(&mut self, ctx: &mut Ctx<'_>, idx: u16, job: &Job) -> bool {
-        let (ro, len) = job.mode0();
+    fn send_data_in(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        idx: u16,
+        ro: u32,
+        len: u32,
+        dsds: &[Dsd64],
+    ) -> bool {
         let Some(x) = self.xchg.fcp_mut(idx) else {
             return false;
         };
@@ -861,7 +951,7 @@ impl Firmware {
             h.seq_id = seq_id;
             h.seq_cnt = seq_cnt;
             h.parameter = ro.wrapping_add(off);
-            let Ok(mut frame) = ctx.pool.build_raw(
+            let Ok(mut frame) = ctx.pool.build_data(
                 Sof::class3(seq_cnt == 0),
                 Eof::for_frame(last),
                 &h,
@@ -869,7 +959,7 @@ impl Firmware {
             ) else {
                 return false;
             };
-            if !gather(ctx, &job.dsds, off, &mut frame.bytes[24..24 + n as usize]) {
+            if !gather(ctx, dsds, off, &mut frame.bytes[24..24 + n as usize]) {
                 ctx.pool.put(frame.bytes);
                 self.system_error(ctx, DMA_FAULT_CODE);
                 return false;
@@ -952,25 +1042,52 @@ impl Firmware {
         ctx.send(HBA_SLOT, frame);
     }
 
-    pub(crate) fn data_out_timeout(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        index: u16,
-        generation: u16,
-        serial: u64,
-    ) {
-        if (self.xchg.addr_of(index).0 >> 16) as u16 != generation {
-            return;
+    /// Makes sure the data-out timer fires by `deadline`.
+    fn arm_dout_timer(&mut self, ctx: &mut Ctx<'_>, deadline: crate::time::SimTime) {
+        if self.dout_timer.is_none_or(|t| deadline < t) {
+            self.dout_timer = Some(deadline);
+            self.at(ctx, deadline.since(ctx.now), FwEvent::DataOutTimers);
         }
-        let Some(x) = self.xchg.fcp_mut(index) else {
-            return;
+    }
+
+    /// The data-out timer fired: every data-out CTIO past its deadline completes with
+    /// TIMEOUT (0x0B), earliest first; the timer is armed for the next deadline.
+    pub(crate) fn data_out_timeouts(&mut self, ctx: &mut Ctx<'_>) {
+        if self.dout_timer.is_some_and(|t| t <= ctx.now) {
+            self.dout_timer = None;
+        }
+        let waiting = |f: &Fcp| {
+            f.jobs
+                .front()
+                .filter(|j| j.waiting && j.req.flags.contains(Ctio7Flags::DATA_OUT))
+                .map(|j| (j.deadline, j.serial))
         };
-        if x.jobs
-            .front()
-            .is_some_and(|j| j.serial == serial && j.waiting)
-        {
-            self.job_done(ctx, index, CTIO_TIMEOUT, false);
-            self.start_job(ctx, index);
+        let now = ctx.now;
+        let mut expired: Vec<(crate::time::SimTime, u64, u16)> = self
+            .xchg
+            .fcps()
+            .filter_map(|(i, f)| waiting(f).map(|(d, s)| (d, s, i)))
+            .filter(|&(d, _, _)| d <= now)
+            .collect();
+        expired.sort_unstable();
+        for (_, serial, index) in expired {
+            let still = self
+                .xchg
+                .fcp_mut(index)
+                .and_then(|x| x.jobs.front())
+                .is_some_and(|j| j.serial == serial && j.waiting);
+            if still {
+                self.job_done(ctx, index, CTIO_TIMEOUT, false);
+                self.start_job(ctx, index);
+            }
+        }
+        let next = self
+            .xchg
+            .fcps()
+            .filter_map(|(_, f)| waiting(f).map(|(d, _)| d))
+            .min();
+        if let Some(d) = next {
+            self.arm_dout_timer(ctx, d);
         }
     }
 
@@ -1010,7 +1127,7 @@ impl Firmware {
         }
         let n = ImmedNotifyRepr::global(NotifyStatus::LipReset);
         if let Some(b) = emit(|b| n.emit_bytes(b)) {
-            self.post_atio(ctx, AtioEntry::One(Box::new(b)));
+            self.post_atio(ctx, AtioEntry::One(b));
         }
     }
 
@@ -1062,17 +1179,7 @@ impl Firmware {
             ctx.discard(self.own_pid(), "malformed FCP_CMND");
             return;
         };
-        let x = Fcp {
-            s_id: h.s_id,
-            ox_id: h.ox_id.0,
-            nport: port.handle,
-            attr: 0,
-            aborted: None,
-            final_posted: false,
-            jobs: VecDeque::new(),
-            seq_id: 0,
-        };
-        let (attr, addr) = match self.xchg.alloc(Kind::Fcp(Box::new(x))) {
+        let (attr, addr) = match self.xchg.alloc_fcp(h.s_id, h.ox_id.0, port.handle) {
             Some((idx, addr)) => {
                 let attr = if idx & 1 == 1 { 4 } else { 0 };
                 if let Some(x) = self.xchg.fcp_mut(idx) {
@@ -1102,15 +1209,17 @@ impl Firmware {
             fcp,
         };
         let slots = atio.slots();
-        let mut buf = vec![0u8; slots * IOCB];
-        if atio.emit_bytes(&mut buf).is_err() {
-            return;
-        }
         let entry = if slots == 1 {
             let mut b = [0u8; IOCB];
-            b.copy_from_slice(&buf);
-            AtioEntry::One(Box::new(b))
+            if atio.emit_bytes(&mut b).is_err() {
+                return;
+            }
+            AtioEntry::One(b)
         } else {
+            let mut buf = vec![0u8; slots * IOCB];
+            if atio.emit_bytes(&mut buf).is_err() {
+                return;
+            }
             AtioEntry::Many(
                 buf.chunks_exact(IOCB)
                     .map(|c| c.try_into().unwrap_or([0u8; IOCB]))
@@ -1165,8 +1274,7 @@ impl Firmware {
             ctx.discard(self.own_pid(), "FCP_DATA outside the burst");
             return;
         }
-        let dsds = job.dsds.clone();
-        if !scatter(ctx, &dsds, start, payload) {
+        if !scatter(ctx, &job.dsds, start, payload) {
             self.system_error(ctx, DMA_FAULT_CODE);
             return;
         }
@@ -1222,7 +1330,7 @@ impl Firmware {
             return;
         };
         if self.abts_on_atio(ctx) {
-            self.post_atio(ctx, AtioEntry::One(Box::new(b)));
+            self.post_atio(ctx, AtioEntry::One(b));
         } else {
             self.post_response(ctx, b);
         }
@@ -1594,7 +1702,7 @@ impl Firmware {
         );
         n.els_specific = specific;
         if let Some(b) = emit(|b| n.emit_bytes(b)) {
-            self.post_atio(ctx, AtioEntry::One(Box::new(b)));
+            self.post_atio(ctx, AtioEntry::One(b));
         }
     }
 
@@ -1863,7 +1971,7 @@ impl Firmware {
 }
 
 /// Copies `buf.len()` bytes at offset `off` of the DSD list into `buf`.
-fn gather(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
+fn gather(ctx: &mut Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
     let mut need = buf.len();
     let mut at = 0usize;
     let mut skip = off as u64;
@@ -1892,7 +2000,7 @@ fn gather(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, buf: &mut [u8]) -> bool {
 }
 
 /// Copies `data` into the DSD list at offset `off`.
-fn scatter(ctx: &Ctx<'_>, dsds: &[Dsd64], off: u32, data: &[u8]) -> bool {
+fn scatter(ctx: &mut Ctx<'_>, dsds: &[Dsd64], off: u32, data: &[u8]) -> bool {
     let mut at = 0usize;
     let mut skip = off as u64;
     for d in dsds {
