@@ -27,6 +27,7 @@ FEATURE_MATRIX=(
   "-p rscst-core --features std,log"
   "-p rscst-hba --no-default-features"
   "-p rscst-hba --features std"
+  "-p rscst-hba --features uring"
   "-p rscst-qla --features log"
 )
 
@@ -75,6 +76,8 @@ do_test() {
   else
     cargo test --workspace --no-fail-fast
   fi
+  step "soak: 1,000,000 verified commands through sim + driver + core with faults (release)"
+  cargo test -p rscst-hil --release --test soak -- --ignored
   step "doctests"
   cargo test --workspace --doc
 }

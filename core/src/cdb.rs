@@ -105,6 +105,7 @@ pub(crate) struct OpInfo {
 }
 
 impl OpInfo {
+    #[inline]
     pub(crate) fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }

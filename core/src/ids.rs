@@ -59,6 +59,7 @@ impl Lun {
 
     /// The canonical form the core compares: single-level LUNs re-encoded as
     /// [`Lun::single_level`], anything else unchanged.
+    #[inline]
     pub const fn normalized(self) -> Lun {
         // Peripheral addressing with bus 0 is already canonical.
         if self.0 & 0xff00_ffff_ffff_ffff == 0 {
@@ -108,18 +109,21 @@ macro_rules! handle {
 
         impl $name {
             #[allow(dead_code)] // issued by the target
+            #[inline]
             pub(crate) const fn new(index: u16, generation: u16) -> $name {
                 $name { index, generation }
             }
 
             /// Pool index: stable while the handle is live, so a transport may
             /// keep per-slot state in an array indexed by it.
+            #[inline]
             pub const fn index(self) -> usize {
                 self.index as usize
             }
 
             /// Generation of the slot when the handle was issued; a reused
             /// slot has a new one, so a stale handle is refused, never aliased.
+            #[inline]
             pub const fn generation(self) -> u16 {
                 self.generation
             }

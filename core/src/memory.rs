@@ -261,16 +261,19 @@ impl SegList {
     }
 
     /// The segments.
+    #[inline]
     pub fn as_slice(&self) -> &[Seg] {
         &self.segs[..usize::from(self.n)]
     }
 
     /// Number of segments.
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.n)
     }
 
     /// Whether there are no segments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -281,17 +284,20 @@ impl SegList {
     }
 
     /// Total bytes.
+    #[inline]
     pub fn total_len(&self) -> u64 {
         self.as_slice().iter().map(|s| u64::from(s.len)).sum()
     }
 
     /// Remove every segment.
+    #[inline]
     pub fn clear(&mut self) {
         self.n = 0;
     }
 
     /// Append a segment, merging it with the last one when contiguous.
     /// `Err(seg)` when the list is full.
+    #[inline]
     pub fn push(&mut self, seg: Seg) -> Result<(), Seg> {
         if seg.len == 0 {
             return Ok(());
@@ -314,7 +320,17 @@ impl SegList {
     }
 
     /// Keep only the first `bytes` bytes.
+    #[inline]
     pub fn truncate(&mut self, bytes: u64) {
+        if self.n == 1 {
+            // The usual case (a RAM LU maps one contiguous range).
+            if bytes == 0 {
+                self.n = 0;
+            } else if u64::from(self.segs[0].len) > bytes {
+                self.segs[0].len = bytes as u32;
+            }
+            return;
+        }
         let mut left = bytes;
         let mut keep = 0;
         for s in self.segs[..usize::from(self.n)].iter_mut() {
@@ -407,5 +423,21 @@ mod tests {
         l.truncate(0x208);
         assert_eq!(l.len(), 2);
         assert_eq!(l.as_slice()[1].len, 8);
+    }
+
+    #[test]
+    fn truncate_one_segment_matches_the_general_rule() {
+        for (len, keep, want) in [
+            (512u32, 512u64, Some(512u32)),
+            (512, 100, Some(100)),
+            (512, 0, None),
+            (512, 4096, Some(512)),
+        ] {
+            let mut l = SegList::new();
+            l.push(Seg { addr: 0x1000, len }).unwrap();
+            l.truncate(keep);
+            assert_eq!(l.as_slice().first().map(|s| s.len), want, "{len} to {keep}");
+            assert_eq!(l.total_len(), u64::from(want.unwrap_or(0)));
+        }
     }
 }

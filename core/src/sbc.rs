@@ -39,10 +39,12 @@ const BG_BURST: usize = 16;
 const MAX_ROUND: u64 = 1 << 20;
 
 impl Target<'_> {
+    #[inline]
     fn lu_of(&self, i: usize) -> usize {
         usize::from(self.cmds[i].lu)
     }
 
+    #[inline]
     fn block_size(&self, i: usize) -> u64 {
         self.lus
             .get(self.lu_of(i))
@@ -51,15 +53,27 @@ impl Target<'_> {
 
     /// LBA and block count of a block command, from the table's fields
     /// (READ(6)/WRITE(6): 21-bit LBA, 0 blocks meaning 256).
+    #[inline(always)]
     fn lba_blocks(&self, i: usize) -> (u64, u64) {
         let c = &self.cmds[i];
         let Some(op) = c.op else { return (0, 0) };
-        if op.cdb_len == 6 {
-            let lba = be(&c.cdb, (1, 3)) & 0x1f_ffff;
-            let n = u64::from(c.cdb[4]);
-            (lba, if n == 0 { 256 } else { n })
-        } else {
-            (be(&c.cdb, op.lba), be(&c.cdb, op.count))
+        let d = &c.cdb;
+        match (op.lba, op.count) {
+            // The 10- and 16-byte READ/WRITE layouts, decoded directly.
+            ((2, 4), (7, 2)) => (
+                u64::from(u32::from_be_bytes([d[2], d[3], d[4], d[5]])),
+                u64::from(u16::from_be_bytes([d[7], d[8]])),
+            ),
+            ((2, 8), (10, 4)) => (
+                u64::from_be_bytes([d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]]),
+                u64::from(u32::from_be_bytes([d[10], d[11], d[12], d[13]])),
+            ),
+            _ if op.cdb_len == 6 => {
+                let lba = be(d, (1, 3)) & 0x1f_ffff;
+                let n = u64::from(d[4]);
+                (lba, if n == 0 { 256 } else { n })
+            }
+            _ => (be(d, op.lba), be(d, op.count)),
         }
     }
 
@@ -74,6 +88,7 @@ impl Target<'_> {
 
     /// [`Self::check_range`], then INVALID FIELD IN CDB when a transfer
     /// exceeds MAXIMUM TRANSFER LENGTH (one LU lookup for both).
+    #[inline]
     fn check_transfer(&self, i: usize, lba: u64, blocks: u64) -> Result<(), SenseReason> {
         let Some(lu) = self.lus.get(self.lu_of(i)) else {
             return Err(SenseReason::InternalTargetFailure);
@@ -104,7 +119,11 @@ impl Target<'_> {
         t: &mut T,
         b: &mut B,
     ) -> Step {
-        let bs = self.block_size(i);
+        let l = self.lu_of(i);
+        let bs = self
+            .lus
+            .get(l)
+            .map_or(512, |lu| u64::from(lu.cfg.block_size));
         loop {
             match self.cmds[i].stage {
                 S_PARSE => {
@@ -117,7 +136,7 @@ impl Target<'_> {
                     c.intended = blocks * bs;
                     c.aux = c.intended.min(c.expected(DataDirection::In));
                     c.done = 0;
-                    self.lus[self.lu_of(i)].stats.read_cmds += 1;
+                    self.lus[l].stats.read_cmds += 1;
                     if self.cmds[i].aux == 0 {
                         return self.good(i);
                     }
@@ -134,7 +153,7 @@ impl Target<'_> {
                     let round_lba = c.lba + c.done / bs;
                     let round_blocks = remaining.div_ceil(bs);
                     c.segs.clear();
-                    let lun = self.lus[usize::from(c.lu)].cfg.backend;
+                    let lun = self.lus[l].cfg.backend;
                     match b.map(
                         lun,
                         MapDir::Read,
@@ -189,7 +208,7 @@ impl Target<'_> {
                         c.done += c.round;
                         c.data_with_status = true;
                         let n = c.done;
-                        self.lus[self.lu_of(i)].stats.read_bytes += n;
+                        self.lus[l].stats.read_bytes += n;
                         return self.good(i);
                     }
                     return self.send_in(i, t, S_SENT);
@@ -212,7 +231,11 @@ impl Target<'_> {
         t: &mut T,
         b: &mut B,
     ) -> Step {
-        let bs = self.block_size(i);
+        let l = self.lu_of(i);
+        let bs = self
+            .lus
+            .get(l)
+            .map_or(512, |lu| u64::from(lu.cfg.block_size));
         loop {
             match self.cmds[i].stage {
                 S_PARSE => {
@@ -235,7 +258,7 @@ impl Target<'_> {
                     c.count = blocks;
                     c.aux = c.intended.min(expected);
                     c.done = 0;
-                    self.lus[self.lu_of(i)].stats.write_cmds += 1;
+                    self.lus[l].stats.write_cmds += 1;
                     if self.cmds[i].aux == 0 {
                         return self.good(i);
                     }
@@ -251,7 +274,7 @@ impl Target<'_> {
                     let remaining = c.aux - c.done;
                     let round_lba = c.lba + c.done / bs;
                     c.segs.clear();
-                    let lun = self.lus[usize::from(c.lu)].cfg.backend;
+                    let lun = self.lus[l].cfg.backend;
                     match b.map(
                         lun,
                         MapDir::Write,
@@ -307,7 +330,7 @@ impl Target<'_> {
                     c.done += c.round;
                     if c.done >= c.aux {
                         let n = c.done;
-                        self.lus[self.lu_of(i)].stats.write_bytes += n;
+                        self.lus[l].stats.write_bytes += n;
                         return self.good(i);
                     }
                     c.stage = S_MAP;

@@ -405,4 +405,18 @@ pub trait Transport {
     fn hw_pending_timeout(&mut self, cmd: CmdRef) {
         let _ = cmd;
     }
+
+    /// A task management request ends without a response: its I_T nexus was
+    /// removed ([`crate::Target::remove_session`]) before the response was
+    /// queued, so [`Transport::queue_tmf_response`] is never called for it and
+    /// its handle is void when this returns. Whatever wire state the request
+    /// holds belongs to the transport, which must end it itself (FC: terminate
+    /// the exchange of a TMF FCP_CMND; answer an ABTS with BA_RJT).
+    ///
+    /// Called from [`crate::Target::poll`], once per dropped request, after
+    /// every command it affected has finished (the same "safe" point at which
+    /// its response would have gone out). Default: nothing.
+    fn tmf_dropped(&mut self, tmf: TmfRef) {
+        let _ = tmf;
+    }
 }

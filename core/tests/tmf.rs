@@ -564,6 +564,49 @@ fn session_removal_aborts_and_remembers() {
 }
 
 #[test]
+fn session_removal_drops_its_pending_tmfs() {
+    let (mut h, _) = slow_target();
+    let a = login2(&mut h, "iqn.t:a");
+    let b = login2(&mut h, "iqn.t:b");
+    h.b.hold = true;
+    let r = h.submit(a, 0, &rd10(0, 1), DataDirection::In, 512, &[]);
+    h.settle();
+    // A's TMF waits for its read (held in the backend); B's is unaffected.
+    let ta = h.tmf(a, 0, TmfFunction::AbortTaskSet);
+    let tb = h.tmf(b, 0, TmfFunction::AbortTaskSet);
+    h.settle();
+    assert_eq!(h.tmf_result(tb).code, TmfResponseCode::FunctionComplete);
+    h.t.remove_session(a).unwrap();
+    h.settle();
+    assert!(
+        h.tr.dropped.is_empty(),
+        "not before the command it affects has finished"
+    );
+    h.b.release();
+    h.settle();
+    assert!(h.result(r).aborted);
+    assert_eq!(h.tr.dropped.len(), 1, "{:?}", h.tr.dropped);
+    let d = h.tr.dropped[0];
+    assert_eq!((d.handle, d.session), (ta, a));
+    assert!(
+        !h.tr
+            .log
+            .iter()
+            .any(|e| matches!(e, Ev::Tmf { tmf, .. } if tmf.handle == ta)),
+        "no response for the dropped TMF"
+    );
+    // Its slot is free again: every TMF slot can be used.
+    let hs: Vec<_> = (0..rscst_core::MAX_TMFS)
+        .map(|_| h.tmf(b, 0, TmfFunction::QueryTaskSet))
+        .collect();
+    h.settle();
+    for t in hs {
+        h.tmf_result(t);
+    }
+    assert_eq!(h.tr.dropped.len(), 1);
+}
+
+#[test]
 fn transfer_errors_end_the_command_as_aborted() {
     let (mut h, _) = slow_target();
     let a = login2(&mut h, "iqn.t:a");

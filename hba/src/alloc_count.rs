@@ -12,7 +12,20 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+std::thread_local! {
+    // Const-initialised with no destructor: reading or bumping it never allocates,
+    // so the allocator may touch it.
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Count one allocation on the calling thread (ignored while the thread's
+/// locals are being torn down).
+fn bump_thread() {
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
 
 /// The system allocator, counting calls and bytes.
 #[derive(Debug)]
@@ -37,6 +50,14 @@ impl CountingAllocator {
         self.allocations.load(Ordering::Relaxed)
     }
 
+    /// Allocations (including reallocations) made so far by the calling thread
+    /// through any `CountingAllocator`. Lets a benchmark attribute allocations
+    /// to one thread (the driver+core poller) while other threads (a simulator)
+    /// allocate freely.
+    pub fn thread_allocations(&self) -> u64 {
+        THREAD_ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
+    }
+
     /// Deallocations so far, all threads.
     pub fn deallocations(&self) -> u64 {
         self.deallocations.load(Ordering::Relaxed)
@@ -59,6 +80,7 @@ impl Default for CountingAllocator {
 // over; the counters are plain atomics and do not allocate.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump_thread();
         self.allocations.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .fetch_add(layout.size() as u64, Ordering::Relaxed);
@@ -67,6 +89,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump_thread();
         self.allocations.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .fetch_add(layout.size() as u64, Ordering::Relaxed);
@@ -81,6 +104,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump_thread();
         self.allocations.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(new_size as u64, Ordering::Relaxed);
         // SAFETY: forwarded contract of `GlobalAlloc::realloc`.

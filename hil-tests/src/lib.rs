@@ -1,18 +1,4 @@
-//! rscst scenario suite: the full stack on the simulator by default, on a
-//! VFIO-attached card when `RSCST_HIL_DEVICE=<PCI address>` is set.
-//!
-//! [`SimStack`] is the whole target in one value: the simulated ISP
-//! ([`rscst_sim::Sim`]) with its fabric, the `rscst-qla` driver on the
-//! simulator's platform, the `rscst-core` target, and a RAM LUN in DMA memory
-//! allocated from the platform's pool (so every READ/WRITE CTIO7 points at
-//! the LUN's own bytes). It is also the template for a tool: the same
-//! construction with a VFIO platform instead of the simulator's.
-//!
-//! Hardware runs: [`hardware`] reads `RSCST_HIL_DEVICE`; since `rscst-hba`
-//! has no VFIO backend yet, a scenario asked to run on hardware prints why it
-//! skips (naming what is missing) and passes without running. Destructive
-//! scenarios (chip reset, LIP) additionally need `RSCST_HIL_DESTRUCTIVE` set
-//! to the same PCI address.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -171,6 +157,12 @@ impl<const R: usize> Stack<R> {
             backend,
             initiator: cfg.initiator,
         }
+    }
+
+    /// Take the stack apart: the simulator (e.g. to run it on its own thread
+    /// with `Sim::spawn`), the driver, the core and the backend.
+    pub fn into_parts(self) -> (Sim, Driver<R>, Target<'static>, Backend) {
+        (self.sim, self.isp, self.target, self.backend)
     }
 
     /// The virtual clock as the driver and core see it.

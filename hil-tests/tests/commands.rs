@@ -381,6 +381,34 @@ fn every_core_command_over_fc() {
     });
 }
 
+#[test]
+fn additional_cdb_over_fc() {
+    scenario("additional_cdb", false, || {
+        let mut s = SimStack::new(StackConfig::default());
+        s.bring_up();
+        let ini = s.add_initiators(1)[0];
+        // READ(32) (variable length, 0x7F / 0x0009): FCP_CMND carries 16 bytes of
+        // additional CDB, so the ATIO7 takes two ATIO slots. The core does not
+        // implement 32-byte CDBs: it answers ILLEGAL REQUEST / INVALID COMMAND
+        // OPERATION CODE, which proves the whole CDB arrived and was answered.
+        let mut cdb = vec![0u8; 32];
+        cdb[0] = 0x7F;
+        cdb[7] = 0x18; // additional CDB length
+        cdb[8..10].copy_from_slice(&be16(0x0009));
+        cdb[31] = 1;
+        let before = s.isp.stats().atio_entries;
+        let r = s
+            .command(ini, CommandSpec::read(LUN0, &cdb, 512).expect("CDB"))
+            .unwrap();
+        assert_eq!(r.status, 0x02);
+        let sense = r.sense.as_slice();
+        assert_eq!((sense[2] & 0xF, sense[12]), (0x05, 0x20), "{sense:?}");
+        assert_eq!(s.isp.stats().atio_entries, before + 1);
+        assert!(s.leaks().is_clean());
+        assert!(s.sim.violations().is_empty(), "{:?}", s.sim.violations());
+    });
+}
+
 trait Under {
     fn residual_under(&self) -> u32;
 }

@@ -50,6 +50,9 @@ pub struct Stats {
     pub exchange_mismatches: u64,
     /// CTIO7 completions with an error status.
     pub ctio_errors: u64,
+    /// CTIO7s with SEND_STATUS that failed: the exchange counts as closed
+    /// and nothing more is sent for it.
+    pub final_ctio_failed: u64,
     /// Tracked IOCBs that timed out.
     pub completion_timeouts: u64,
     /// Chip resets (including the first bring-up).
@@ -70,6 +73,9 @@ pub struct Stats {
     pub interrupts: u64,
     /// Events overwritten before the caller drained them.
     pub events_dropped: u64,
+    /// Driver-generated answers lost because the ring and the deferred queue
+    /// were both full (expected to stay 0).
+    pub deferred_dropped: u64,
 }
 
 impl fmt::Display for Stats {

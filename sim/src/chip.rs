@@ -65,6 +65,19 @@ impl ChipModel {
     pub fn has_mq_bar(&self) -> bool {
         self.gen_info().mq_bar_mandatory
     }
+
+    /// The link speed the model gives the chip's port (the family's fastest): 4GFC for
+    /// 24xx, 8GFC for 25xx, 16GFC for 83xx, 32GFC for 27xx, 64GFC for 28xx.
+    pub fn link_speed(&self) -> rscst_fw::async_event::LinkSpeed {
+        use rscst_fw::async_event::LinkSpeed;
+        match self.generation() {
+            Generation::Isp24xx => LinkSpeed::Gbps4,
+            Generation::Isp25xx | Generation::Isp81xx => LinkSpeed::Gbps8,
+            Generation::Isp83xx => LinkSpeed::Gbps16,
+            Generation::Isp27xx => LinkSpeed::Gbps32,
+            Generation::Isp28xx => LinkSpeed::Gbps64,
+        }
+    }
 }
 
 impl Default for ChipModel {

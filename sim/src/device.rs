@@ -383,6 +383,10 @@ pub(crate) struct Shared {
     pub atio_out_moved: AtomicBool,
     /// Ring lengths set by INITIALIZE_FIRMWARE (0: not initialised): req, rsp, atio.
     pub ring_len: [AtomicU32; 3],
+    /// `req_q_in` when the driver last wrote `hccr = CLEAR_RISC_INT`: the request-ring
+    /// entries before it were doorbelled before the driver acknowledged the interrupt
+    /// cause it had just read (the MARKER check, `firmware::MarkerState`).
+    pub req_in_at_ack: AtomicU32,
     /// A DMA without bus mastering was reported once.
     pub bus_master_warned: AtomicBool,
     flash: Flash,
@@ -416,6 +420,7 @@ impl Shared {
             rsp_out_moved: AtomicBool::new(false),
             atio_out_moved: AtomicBool::new(false),
             ring_len: Default::default(),
+            req_in_at_ack: AtomicU32::new(0),
             bus_master_warned: AtomicBool::new(false),
         }
     }
@@ -727,6 +732,9 @@ impl Shared {
         let st = &self.regs.hccr_status;
         match cmd {
             HccrCommand::ClearRiscInt => {
+                // Recorded before the clear, so a model that sees the clear sees it.
+                self.req_in_at_ack
+                    .store(self.regs.qp(Qp::ReqIn), Ordering::Release);
                 self.regs
                     .host_status
                     .fetch_and(!HostStatus::INT_PENDING, Ordering::AcqRel);

@@ -107,6 +107,8 @@ pub enum ScheduledFault {
     StallNextMailbox,
     /// The next CTIO completion is lost.
     LoseNextCtioCompletion,
+    /// The next CTIO completion is posted this much later.
+    DelayNextCtioCompletion(Duration),
     /// The next frame sent to the HBA is lost.
     DropNextFrameToHba,
     /// An initiator logs out (LOGO) now, with whatever it has outstanding.
@@ -221,6 +223,7 @@ pub(crate) struct FaultInjector {
     chip: SimRng,
     pub link: SimRng,
     pub(crate) lose_next_ctio: bool,
+    pub(crate) delay_next_ctio: Option<Duration>,
     pub(crate) stall_next_mailbox: bool,
     pub(crate) drop_next_to_hba: bool,
 }
@@ -236,6 +239,7 @@ impl FaultInjector {
             link: root.fork(5),
             cfg,
             lose_next_ctio: false,
+            delay_next_ctio: None,
             stall_next_mailbox: false,
             drop_next_to_hba: false,
         }
@@ -277,6 +281,9 @@ impl FaultInjector {
         if self.lose_next_ctio {
             self.lose_next_ctio = false;
             return Some(None);
+        }
+        if let Some(d) = self.delay_next_ctio.take() {
+            return Some(Some(d));
         }
         if self.ctio.chance(self.cfg.ctio_completion_lost) {
             return Some(None);
@@ -338,6 +345,9 @@ mod tests {
         );
         inj.lose_next_ctio = true;
         assert_eq!(inj.ctio_completion(), Some(None));
+        assert_eq!(inj.ctio_completion(), None);
+        inj.delay_next_ctio = Some(Duration::from_millis(3));
+        assert_eq!(inj.ctio_completion(), Some(Some(Duration::from_millis(3))));
         assert_eq!(inj.ctio_completion(), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::InitiatorId;
 use crate::chip::ChipModel;
 use crate::device::Shared;
 use crate::event::EventQueue;
-use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot};
+use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, Links, NameServerEntry, Slot, Tx};
 use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
 use crate::frame::{Frame, FramePool};
@@ -88,12 +88,15 @@ impl SimConfig {
         c
     }
 
-    /// The default configuration for another chip.
+    /// The default configuration for another chip (its port at the chip's link speed,
+    /// [`ChipModel::link_speed`]).
     pub fn with_chip(chip: ChipModel) -> SimConfig {
-        SimConfig {
+        let mut c = SimConfig {
             chip,
             ..SimConfig::default()
-        }
+        };
+        c.firmware.link_speed = chip.link_speed();
+        c
     }
 }
 
@@ -116,17 +119,31 @@ pub(crate) struct Ctx<'a> {
     pub now: SimTime,
     pub shared: &'a Shared,
     pub queue: &'a mut EventQueue<Event>,
-    pub out: &'a mut Vec<(Slot, Frame)>,
+    pub out: &'a mut Vec<(Slot, Frame, Tx)>,
     pub faults: &'a mut FaultInjector,
     pub pool: &'a mut FramePool,
+    /// The links of the switch ports (serialisation).
+    pub links: &'a mut Links,
+    /// Whether link serialisation is modelled (stepped mode with finite links).
+    pub paced: bool,
     /// The HBA left the fabric (reset, system error).
     pub fabric_logout_hba: bool,
 }
 
 impl Ctx<'_> {
-    /// Queues `frame` for transmission from `from`.
-    pub(crate) fn send(&mut self, from: Slot, frame: Frame) {
-        self.out.push((from, frame));
+    /// Queues `frame` for transmission from `from`: it goes on `from`'s link behind what
+    /// the port already sends. Returns when its last bit has left the port.
+    pub(crate) fn send(&mut self, from: Slot, frame: Frame) -> SimTime {
+        let tx = self
+            .links
+            .send(self.now, from, frame.bytes.len(), self.paced);
+        self.out.push((from, frame, tx));
+        tx.end
+    }
+
+    /// When `from`'s link is free to send (now or later).
+    pub(crate) fn link_free(&self, from: Slot) -> SimTime {
+        self.links.free_at(self.now, from)
     }
 
     pub(crate) fn discard(&self, at: PortId, reason: &'static str) {
@@ -193,8 +210,8 @@ pub struct Sim {
     pub(crate) workloads: Vec<Option<crate::workload::Workload>>,
     faults: FaultInjector,
     frames: FramePool,
-    outbox: Vec<(Slot, Frame)>,
-    spare: Vec<(Slot, Frame)>,
+    outbox: Vec<(Slot, Frame, Tx)>,
+    spare: Vec<(Slot, Frame, Tx)>,
     #[allow(dead_code)]
     rng: SimRng,
     fail_on_iommu_fault: bool,
@@ -227,6 +244,7 @@ impl Sim {
             cfg.fabric.hba_link_up,
             true,
             false,
+            crate::fabric::link_bytes_per_sec(cfg.firmware.link_speed),
         );
         debug_assert_eq!(hba, HBA_SLOT);
         let mut fw = Firmware::new(cfg.firmware.clone());
@@ -286,6 +304,10 @@ impl Sim {
     }
 
     fn ctx_parts(&mut self) -> (Ctx<'_>, &mut Firmware) {
+        let paced = self
+            .fabric
+            .links
+            .paced(self.shared.threaded.load(Ordering::Relaxed));
         let ctx = Ctx {
             now: self.now,
             shared: &self.shared,
@@ -293,6 +315,8 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
+            links: &mut self.fabric.links,
+            paced,
             fabric_logout_hba: false,
         };
         (ctx, &mut self.fw)
@@ -300,6 +324,10 @@ impl Sim {
 
     fn ini_parts(&mut self, idx: usize) -> Option<(Ctx<'_>, &mut Initiator)> {
         let ini = self.inis.get_mut(idx)?;
+        let paced = self
+            .fabric
+            .links
+            .paced(self.shared.threaded.load(Ordering::Relaxed));
         let ctx = Ctx {
             now: self.now,
             shared: &self.shared,
@@ -307,6 +335,8 @@ impl Sim {
             out: &mut self.outbox,
             faults: &mut self.faults,
             pool: &mut self.frames,
+            links: &mut self.fabric.links,
+            paced,
             fabric_logout_hba: false,
         };
         Some((ctx, ini))
@@ -406,20 +436,20 @@ impl Sim {
         if hba_logout {
             let rscn = self.fabric.set_logged_in(&mut self.frames, HBA_SLOT, false);
             for (to, f) in rscn {
-                self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+                self.transmit(PortId::FABRIC_CONTROLLER, to, f, Tx::at(self.now));
             }
         }
         while !self.outbox.is_empty() {
             let mut batch = std::mem::replace(&mut self.outbox, std::mem::take(&mut self.spare));
-            for (from, frame) in batch.drain(..) {
-                self.route(from, frame);
+            for (from, frame, tx) in batch.drain(..) {
+                self.route(from, frame, tx);
             }
             self.spare = batch;
         }
     }
 
-    /// Routes a frame sent by the port in `from`.
-    fn route(&mut self, from: Slot, frame: Frame) {
+    /// Routes a frame sent by the port in `from` (on its link as `tx`).
+    fn route(&mut self, from: Slot, frame: Frame, tx: Tx) {
         let Ok(h) = frame.header() else {
             self.frames.put(frame.bytes);
             return;
@@ -438,12 +468,12 @@ impl Sim {
             if let Some((slot, logged_in)) = out.login_changed {
                 let rscn = self.fabric.set_logged_in(&mut self.frames, slot, logged_in);
                 for (to, f) in rscn {
-                    self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+                    self.transmit(PortId::FABRIC_CONTROLLER, to, f, Tx::at(self.now));
                 }
             }
             for (to, f) in out.frames {
                 let s = f.header().map(|h| h.s_id).unwrap_or_default();
-                self.transmit(s, to, f);
+                self.transmit(s, to, f, Tx::at(self.now));
             }
             return;
         }
@@ -453,7 +483,7 @@ impl Sim {
             .get(from)
             .is_some_and(|p| p.cable && p.logged_in);
         match self.fabric.route(h.d_id) {
-            Some(to) if sender_ok => self.transmit(src, to, frame),
+            Some(to) if sender_ok => self.transmit(src, to, frame, tx),
             _ => {
                 self.record_frame(h.s_id, h.d_id, &frame);
                 self.shared.trace.record(
@@ -487,8 +517,9 @@ impl Sim {
         }
     }
 
-    /// Puts a frame on the wire to `to`, with frame faults.
-    fn transmit(&mut self, from: PortId, to: Slot, mut frame: Frame) {
+    /// Puts a frame on the wire to `to`, with frame faults (`tx`: when it is on the
+    /// sender's link; the switch forwards it down `to`'s link).
+    fn transmit(&mut self, from: PortId, to: Slot, mut frame: Frame, tx: Tx) {
         let Ok(h) = frame.header() else { return };
         let to_hba = to == HBA_SLOT;
         let from_hba = !to_hba && self.fabric.ports.first().is_some_and(|p| p.port_id == from);
@@ -535,9 +566,7 @@ impl Sim {
                 self.now,
                 TraceKind::Fault(InjectedFault::FrameDuplicated(id)),
             );
-            let t = self
-                .fabric
-                .arrival(self.now, to, frame.bytes.len(), fate.delay);
+            let t = self.arrival(tx, to, frame.bytes.len(), fate.delay);
             self.queue.push(
                 t,
                 Event::Deliver {
@@ -546,10 +575,19 @@ impl Sim {
                 },
             );
         }
-        let t = self
-            .fabric
-            .arrival(self.now, to, frame.bytes.len(), fate.delay);
+        let t = self.arrival(tx, to, frame.bytes.len(), fate.delay);
         self.queue.push(t, Event::Deliver { to, frame });
+    }
+
+    fn arrival(&mut self, tx: Tx, to: Slot, len: usize, extra: Option<Duration>) -> SimTime {
+        let paced = self
+            .fabric
+            .links
+            .paced(self.shared.threaded.load(Ordering::Relaxed));
+        let latency = self.fabric.cfg.latency;
+        self.fabric
+            .links
+            .arrival(tx, to, len, latency, extra, paced)
     }
 
     fn handle(&mut self, ev: Event) {
@@ -665,7 +703,7 @@ impl Sim {
             .record(self.now, TraceKind::Link { port: pid, up });
         let rscn = self.fabric.set_cable(&mut self.frames, slot, up);
         for (to, f) in rscn {
-            self.transmit(PortId::FABRIC_CONTROLLER, to, f);
+            self.transmit(PortId::FABRIC_CONTROLLER, to, f, Tx::at(self.now));
         }
         if slot == HBA_SLOT {
             let (mut ctx, fw) = self.ctx_parts();
@@ -714,6 +752,7 @@ impl Sim {
             }
             ScheduledFault::StallNextMailbox => self.faults.stall_next_mailbox = true,
             ScheduledFault::LoseNextCtioCompletion => self.faults.lose_next_ctio = true,
+            ScheduledFault::DelayNextCtioCompletion(d) => self.faults.delay_next_ctio = Some(d),
             ScheduledFault::DropNextFrameToHba => self.faults.drop_next_to_hba = true,
             ScheduledFault::InitiatorLogout(id) => {
                 let pid = self.initiator_port_id(id).unwrap_or_default();
@@ -854,7 +893,10 @@ impl Sim {
     /// Attaches a simulated initiator port to the fabric; it logs in to the fabric at once
     /// ([`InitiatorEvent::FabricLogin`]).
     pub fn add_initiator(&mut self, cfg: InitiatorConfig) -> InitiatorId {
-        let slot = self.fabric.attach(cfg.wwpn, cfg.wwnn, true, false, true);
+        let rate = self.fabric.cfg.bytes_per_sec;
+        let slot = self
+            .fabric
+            .attach(cfg.wwpn, cfg.wwnn, true, false, true, rate);
         let id = InitiatorId(slot - 1);
         debug_assert_eq!(id.0, self.inis.len());
         self.inis.push(Initiator::new(id, slot, cfg));

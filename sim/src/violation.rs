@@ -64,7 +64,8 @@ pub enum ViolationKind {
         /// The exchange address.
         exchange: u32,
     },
-    /// A CTIO7 was sent for an exchange after one carrying SEND_STATUS or TERMINATE.
+    /// A CTIO7 other than TERMINATE was sent for an exchange after one carrying
+    /// SEND_STATUS (only a terminate may follow, if that one fails).
     CtioAfterFinal {
         /// The exchange address.
         exchange: u32,

@@ -893,7 +893,7 @@ fn marker_is_required_before_io() {
     let (mut sim, mut d) = setup(SimConfig::default());
     d.bring_up(&mut sim);
     let mut t = MiniTarget::new(d, 64);
-    t.marker_sent = true; // pretend: the tiny target will not send one
+    t.no_markers = true;
     let ini = sim.add_initiator(InitiatorConfig::new(0x2100_0000_c9aa_0005));
     assert!(run(&mut sim, &mut t, T, |s, _| s
         .initiator_port_id(ini)
@@ -914,6 +914,164 @@ fn marker_is_required_before_io() {
         ),
         "{v:?}"
     );
+}
+
+/// A held command's exchange and what a CTIO7 for it needs.
+fn held_exchange(
+    sim: &mut Sim,
+    t: &mut MiniTarget,
+    ini: InitiatorId,
+    target: PortId,
+    lba: u32,
+) -> rscst_fw::iocb::Ctio7Exchange {
+    let before = t
+        .seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Command { .. }))
+        .count();
+    sim.initiator_command(
+        ini,
+        target,
+        CommandSpec::read(lun0(), &read10(lba, 1), BLOCK).unwrap(),
+    )
+    .unwrap();
+    assert!(run(sim, t, T, |_, t| t
+        .seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Command { .. }))
+        .count()
+        > before));
+    let xchg = t
+        .seen
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Seen::Command { exchange, .. } => Some(*exchange),
+            _ => None,
+        })
+        .unwrap();
+    rscst_fw::iocb::Ctio7Exchange {
+        nport_handle: rscst_fw::NportHandle(*t.sessions.keys().next().unwrap()),
+        initiator_id: sim.initiator_port_id(ini).unwrap(),
+        exchange_addr: rscst_fw::ExchangeAddr(xchg),
+        ox_id: rscst_fw::OxId(0),
+        attr: if xchg & 1 == 1 { 4 } else { 0 },
+        vp_index: 0,
+    }
+}
+
+fn status_ctio(x: &rscst_fw::iocb::Ctio7Exchange, handle: u32) -> [u8; 64] {
+    let mut e = [0u8; 64];
+    rscst_fw::iocb::Ctio7Repr::status(x, handle, 0, Residual::None, &[])
+        .unwrap()
+        .emit_bytes(&mut e)
+        .unwrap();
+    e
+}
+
+fn marker_violations(sim: &mut Sim) -> usize {
+    sim.take_violations()
+        .into_iter()
+        .filter(|v| matches!(v.kind, ViolationKind::IocbBeforeMarker { .. }))
+        .count()
+}
+
+#[test]
+fn marker_check_goes_by_doorbell_position() {
+    let mut cfg = SimConfig::default();
+    // A slow firmware: a request IOCB is processed 1 ms after its doorbell.
+    cfg.firmware.timing.iocb = Duration::from_millis(1);
+    let (mut sim, mut t, ini, target) = ready(cfg);
+    t.hold_commands = true;
+    // 1. The race: a CTIO7 doorbelled before a LIP, processed after the target
+    //    acknowledged the LIP (and queued its MARKER behind the CTIO7). The target
+    //    could not have known: no violation.
+    let x = held_exchange(&mut sim, &mut t, ini, target, 0);
+    t.post(&[status_ctio(&x, 0x2000_0100)]);
+    sim.inject(rscst_sim::ScheduledFault::Lip);
+    let acked = sim.now();
+    assert!(run(&mut sim, &mut t, T, |s, _| s.now()
+        > acked + Duration::from_millis(5)));
+    assert!(
+        t.seen.iter().any(|s| matches!(
+            s,
+            Seen::CtioDone {
+                handle: 0x2000_0100,
+                status: 0x0E,
+                ..
+            }
+        )),
+        "the CTIO7 was processed after the LIP: {:?}",
+        t.seen
+    );
+    assert_eq!(marker_violations(&mut sim), 0);
+    // 2. The target's MARKER is through: I/O flows without a violation.
+    let x = held_exchange(&mut sim, &mut t, ini, target, 1);
+    t.post(&[status_ctio(&x, 0x2000_0101)]);
+    assert!(run(&mut sim, &mut t, T, |_, t| t.seen.iter().any(
+        |s| matches!(
+            s,
+            Seen::CtioDone {
+                handle: 0x2000_0101,
+                status: 0x01,
+                ..
+            }
+        )
+    )));
+    assert_eq!(marker_violations(&mut sim), 0);
+    // 3. A target that sends no MARKER after acknowledging a LIP: the first CTIO7 it
+    //    doorbells afterwards is a violation.
+    t.no_markers = true;
+    let x = held_exchange(&mut sim, &mut t, ini, target, 2);
+    sim.inject(rscst_sim::ScheduledFault::Lip);
+    let lip = sim.now();
+    assert!(run(&mut sim, &mut t, T, |s, _| s.now()
+        > lip + Duration::from_millis(5)));
+    assert_eq!(marker_violations(&mut sim), 0, "nothing doorbelled yet");
+    t.post(&[status_ctio(&x, 0x2000_0102)]);
+    let posted = sim.now();
+    assert!(run(&mut sim, &mut t, T, |s, _| s.now()
+        > posted + Duration::from_millis(5)));
+    assert_eq!(marker_violations(&mut sim), 1);
+}
+
+#[test]
+fn transfers_take_the_link_time() {
+    // 1 MiB each way, in 2 KiB frames (+ 24 header + 36 SOF/CRC/EOF/gap bytes).
+    let bytes = 2048 * BLOCK;
+    let wire = |rate: f64| Duration::from_secs_f64(bytes as f64 * 2108.0 / 2048.0 / rate);
+    for (chip, rate) in [
+        (rscst_sim::ChipModel::isp2532(), 800e6),
+        (rscst_sim::ChipModel::isp27xx(), 3200e6),
+    ] {
+        let mut cfg = SimConfig::with_chip(chip);
+        cfg.fabric.bytes_per_sec = rate as u64;
+        let (mut sim, mut t, ini, target) = ready(cfg);
+        let r = sim
+            .initiator_command(
+                ini,
+                target,
+                CommandSpec::read(lun0(), &read10(0, 2048), bytes).unwrap(),
+            )
+            .unwrap();
+        let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(r));
+        let read = completed(&evs, r).latency;
+        let w = sim
+            .initiator_command(
+                ini,
+                target,
+                CommandSpec::write(lun0(), &write10(0, 2048), vec![7; bytes as usize]).unwrap(),
+            )
+            .unwrap();
+        let evs = wait_event(&mut sim, &mut t, ini, T, |e| e.tag() == Some(w));
+        let write = completed(&evs, w).latency;
+        for (what, l) in [("read", read), ("write", write)] {
+            assert!(
+                l >= wire(rate) && l < wire(rate) * 3 / 2 + Duration::from_micros(100),
+                "{chip}: {what} of 1 MiB took {l:?} at {rate} B/s"
+            );
+        }
+    }
 }
 
 #[test]

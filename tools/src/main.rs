@@ -3,6 +3,8 @@
 //! * `rscst run` — start the target: a simulated FC port, the driver, the SCSI core and
 //!   the iSCSI door (see `rscst_tools::run`).
 //! * `rscst decode iocb|fcp` — decode queue entries and FC frames (one line or JSON).
+//! * `rscst bench` — load through the simulated HBA, driver and core; what it costs.
+//! * `rscst trace` — print a recorded trace, or convert its frames to a pcap.
 //!
 //! Exit status: 0 on success, 2 on bad input or usage errors (clap's convention too).
 #![forbid(unsafe_code)]
@@ -11,12 +13,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod decode;
 mod hex;
 mod json;
+mod trace;
 
 pub use rscst_tools::CliError;
 use rscst_tools::run;
+
+/// Every allocation of the process is counted (`rscst bench` reports them per command).
+#[global_allocator]
+static ALLOC: rscst_hba::alloc_count::CountingAllocator =
+    rscst_hba::alloc_count::CountingAllocator::new();
 
 /// rscst: a SCSI target stack for QLogic FC HBAs — tools.
 #[derive(Debug, Parser)]
@@ -33,6 +42,11 @@ enum Command {
     Run(run::RunArgs),
     /// Decode IOCBs and FC frames given as hex.
     Decode(decode::DecodeArgs),
+    /// Load from simulated initiators through the whole stack; IOPS, latency, CPU,
+    /// allocations and copies per command.
+    Bench(bench::BenchArgs),
+    /// Print a recorded trace one event per line, or write its frames to a pcap.
+    Trace(trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +81,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(&a),
         Command::Decode(a) => decode::run(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::Trace(a) => trace::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

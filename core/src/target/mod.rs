@@ -680,9 +680,13 @@ impl<'a> Target<'a> {
 
     /// The LU and read-only flag `lun` names for a session's group.
     pub(crate) fn lookup_lun(&self, group: u8, lun: Lun) -> Option<(u16, bool)> {
+        self.lookup_normalized(group, lun.normalized())
+    }
+
+    /// [`Self::lookup_lun`] of a LUN already in [`Lun::normalized`] form.
+    fn lookup_normalized(&self, group: u8, lun: Lun) -> Option<(u16, bool)> {
         let stride = self.lus.len();
         let g = usize::from(group);
-        let lun = lun.normalized();
         self.maps
             .get(g * stride..(g + 1) * stride)?
             .iter()
@@ -761,6 +765,14 @@ impl<'a> Target<'a> {
     /// (the transport gets `command_aborted` for each and completes them with
     /// `abort_done`, or `response_sent` for those whose status was already
     /// queued), its SPC-2 reservations, PREVENT state and ACA are released.
+    ///
+    /// Its task management requests whose response is not queued yet get no
+    /// response: each is dropped at a later [`Target::poll`], once the
+    /// commands it affected have finished, with
+    /// [`Transport::tmf_dropped`](crate::Transport::tmf_dropped) — the
+    /// transport ends their wire state itself (FC: terminate the TMF's
+    /// exchange, BA_RJT an ABTS). A request whose response was already queued
+    /// completes normally with `tmf_response_sent`.
     pub fn remove_session(&mut self, session: SessionHandle) -> Result<(), HandleError> {
         let s = self.session_index(session).ok_or(HandleError::Stale)?;
         for j in 0..self.cmds.len() {
@@ -897,10 +909,8 @@ impl<'a> Target<'a> {
         let generation = c.generation;
         let (group, session_gen) = (self.sessions[s].group, self.sessions[s].generation);
         let lun = req.lun.normalized();
-        let (lu, map_ro) = self.lookup_lun(group, lun).unwrap_or((NIL, false));
-        let mut cdb = [0u8; 16];
-        let n = req.cdb.len().min(16);
-        cdb[..n].copy_from_slice(&req.cdb[..n]);
+        let (lu, map_ro) = self.lookup_normalized(group, lun).unwrap_or((NIL, false));
+        let cdb = cdb16(req.cdb);
         self.next_seq = self.next_seq.wrapping_add(1);
         let c = &mut self.cmds[i];
         c.reset(generation, self.next_seq);
@@ -1327,5 +1337,41 @@ impl<'a> Target<'a> {
             (c.state != CmdState::Free && usize::from(c.session) == s && c.tag == tag)
                 .then(|| CmdHandle::new(i as u16, c.generation))
         })
+    }
+}
+
+/// The first 16 bytes of `cdb`, zero-padded: two 8-byte moves (overlapping
+/// when the CDB is shorter than 16) instead of a variable-length copy.
+#[inline]
+fn cdb16(cdb: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = cdb.len().min(16);
+    if n >= 8 {
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&cdb[at..at + 8]);
+            w
+        };
+        out[..8].copy_from_slice(&word(0));
+        out[n - 8..n].copy_from_slice(&word(n - 8));
+    } else {
+        out[..n].copy_from_slice(&cdb[..n]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cdb16;
+
+    #[test]
+    fn cdb16_copies_and_pads_every_length() {
+        let src: [u8; 20] = core::array::from_fn(|k| 0xA0 + k as u8);
+        for n in 0..=20 {
+            let got = cdb16(&src[..n]);
+            let m = n.min(16);
+            assert_eq!(&got[..m], &src[..m], "length {n}");
+            assert!(got[m..].iter().all(|&b| b == 0), "length {n}");
+        }
     }
 }

@@ -249,7 +249,31 @@ impl Target<'_> {
     }
 
     /// The task is enabled: reservation, readiness and protection checks.
+    #[inline]
     fn step_enabled(&mut self, i: usize) -> Step {
+        // The usual case first: no reservation of any kind, no background
+        // operation, no ALUA restriction, the medium ready and writable.
+        // Nothing below could refuse the command then.
+        let c = &self.cmds[i];
+        if let (Some(op), Some(lu)) = (c.op, self.lus.get(usize::from(c.lu)))
+            && lu.res2 == NIL
+            && lu.pr.res.is_none()
+            && lu.bg.is_none()
+            && !self.alua_restricted
+            && (!op.has(MEDIUM) || (lu.loaded && lu.started))
+            && (!op.has(WRITES) || !(lu.mode.swp || lu.cfg.read_only || c.map_ro))
+        {
+            let c = &mut self.cmds[i];
+            c.state = CmdState::Exec;
+            c.stage = 0;
+            return Step::Continue;
+        }
+        self.step_enabled_checks(i)
+    }
+
+    /// [`Self::step_enabled`] when some check may refuse the command.
+    #[inline(never)]
+    fn step_enabled_checks(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let Some(op) = c.op else {
             return self.fail(i, SenseReason::InvalidOpcode);
@@ -754,19 +778,31 @@ impl Target<'_> {
     /// A regular media command is about to touch `lba .. lba + blocks`:
     /// false (and parked) while an interlocking command holds or awaits
     /// an overlapping range.
+    #[inline]
     pub(crate) fn begin_media(&mut self, i: usize, lba: u64, blocks: u64) -> bool {
-        if self.cmds[i].media_active {
+        let c = &mut self.cmds[i];
+        if c.media_active {
             return true;
         }
-        let l = self.cmds[i].range_lu();
-        let busy = self.lus.get(usize::from(l)).is_some_and(|lu| lu.atomic > 0)
-            && self.cmds.iter().enumerate().any(|(j, o)| {
-                j != i
-                    && o.locks_range
-                    && o.range_lu() == l
-                    && o.lba < lba.saturating_add(blocks.max(1))
-                    && lba < o.lba.saturating_add(o.count.max(1))
-            });
+        let l = c.range_lu();
+        if self.lus.get(usize::from(l)).is_none_or(|lu| lu.atomic == 0) {
+            // No interlocking command on the LU: nothing to overlap with.
+            self.cmds[i].media_active = true;
+            return true;
+        }
+        self.begin_media_interlocked(i, l, lba, blocks)
+    }
+
+    /// [`Self::begin_media`] while interlocking commands hold ranges of LU `l`.
+    #[inline(never)]
+    fn begin_media_interlocked(&mut self, i: usize, l: u16, lba: u64, blocks: u64) -> bool {
+        let busy = self.cmds.iter().enumerate().any(|(j, o)| {
+            j != i
+                && o.locks_range
+                && o.range_lu() == l
+                && o.lba < lba.saturating_add(blocks.max(1))
+                && lba < o.lba.saturating_add(o.count.max(1))
+        });
         if busy {
             self.cmds[i].state = CmdState::WaitOverlap;
             self.waiting_overlap = true;
@@ -809,6 +845,7 @@ impl Target<'_> {
 
 /// The residual of a command (SPC-5 4.2.4; FCP-4 9.4.3): what it meant to
 /// move in its direction against what the initiator expected.
+#[inline]
 fn residual(c: &super::Cmd) -> Residual {
     let dir = c.op.map_or(DataDirection::None, |o| o.dir);
     let expected = if dir == DataDirection::None {

@@ -23,21 +23,30 @@ use crate::transport::TaskAttr;
 impl Target<'_> {
     /// Put command `i` in its LU's task set. True if it may run now; false if
     /// it must wait (dormant).
+    #[inline(always)]
     pub(crate) fn enter_task_set(&mut self, i: usize) -> bool {
-        let l = usize::from(self.cmds[i].lu);
-        let attr = self.cmds[i].attr;
+        let c = &self.cmds[i];
+        let (l, attr) = (usize::from(c.lu), c.attr);
         let Some(lu) = self.lus.get_mut(l) else {
             return true;
         };
-        lu.n_tasks += 1;
         if attr == TaskAttr::Simple && lu.ts_head == NIL && lu.n_blocking == 0 {
             // Nothing listed, nothing blocking: count it and run it.
+            lu.n_tasks += 1;
             lu.unlisted += 1;
             let c = &mut self.cmds[i];
             c.in_task_set = true;
             c.listed = false;
             return true;
         }
+        self.enter_task_set_listed(i, l, attr)
+    }
+
+    /// [`Self::enter_task_set`] when the task goes on the list.
+    #[inline(never)]
+    fn enter_task_set_listed(&mut self, i: usize, l: usize, attr: TaskAttr) -> bool {
+        let lu = &mut self.lus[l];
+        lu.n_tasks += 1;
         let enabled = match attr {
             TaskAttr::Simple => lu.n_blocking == 0 && lu.n_dormant == 0,
             TaskAttr::Ordered => lu.n_tasks == 1,
@@ -71,14 +80,15 @@ impl Target<'_> {
 
     /// Take command `i` out of its LU's task set (completed or aborted),
     /// and enable the dormant tasks that may now run.
+    #[inline]
     pub(crate) fn leave_task_set(&mut self, i: usize) {
-        let c = &self.cmds[i];
+        let c = &mut self.cmds[i];
         if !c.in_task_set {
             return;
         }
         let l = usize::from(c.lu);
         if !c.listed {
-            self.cmds[i].in_task_set = false;
+            c.in_task_set = false;
             let lu = &mut self.lus[l];
             lu.n_tasks -= 1;
             lu.unlisted -= 1;
@@ -87,6 +97,13 @@ impl Target<'_> {
             }
             return;
         }
+        self.leave_task_set_listed(i, l);
+    }
+
+    /// [`Self::leave_task_set`] for a task on the list.
+    #[inline(never)]
+    fn leave_task_set_listed(&mut self, i: usize, l: usize) {
+        let c = &self.cmds[i];
         let (prev, next) = (c.prev, c.next);
         let (blocking, dormant, aca) = (
             c.blocking,
@@ -124,6 +141,7 @@ impl Target<'_> {
     }
 
     /// Enable every dormant task of LU `l` that the attribute rules allow.
+    #[inline(never)]
     pub(crate) fn enable_dormant(&mut self, l: usize) {
         if self.lus[l].aca != NIL {
             // Blocked until the ACA condition is cleared (SAM-5 5.9.2).

@@ -34,13 +34,15 @@ pub(crate) struct Tmf {
     pub generation: u16,
     pub state: TmfState,
     pub session: u16,
+    /// The generation of the session's handle when the request came.
+    pub session_generation: u16,
     pub tag: TaskTag,
     pub lun: Lun,
     pub lu: u16,
     pub function: TmfFunction,
     pub pending: u16,
     pub response: TmfResponse,
-    /// The session went away: no response is sent.
+    /// The session went away: no response is sent ([`Transport::tmf_dropped`]).
     pub orphan: bool,
 }
 
@@ -49,6 +51,7 @@ impl Tmf {
         generation: 0,
         state: TmfState::Free,
         session: NIL,
+        session_generation: 0,
         tag: TaskTag(0),
         lun: Lun(0),
         lu: NIL,
@@ -63,6 +66,7 @@ impl Tmf {
             generation,
             state: TmfState::New,
             session,
+            session_generation: req.session.generation(),
             tag: req.tag,
             lun: req.lun.normalized(),
             function: req.function,
@@ -91,22 +95,22 @@ impl Target<'_> {
                 continue;
             }
             let tm = self.tmfs[k];
-            if tm.orphan
-                || self
-                    .sessions
-                    .get(usize::from(tm.session))
-                    .is_none_or(|s| s.state != SessionState::Active)
-            {
-                self.tmfs[k].state = TmfState::Free;
-                moved = true;
-                continue;
-            }
-            let sg = self.sessions[usize::from(tm.session)].generation;
             let r = TmfRef {
                 handle: TmfHandle::new(k as u16, tm.generation),
-                session: crate::ids::SessionHandle::new(tm.session, sg),
+                session: crate::ids::SessionHandle::new(tm.session, tm.session_generation),
                 tag: tm.tag,
             };
+            if tm.orphan
+                || self.sessions.get(usize::from(tm.session)).is_none_or(|s| {
+                    s.state != SessionState::Active || s.generation != tm.session_generation
+                })
+            {
+                // The nexus is gone: no response; the transport ends its wire state.
+                self.tmfs[k].state = TmfState::Free;
+                moved = true;
+                t.tmf_dropped(r);
+                continue;
+            }
             match t.queue_tmf_response(r, &tm.response) {
                 Ok(()) => {
                     moved = true;

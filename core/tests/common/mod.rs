@@ -90,6 +90,8 @@ pub struct Fake {
     pub busy: u32,
     pub busy_answers: u32,
     pub hw_pending: Vec<CmdRef>,
+    /// `tmf_dropped` calls.
+    pub dropped: Vec<TmfRef>,
 }
 
 impl Fake {
@@ -212,6 +214,10 @@ impl Transport for Fake {
 
     fn hw_pending_timeout(&mut self, cmd: CmdRef) {
         self.hw_pending.push(cmd);
+    }
+
+    fn tmf_dropped(&mut self, tmf: TmfRef) {
+        self.dropped.push(tmf);
     }
 }
 

@@ -333,6 +333,171 @@ fn write_then_status() {
     assert_eq!(isp.stats().bytes_out, 1024);
 }
 
+/// Requests the driver posted, without MARKERs.
+fn requests_no_marker(fw: &mut Fw, isp: &HIsp<'_>) -> Vec<[u8; 64]> {
+    fw.requests(isp)
+        .into_iter()
+        .filter(|e| e[0] != 0x04)
+        .collect()
+}
+
+fn write_cmd(
+    fw: &mut Fw,
+    isp: &mut HIsp<'_>,
+    core: &mut RecCore,
+    s: SessionHandle,
+    xchg: u32,
+) -> (CmdRef, [u8; 64]) {
+    let cmd = submit(fw, isp, core, s, xchg, &[0x2A; 10], DataDir::DataOut, 512);
+    let seg = [Seg {
+        addr: 0xA000_0000,
+        len: 512,
+    }];
+    isp.request_data_out(
+        cmd,
+        &Data {
+            offset: 0,
+            segs: &seg,
+        },
+    )
+    .unwrap();
+    isp.flush();
+    let r = fw.requests(isp);
+    assert_eq!(r.len(), 1);
+    (cmd, r[0])
+}
+
+#[test]
+fn failed_ctios_follow_the_linux_rule() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    let s = login(&mut fw, &mut isp, &mut core);
+    // 1. A SEND_STATUS CTIO7 fails (LIP): the firmware keeps the exchange, so
+    //    it is terminated (after a MARKER), and the core hears back once the
+    //    terminate completed.
+    let r = submit(
+        &mut fw,
+        &mut isp,
+        &mut core,
+        s,
+        0x110,
+        &[0x28; 10],
+        DataDir::DataIn,
+        512,
+    );
+    let seg = [Seg {
+        addr: 0xA000_0000,
+        len: 512,
+    }];
+    isp.queue_data_in(
+        r,
+        &Data {
+            offset: 0,
+            segs: &seg,
+        },
+        Some(&GOOD),
+    )
+    .unwrap();
+    isp.flush();
+    let c = fw.requests(&isp);
+    complete(&mut fw, &isp, &c[0], CtioStatus::LipReset);
+    fw.poll(&mut isp, &mut core);
+    let q = fw.requests(&isp);
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0][0], 0x04, "MARKER first after LIP_RESET");
+    let t = Ctio7Repr::parse_bytes(&q[1]).unwrap();
+    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
+    assert_eq!(t.exchange_addr, ExchangeAddr(0x110));
+    assert_ne!(t.handle, crate::handle::SKIP_HANDLE, "a tracked terminate");
+    assert!(!matches!(core.calls.last(), Some(Call::ResponseSent(..))));
+    complete(&mut fw, &isp, &q[1], CtioStatus::Success);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(
+        core.calls.last(),
+        Some(&Call::ResponseSent(r.handle, Err(TransferError::Aborted)))
+    );
+    assert_eq!(isp.stats().final_ctio_failed, 1);
+    // 2. A DATA_OUT CTIO7 times out (0x0B, not "always terminate"): the core
+    //    hears first; its abort terminates.
+    let (w, c) = write_cmd(&mut fw, &mut isp, &mut core, s, 0x111);
+    complete(&mut fw, &isp, &c, CtioStatus::Timeout);
+    fw.poll(&mut isp, &mut core);
+    assert!(
+        requests_no_marker(&mut fw, &isp).is_empty(),
+        "no terminate yet"
+    );
+    assert_eq!(
+        core.calls.last(),
+        Some(&Call::DataOutDone(w.handle, Err(TransferError::Failed)))
+    );
+    isp.command_aborted(w).unwrap();
+    fw.poll(&mut isp, &mut core);
+    let q = requests_no_marker(&mut fw, &isp);
+    assert_eq!(q.len(), 1);
+    assert!(
+        Ctio7Repr::parse_bytes(&q[0])
+            .unwrap()
+            .flags
+            .contains(Ctio7Flags::TERMINATE)
+    );
+    complete(&mut fw, &isp, &q[0], CtioStatus::Success);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(core.calls.last(), Some(&Call::AbortDone(w.handle)));
+    // 3. A DATA_OUT CTIO7 completes ABORTED ("always terminate"): terminated
+    //    at once; a failing terminate is not terminated again.
+    let (w, c) = write_cmd(&mut fw, &mut isp, &mut core, s, 0x112);
+    complete(&mut fw, &isp, &c, CtioStatus::Aborted);
+    fw.poll(&mut isp, &mut core);
+    let q = requests_no_marker(&mut fw, &isp);
+    assert_eq!(q.len(), 1);
+    assert!(
+        Ctio7Repr::parse_bytes(&q[0])
+            .unwrap()
+            .flags
+            .contains(Ctio7Flags::TERMINATE)
+    );
+    complete(&mut fw, &isp, &q[0], CtioStatus::InvalidRxId);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(
+        core.calls.last(),
+        Some(&Call::DataOutDone(w.handle, Err(TransferError::Aborted)))
+    );
+    isp.command_aborted(w).unwrap();
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(core.calls.last(), Some(&Call::AbortDone(w.handle)));
+    assert!(requests_no_marker(&mut fw, &isp).is_empty());
+    // 4. An answer of the driver's own (TASK SET FULL) fails: its exchange is
+    //    terminated too.
+    core.reject = Some(Rejected::TaskSetFull);
+    fw.atio(&isp, &atio(0x113, &[0; 6], DataDir::None, 0));
+    fw.poll(&mut isp, &mut core);
+    core.reject = None;
+    let q = requests_no_marker(&mut fw, &isp);
+    let c = Ctio7Repr::parse_bytes(&q[0]).unwrap();
+    assert_eq!(c.scsi_status.status, 0x28);
+    assert_ne!(c.handle, crate::handle::SKIP_HANDLE);
+    assert!(!c.flags.contains(Ctio7Flags::DONT_RET_CTIO));
+    complete(&mut fw, &isp, &q[0], CtioStatus::PortLoggedOut);
+    fw.poll(&mut isp, &mut core);
+    let q = requests_no_marker(&mut fw, &isp);
+    assert_eq!(q.len(), 1);
+    let t = Ctio7Repr::parse_bytes(&q[0]).unwrap();
+    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
+    assert_eq!(t.exchange_addr, ExchangeAddr(0x113));
+    assert_eq!(t.attr, 2);
+    // ... and one that succeeds needs nothing more.
+    core.reject = Some(Rejected::Busy);
+    fw.atio(&isp, &atio(0x114, &[0; 6], DataDir::None, 0));
+    fw.poll(&mut isp, &mut core);
+    core.reject = None;
+    let q = requests_no_marker(&mut fw, &isp);
+    complete(&mut fw, &isp, &q[0], CtioStatus::Success);
+    fw.poll(&mut isp, &mut core);
+    assert!(requests_no_marker(&mut fw, &isp).is_empty());
+    assert_eq!((isp.commands_in_flight(), isp.handles_in_use()), (0, 0));
+}
+
 #[test]
 fn large_transfer_is_split_across_ctios() {
     let mut st = HStorage::new();
@@ -580,6 +745,88 @@ fn fcp_lun_reset_round_trip() {
         panic!()
     };
     assert_eq!(m.response_info()[3], 4, "TMF rejected");
+}
+
+#[test]
+fn dropped_tmfs_are_answered_by_the_driver() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    let s = login(&mut fw, &mut isp, &mut core);
+    // An FCP LUN RESET the core drops (its nexus went away): the driver
+    // terminates the TMF's exchange itself.
+    let fcp = FcpCmndRepr::task_management(Lun::from_index(1).unwrap(), TmFunction::LunReset);
+    let mut a = Atio7Repr::new(
+        ExchangeAddr(0x500),
+        PortId::new(INIT),
+        PortId::new(0x010200),
+        OxId(0x55),
+        fcp,
+    );
+    a.attr = 1;
+    let mut e = [0u8; 64];
+    a.emit_bytes(&mut e).unwrap();
+    fw.atio(&isp, &e);
+    fw.poll(&mut isp, &mut core);
+    let Some(Call::SubmitTmf(req)) = core.calls.last().cloned() else {
+        panic!("{:?}", core.calls)
+    };
+    assert_eq!(isp.tmfs_in_flight(), 1);
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    let r = fw.requests(&isp);
+    assert_eq!(r.len(), 1);
+    let c = Ctio7Repr::parse_bytes(&r[0]).unwrap();
+    assert!(c.flags.contains(Ctio7Flags::TERMINATE));
+    assert_eq!((c.exchange_addr, c.attr), (ExchangeAddr(0x500), 1));
+    assert_eq!(isp.tmfs_in_flight(), 0);
+    // A second drop of the same handle changes nothing.
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    assert!(fw.requests(&isp).is_empty());
+    // An ABTS whose ABORT TASK the core drops: BA_RJT.
+    submit(
+        &mut fw,
+        &mut isp,
+        &mut core,
+        s,
+        0x600,
+        &[0x28; 10],
+        DataDir::DataIn,
+        512,
+    );
+    fw.respond(&isp, &abts(0x7001, 0x600));
+    fw.poll(&mut isp, &mut core);
+    let Some(Call::SubmitTmf(req)) = core.calls.last().cloned() else {
+        panic!("{:?}", core.calls)
+    };
+    assert_eq!(req.function, TmfFunction::AbortTask(TaskTag(0x600)));
+    isp.tmf_dropped(TmfRef {
+        handle: TmfHandle::from_u32(1 | 2 << 16),
+        session: s,
+        tag: req.tag,
+    });
+    isp.flush();
+    let r = fw.requests(&isp);
+    assert_eq!(r.len(), 1);
+    let resp = AbtsRespRepr::parse_bytes(&r[0]).unwrap();
+    assert_eq!(resp.header.r_ctl, RCtl::BaRjt);
+    assert_eq!(resp.exchange_addr, ExchangeAddr(0x7001));
+    assert_eq!(isp.tmfs_in_flight(), 0);
+    assert!(
+        !core
+            .calls
+            .iter()
+            .any(|c| matches!(c, Call::TmfResponseSent(_)))
+    );
 }
 
 fn abts(xchg: u32, to_abort: u32) -> [u8; 64] {
@@ -896,8 +1143,9 @@ fn lost_completions_fail_the_operation() {
     let mut core = RecCore::default();
     let (mut isp, mut fw) = online(&mut st, &mut core);
     let s = login(&mut fw, &mut isp, &mut core);
-    // A data-out whose completion never comes: the exchange is still open,
-    // so it is terminated, and the core hears of the failure.
+    // A data-out whose completion never comes: the exchange is terminated
+    // (SCST's hardware-pending timeout does the same), and the core hears of
+    // the failure once the terminate completed.
     let w = submit(
         &mut fw,
         &mut isp,
@@ -925,19 +1173,28 @@ fn lost_completions_fail_the_operation() {
     fw.now += 15_000;
     fw.poll(&mut isp, &mut core);
     fw.poll(&mut isp, &mut core);
+    let term = fw.requests(&isp);
+    assert_eq!(term.len(), 1);
+    let t = Ctio7Repr::parse_bytes(&term[0]).unwrap();
+    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
+    assert!(
+        !matches!(core.calls.last(), Some(Call::DataOutDone(..))),
+        "the core waits for the terminate"
+    );
+    complete(&mut fw, &isp, &term[0], CtioStatus::Success);
+    fw.poll(&mut isp, &mut core);
     assert_eq!(
         core.calls.last(),
         Some(&Call::DataOutDone(w.handle, Err(TransferError::Failed)))
     );
-    let t = Ctio7Repr::parse_bytes(&fw.requests(&isp)[0]).unwrap();
-    assert!(t.flags.contains(Ctio7Flags::TERMINATE));
     // The core aborts it: already terminated, so abort_done at once.
     isp.command_aborted(w).unwrap();
     fw.poll(&mut isp, &mut core);
     assert_eq!(core.calls.last(), Some(&Call::AbortDone(w.handle)));
     assert!(fw.requests(&isp).is_empty(), "no second terminate");
-    // A status whose completion never comes: the exchange was closed by the
-    // SEND_STATUS CTIO7, so nothing more is sent for it.
+    // A status whose completion never comes: the driver cannot know whether
+    // the firmware closed the exchange, so it terminates it too; a firmware
+    // that had closed it answers INVALID_RX_ID.
     let r = submit(
         &mut fw,
         &mut isp,
@@ -962,6 +1219,16 @@ fn lost_completions_fail_the_operation() {
     fw.now += 15_000;
     fw.poll(&mut isp, &mut core);
     fw.poll(&mut isp, &mut core);
+    let term = fw.requests(&isp);
+    assert_eq!(term.len(), 1);
+    assert!(
+        Ctio7Repr::parse_bytes(&term[0])
+            .unwrap()
+            .flags
+            .contains(Ctio7Flags::TERMINATE)
+    );
+    complete(&mut fw, &isp, &term[0], CtioStatus::InvalidRxId);
+    fw.poll(&mut isp, &mut core);
     assert_eq!(
         core.calls.last(),
         Some(&Call::ResponseSent(r.handle, Err(TransferError::Failed)))
@@ -969,4 +1236,53 @@ fn lost_completions_fail_the_operation() {
     assert!(fw.requests(&isp).is_empty());
     assert_eq!(isp.stats().completion_timeouts, 2);
     assert_eq!((isp.commands_in_flight(), isp.handles_in_use()), (0, 0));
+}
+
+#[test]
+fn additional_cdb_in_two_atio_slots() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    let s = login(&mut fw, &mut isp, &mut core);
+    let _ = s;
+    // Move the ATIO ring near its end (with notifies that are only acked) so
+    // the two-slot entry wraps.
+    while fw.atio_in != 31 {
+        let mut n = [0u8; 64];
+        ImmedNotifyRepr::global(NotifyStatus::Resource)
+            .emit_bytes(&mut n)
+            .unwrap();
+        fw.atio(&isp, &n);
+        fw.poll(&mut isp, &mut core);
+        assert_eq!(fw.requests(&isp).len(), 1);
+    }
+    let mut cdb = [0u8; 32];
+    cdb[0] = 0x7F;
+    cdb[7] = 0x18;
+    cdb[31] = 0xEE;
+    let fcp =
+        FcpCmndRepr::command(Lun::from_index(1).unwrap(), &cdb, DataDir::DataIn, 512).unwrap();
+    let a = Atio7Repr::new(
+        ExchangeAddr(0xB00),
+        PortId::new(INIT),
+        PortId::new(0x010200),
+        OxId(0xB00),
+        fcp,
+    );
+    let mut e = [0u8; 128];
+    a.emit_bytes(&mut e).unwrap();
+    assert_eq!(e[1], 2, "two ATIO slots");
+    assert_eq!(fw.atio_in, 31);
+    fw.atio(&isp, &e);
+    fw.poll(&mut isp, &mut core);
+    assert_eq!(core.last_cdb.len(), 32);
+    assert_eq!(core.last_cdb[..], cdb[..]);
+    assert!(matches!(
+        core.calls.last(),
+        Some(Call::Submit {
+            tag: 0xB00,
+            len: 512,
+            ..
+        })
+    ));
 }

@@ -2,12 +2,21 @@
 //! → core, and the deferred-work list that delivers completions and posts
 //! terminates.
 //!
-//! Reference §9.1–9.6, §9.10, §9.11. Every exchange the driver receives is
-//! closed by it exactly once (status sent with SEND_STATUS, or TERMINATE),
-//! except after a chip reset, which voids them all. Every operation the core
-//! asks for is completed towards it exactly once: by its CTIO7 completion,
-//! by a chip reset (`Err(Aborted)`), or, once the core aborted the command,
-//! by `abort_done`.
+//! Reference §7.6, §9.1–9.6, §9.10, §9.11. Every exchange the driver receives
+//! is closed by it: by a SEND_STATUS CTIO7 that completes successfully, or by a
+//! TERMINATE (or, after an ABTS, by BA_ACC), except after a chip reset, which
+//! voids them all. After a CTIO7 fails, the firmware keeps the exchange open, and
+//! the driver follows Linux (§7.6): it terminates the exchange unless a
+//! terminate was already posted — except after a failed DATA_OUT CTIO7 with a
+//! code that is not "always terminate", which goes to the core first (the core
+//! then aborts the command, and the abort terminates). After a terminate nothing
+//! more is sent for the exchange. A CTIO7 that is never completed (deadline
+//! `completion_timeout`) is treated the same way, as SCST does for a command
+//! pending in the hardware too long: its exchange is terminated. Every
+//! operation the core asks for is completed towards it exactly once: by its
+//! CTIO7 completion, by a chip reset (`Err(Aborted)`), or, once the core aborted
+//! the command, by `abort_done` — and not before a terminate posted for the
+//! exchange completed, so no transfer touches the command's buffers afterwards.
 
 use rscst_core::{
     Busy, CmdHandle, CmdRef, CommandRequest, Data, DataDirection, Lun, Rejected, ScsiStatus,
@@ -17,7 +26,7 @@ use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFunction};
 use rscst_fw::iocb::{Atio7, Atio7Repr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
 use rscst_hba::Platform;
 
-use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, TmfKind, TmfSlot};
+use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, Peer, TmfKind, TmfSlot};
 use crate::core_api::CoreApi;
 use crate::event::Event;
 use crate::handle::{HandleMiss, IocbHandle, SKIP_HANDLE};
@@ -41,6 +50,13 @@ fn ctio_error(status: CtioStatus) -> TransferError {
         | CtioStatus::InvalidRxId => TransferError::Aborted,
         _ => TransferError::Failed,
     }
+}
+
+/// Whether a failed CTIO7 makes the driver terminate its exchange now (reference
+/// §7.6): yes unless it was a DATA_OUT one with a code outside the "always
+/// terminate" list — that failure goes to the core first.
+pub(crate) fn terminate_after(status: CtioStatus, flags: Ctio7Flags) -> bool {
+    status.always_terminate() || !flags.contains(Ctio7Flags::DATA_OUT)
 }
 
 fn task_attr(a: FcpTaskAttr) -> TaskAttr {
@@ -68,18 +84,87 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 {
     // ---------------------------------------------------------------- posting
 
-    /// Post one driver-generated entry (BUSY, terminate, TMF reject) with a
-    /// skip handle. `false` if the ring is full.
+    /// Post one driver-generated entry that carries a tracked handle.
+    /// `false` if the ring is full (the caller retries).
     pub(crate) fn post_internal(&mut self, e: &Entry) -> bool {
         self.post(core::slice::from_ref(e), 0)
     }
 
+    /// Post one driver-generated entry with a skip handle (BUSY, terminate,
+    /// TMF reject, BA_RJT): if the ring is full it waits in the deferred
+    /// queue and goes out first at the next poll. `false` only if even that
+    /// queue is full (counted; it is sized far above what a ring stall
+    /// produces between two polls).
+    pub(crate) fn post_or_defer(&mut self, e: &Entry) -> bool {
+        if self.deferred_len == 0 && self.post_internal(e) {
+            return true;
+        }
+        match self.deferred.get_mut(self.deferred_len) {
+            Some(slot) => {
+                *slot = *e;
+                self.deferred_len += 1;
+                true
+            }
+            None => {
+                self.stats.deferred_dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Post what waits in the deferred queue, in order, while it fits.
+    pub(crate) fn flush_deferred(&mut self) -> bool {
+        let mut n = 0;
+        while n < self.deferred_len {
+            let e = self.deferred[n];
+            if !self.post_internal(&e) {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.deferred.copy_within(n..self.deferred_len, 0);
+            self.deferred_len -= n;
+        }
+        n > 0
+    }
+
     fn post_busy(&mut self, x: &Exchange, status: ScsiStatus) -> bool {
-        let mut c = Ctio7Repr::busy(&iocb::ctio_exchange(x), status.code(), x.fcp_dl);
+        let c = Ctio7Repr::busy(&iocb::ctio_exchange(x), status.code(), x.fcp_dl);
+        self.post_answer(x, c)
+    }
+
+    /// Post a status CTIO7 the driver answers an exchange with on its own
+    /// (BUSY, TASK SET FULL, a status-only error, a rejected TMF; §9.10). It
+    /// carries a tracked handle and asks for its completion (no
+    /// DONT_RET_CTIO), so that if it fails the exchange is terminated like any
+    /// other (the firmware keeps it open otherwise). An exchange the firmware
+    /// never had (0xFFFFFFFF), or no free handle, goes with the skip handle as
+    /// in Linux. Deferred if the ring is full.
+    fn post_answer(&mut self, x: &Exchange, mut c: Ctio7Repr) -> bool {
         c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        let deadline = self.completion_deadline();
+        let h = if rscst_fw::ExchangeAddr(x.addr).is_unknown() {
+            None
+        } else {
+            self.handles
+                .alloc(Owner::Answer { peer: Peer::of(x) }, x.addr, deadline)
+        };
+        match h {
+            Some(h) => {
+                c.handle = h.0;
+                c.flags.remove(Ctio7Flags::DONT_RET_CTIO);
+            }
+            None => {
+                c.handle = SKIP_HANDLE;
+                c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
+            }
+        }
+        let ok = self.post_or_defer(&iocb::emit_ctio(&c));
         if ok {
             self.stats.ctios += 1;
+        } else if let Some(h) = h {
+            let _ = self.handles.free(h);
         }
         ok
     }
@@ -89,7 +174,12 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let mut c = Ctio7Repr::terminate(&iocb::ctio_exchange(x));
         c.handle = handle;
         c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
+        let e = iocb::emit_ctio(&c);
+        let ok = if handle == SKIP_HANDLE {
+            self.post_or_defer(&e)
+        } else {
+            self.post_internal(&e)
+        };
         if ok {
             self.stats.terminates += 1;
             self.stats.ctios += 1;
@@ -216,21 +306,17 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    /// A status the driver sends on its own (skip handle, exchange closed).
+    /// A status the driver sends on its own (the core never sees the command).
     fn post_status_only(&mut self, x: &Exchange, st: ScsiStatus, sense: &[u8]) {
         let res = if x.fcp_dl != 0 {
             rscst_fw::fc::fcp::Residual::Under(x.fcp_dl)
         } else {
             rscst_fw::fc::fcp::Residual::None
         };
-        if let Ok(mut c) =
+        if let Ok(c) =
             Ctio7Repr::status(&iocb::ctio_exchange(x), SKIP_HANDLE, st.code(), res, sense)
         {
-            c.timeout = self.config.ctio_timeout_secs;
-            c.flags.insert(Ctio7Flags::DONT_RET_CTIO);
-            if self.post_internal(&iocb::emit_ctio(&c)) {
-                self.stats.ctios += 1;
-            }
+            self.post_answer(x, c);
         }
     }
 
@@ -272,7 +358,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             Some(TmFunction::ClearAca) => TmfFunction::ClearAca,
             None => {
                 // More than one bit, or an unknown one (gotcha 9).
-                self.post_tm_response(&x, RspCode::TmfRejected, SKIP_HANDLE);
+                self.post_tm_answer(&x, RspCode::TmfRejected);
                 return;
             }
         };
@@ -285,27 +371,20 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(h, core_session, TmfKind::Fcp, x);
+                self.new_tmf(h, TmfKind::Fcp, x);
                 let _ = session;
             }
             Err(_) => {
-                self.post_tm_response(&x, RspCode::TmfFailed, SKIP_HANDLE);
+                self.post_tm_answer(&x, RspCode::TmfFailed);
             }
         }
     }
 
-    pub(crate) fn new_tmf(
-        &mut self,
-        h: rscst_core::TmfHandle,
-        session: rscst_core::SessionHandle,
-        kind: TmfKind,
-        x: Exchange,
-    ) {
+    pub(crate) fn new_tmf(&mut self, h: rscst_core::TmfHandle, kind: TmfKind, x: Exchange) {
         if let Some(slot) = self.tmfs.get_mut(h.index()) {
             *slot = TmfSlot {
                 live: true,
                 handle: h,
-                session,
                 epoch: self.epoch,
                 kind,
                 x,
@@ -314,15 +393,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    fn post_tm_response(&mut self, x: &Exchange, code: RspCode, handle: u32) -> bool {
-        let mut c = Ctio7Repr::tm_response(&iocb::ctio_exchange(x), code);
-        c.handle = handle;
-        c.timeout = self.config.ctio_timeout_secs;
-        let ok = self.post_internal(&iocb::emit_ctio(&c));
-        if ok {
-            self.stats.ctios += 1;
-        }
-        ok
+    /// A TMF the driver answers itself (rejected, or the core had no slot).
+    fn post_tm_answer(&mut self, x: &Exchange, code: RspCode) -> bool {
+        let c = Ctio7Repr::tm_response(&iocb::ctio_exchange(x), code);
+        self.post_answer(x, c)
     }
 
     // ---------------------------------------------------------------- transport side
@@ -571,36 +645,48 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 && !ok
             {
                 s.op_error.get_or_insert(ctio_error(c.status));
-                s.needs_terminate |= !s.closed;
+                if !s.terminated && terminate_after(c.status, c.flags) {
+                    s.needs_terminate = true;
+                }
             }
             return;
         }
         let _ = self.handles.free(h);
         match o.payload {
-            Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c.status),
+            Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c),
             Owner::Terminate { cmd } => {
                 if let Some(s) = self.cmds.get_mut(cmd as usize) {
                     s.outstanding = s.outstanding.saturating_sub(1);
                     self.cmd_pending.push(self.cmds, cmd);
                 }
             }
-            Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize),
+            Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize, ok),
+            Owner::Answer { peer } => {
+                if !ok {
+                    // Reference §7.6: the exchange stays open after the failure.
+                    self.post_terminate(&peer.exchange(o.exchange), SKIP_HANDLE);
+                }
+            }
             Owner::AbtsResp { .. } | Owner::NotifyAck => {}
         }
     }
 
-    fn cmd_ctio_done(&mut self, i: usize, ok: bool, status: CtioStatus) {
+    fn cmd_ctio_done(&mut self, i: usize, ok: bool, c: &Ctio7CompletionRepr) {
         let Some(slot) = self.cmds.get_mut(i) else {
             return;
         };
+        if !ok && matches!(slot.op, Op::Status | Op::DataIn { with_status: true }) {
+            self.stats.final_ctio_failed += 1;
+        }
+        let slot = &mut self.cmds[i];
         slot.outstanding = slot.outstanding.saturating_sub(1);
         if !ok {
-            slot.op_error.get_or_insert(ctio_error(status));
-            // Terminate after a failed CTIO7 (reference §7.6) unless the
-            // exchange is closed: a SEND_STATUS or TERMINATE CTIO7 was posted
-            // for it, and nothing may follow that (gotcha 5; a late terminate
-            // could hit an exchange address the firmware reused).
-            slot.needs_terminate |= !slot.closed;
+            slot.op_error.get_or_insert(ctio_error(c.status));
+            // Reference §7.6: terminate unless already terminated; a DATA_OUT
+            // failure (not "always terminate") goes to the core first.
+            if !slot.terminated && terminate_after(c.status, c.flags) {
+                slot.needs_terminate = true;
+            }
         }
         if slot.outstanding == 0 && !slot.aborting {
             let res = match slot.op_error {
@@ -634,22 +720,17 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 continue;
             }
             if slot.needs_terminate && !slot.void {
-                let handle = if slot.aborting {
-                    self.handles
-                        .alloc(
-                            Owner::Terminate { cmd: i as u16 },
-                            slot.x.addr,
-                            self.completion_deadline(),
-                        )
-                        .map(|h| h.0)
-                } else {
-                    Some(SKIP_HANDLE)
-                };
-                let posted = match handle {
-                    Some(hd) => {
-                        let ok = self.post_terminate(&slot.x, hd);
-                        if !ok && hd != SKIP_HANDLE {
-                            let _ = self.handles.free(IocbHandle(hd));
+                // A tracked handle: the command hears back only after the
+                // terminate completed (no transfer touches its buffers then).
+                let posted = match self.handles.alloc(
+                    Owner::Terminate { cmd: i as u16 },
+                    slot.x.addr,
+                    self.completion_deadline(),
+                ) {
+                    Some(h) => {
+                        let ok = self.post_terminate(&slot.x, h.0);
+                        if !ok {
+                            let _ = self.handles.free(h);
                         }
                         ok
                     }
@@ -664,9 +745,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 s.needs_terminate = false;
                 s.terminated = true;
                 s.closed = true;
-                if handle != Some(SKIP_HANDLE) {
-                    s.outstanding = s.outstanding.saturating_add(1);
-                }
+                s.outstanding = s.outstanding.saturating_add(1);
             }
             let s = self.cmds[i];
             if s.aborting {
@@ -674,6 +753,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     self.free_cmd(i);
                     core.abort_done(s.handle);
                 }
+                continue;
+            }
+            if s.outstanding > 0 {
+                // A terminate is on its way: deliver after it completed.
                 continue;
             }
             match s.deliver {

@@ -45,6 +45,8 @@ pub(crate) struct RecCore {
     pub next_tmf: u16,
     pub next_session: u16,
     pub reject: Option<Rejected>,
+    /// The CDB of the last command submitted.
+    pub last_cdb: Vec<u8>,
     pub refuse_login: bool,
 }
 
@@ -69,6 +71,7 @@ impl CoreApi for RecCore {
         self.calls.push(Call::RemoveSession(s));
     }
     fn submit(&mut self, r: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        self.last_cdb = r.cdb.to_vec();
         self.calls.push(Call::Submit {
             tag: r.tag.0,
             lun: r.lun.0,

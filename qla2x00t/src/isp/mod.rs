@@ -177,6 +177,8 @@ pub(crate) enum Job {
 }
 
 pub(crate) const JOBS: usize = 4;
+/// Driver-generated answers that can wait for ring space.
+pub(crate) const DEFERRED: usize = 64;
 
 /// One ISP port: the target-mode driver.
 ///
@@ -223,6 +225,11 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) exhausted: bool,
     /// Login counter (see `Session::login_seq`).
     pub(crate) login_seq: u32,
+    /// Answers the driver generated (BUSY, terminate, BA_RJT, dropped TMF
+    /// answers) that did not fit the request ring: posted first thing at the
+    /// next poll, never dropped.
+    pub(crate) deferred: [[u8; ENTRY_LEN]; DEFERRED],
+    pub(crate) deferred_len: usize,
     pub(crate) job_not_before: Instant,
 }
 
@@ -318,6 +325,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             next_sweep: Instant::ZERO,
             exhausted: false,
             login_seq: 0,
+            deferred: [[0; ENTRY_LEN]; DEFERRED],
+            deferred_len: 0,
             job_not_before: Instant::ZERO,
             platform,
             config,

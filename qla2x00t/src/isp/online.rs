@@ -46,6 +46,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if self.marker_needed && self.post_marker() {
             busy = true;
         }
+        busy |= self.flush_deferred();
         busy |= self.drain_atio(core);
         busy |= self.drain_responses(core);
         busy |= self.process_cmd_pending(core);
@@ -70,8 +71,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let mut n = 0;
         while n < self.config.atio_budget {
             {
+                // Room for the answer and a MARKER that may have to precede it.
                 let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
-                if !self.req.reserve(&req, 1, 0) {
+                if self.deferred_len > 0 || !self.req.reserve(&req, 2, 0) {
                     break;
                 }
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
@@ -437,8 +439,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     self.chip_reset(core, ResetReason::CompletionTimeout);
                     return true;
                 }
-                Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize),
-                Owner::AbtsResp { tmf } => self.tmf_response_done(tmf as usize),
+                Owner::TmfCtio { tmf } => self.tmf_response_done(tmf as usize, false),
+                Owner::AbtsResp { tmf } => self.tmf_response_done(tmf as usize, true),
+                Owner::Answer { peer } => {
+                    // Never completed: terminate, as after a failure (SCST does
+                    // the same for a command pending in the hardware too long).
+                    self.post_terminate(&peer.exchange(o.exchange), crate::handle::SKIP_HANDLE);
+                }
                 Owner::NotifyAck => {}
             }
         }
@@ -451,7 +458,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         };
         s.outstanding = s.outstanding.saturating_sub(1);
         s.op_error = Some(rscst_core::TransferError::Failed);
-        s.needs_terminate |= !s.closed;
+        // The firmware's view is unknown (the CTIO7 may still run, or have
+        // failed, or succeeded with its completion lost): terminate, as SCST
+        // does for a command pending in the hardware too long. A firmware that
+        // had closed the exchange answers the terminate with INVALID_RX_ID.
+        s.needs_terminate |= !s.terminated;
         if s.outstanding == 0 && !s.aborting {
             let r = Err(rscst_core::TransferError::Failed);
             s.deliver = match s.op {
@@ -511,6 +522,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.mbx.reset();
         self.jobs = [None; super::JOBS];
         self.job_running = None;
+        self.deferred_len = 0;
         self.end_all_sessions(core, LogoutReason::ChipReset);
         self.link_up = false;
         self.marker_needed = false;

@@ -89,8 +89,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         let (wwpn, port_id) = (s.wwpn, s.port_id);
         if let Some(h) = s.core.take() {
+            // Its pending TMFs come back through `Transport::tmf_dropped`.
             core.remove_session(h);
-            self.orphan_tmfs(h);
             self.stats.logouts += 1;
             self.event(Event::Logout {
                 wwpn,
@@ -108,20 +108,28 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.sid_cache = None;
     }
 
-    /// The core drops the TMFs of a removed nexus without a transport call:
-    /// the driver answers them itself (at the next poll) and frees its slots.
-    fn orphan_tmfs(&mut self, session: SessionHandle) {
-        for i in 0..self.tmfs.len() {
-            let t = &mut self.tmfs[i];
-            if t.live && t.session == session && !t.deliver && t.outstanding == 0 {
-                t.orphan = true;
-                self.tmf_pending.push(self.tmfs, i as u16);
-            }
+    /// `Transport::tmf_dropped`: the core ended a TMF without a response (its
+    /// nexus was removed). Its wire state is ours: answer it, free the slot.
+    pub(crate) fn t_tmf_dropped(&mut self, tmf: TmfRef) {
+        let i = tmf.handle.index();
+        let Some(t) = self.tmfs.get(i).copied() else {
+            return;
+        };
+        if !t.live || t.handle != tmf.handle {
+            return;
         }
+        self.answer_dropped(i);
+        self.tmfs[i] = TmfSlot {
+            queued: t.queued,
+            next: t.next,
+            ..TmfSlot::EMPTY
+        };
     }
 
-    /// Answer an orphaned TMF on the wire; `false` if the ring is full.
-    fn answer_orphan(&mut self, i: usize) -> bool {
+    /// Answer a dropped TMF on the wire (deferred if the ring is full): the
+    /// FCP TMF's exchange is terminated, an ABTS gets BA_RJT, the driver's
+    /// own nexus reset no longer holds its notify.
+    fn answer_dropped(&mut self, i: usize) -> bool {
         let t = self.tmfs[i];
         if t.epoch != self.epoch {
             return true;
@@ -133,7 +141,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     let resp = AbtsRespRepr::reject(&r, SKIP_HANDLE, BaRjtRepr::UNABLE_TO_PERFORM);
                     let mut e = [0u8; 64];
                     let _ = resp.emit_bytes(&mut e);
-                    self.post_internal(&e)
+                    self.post_or_defer(&e)
                 }
                 Err(_) => true,
             },
@@ -474,12 +482,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match core.submit_tmf(&req) {
             Ok(h) => {
                 self.stats.tmfs += 1;
-                self.new_tmf(
-                    h,
-                    session,
-                    TmfKind::Internal { notify },
-                    Exchange::default(),
-                );
+                self.new_tmf(h, TmfKind::Internal { notify }, Exchange::default());
                 true
             }
             Err(_) => false,
@@ -522,7 +525,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             nport: r.nport_handle.0,
             s_id,
             ox_id: r.header.ox_id.0,
-            attr: 0,
+            // The attr of the exchange to abort, for a terminate of the 0x1E loop.
+            attr: self.cmds[ci].x.attr,
             vp: r.vp_index,
             fcp_dl: 0,
         };
@@ -538,7 +542,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.stats.tmfs += 1;
                 self.new_tmf(
                     h,
-                    core_session,
                     TmfKind::Abts {
                         entry: *raw,
                         retries: 0,
@@ -572,7 +575,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         let resp = AbtsRespRepr::reject(r, SKIP_HANDLE, rjt);
         let mut e = [0u8; 64];
         let _ = resp.emit_bytes(&mut e);
-        let _ = self.post_internal(&e);
+        let _ = self.post_or_defer(&e);
     }
 
     fn post_abts_resp(&mut self, i: usize, accept: bool) -> bool {
@@ -661,13 +664,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                     retries: retries + 1,
                 };
                 // Terminate the exchange the firmware still holds, then
-                // answer again (the attr is unknown: alternate 0 and 4).
+                // answer again (with the command's attr first, then the other
+                // value Linux alternates with, in case it was wrong).
                 let x = Exchange {
                     addr: c.exchange_addr_to_abort.0,
                     nport: c.nport_handle.0,
                     s_id: slot.x.s_id,
                     ox_id: slot.x.ox_id,
-                    attr: if retries % 2 == 0 { 0 } else { 4 },
+                    attr: if retries % 2 == 0 {
+                        slot.x.attr
+                    } else {
+                        slot.x.attr ^ 4
+                    },
                     vp: slot.x.vp,
                     fcp_dl: 0,
                 };
@@ -776,12 +784,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    /// The FCP_RSP CTIO7 of a TMF completed.
-    pub(crate) fn tmf_response_done(&mut self, i: usize) {
-        if let Some(s) = self.tmfs.get_mut(i) {
-            s.outstanding = 0;
-            s.deliver = true;
-            self.tmf_pending.push(self.tmfs, i as u16);
+    /// The response of a TMF completed (`ok`: successfully). An FCP_RSP CTIO7
+    /// that failed or never completed leaves the exchange open in the firmware:
+    /// it is terminated (reference §7.6).
+    pub(crate) fn tmf_response_done(&mut self, i: usize, ok: bool) {
+        let Some(s) = self.tmfs.get_mut(i) else {
+            return;
+        };
+        s.outstanding = 0;
+        s.deliver = true;
+        let t = *s;
+        self.tmf_pending.push(self.tmfs, i as u16);
+        if !ok && t.kind == TmfKind::Fcp && t.epoch == self.epoch {
+            self.post_terminate(&t.x, SKIP_HANDLE);
         }
     }
 
@@ -798,15 +813,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             let i = i as usize;
             let s = self.tmfs[i];
             if !s.live {
-                continue;
-            }
-            if s.orphan {
-                if self.answer_orphan(i) {
-                    self.tmfs[i] = TmfSlot::EMPTY;
-                } else {
-                    self.tmf_pending.push(self.tmfs, i as u16);
-                    break;
-                }
                 continue;
             }
             if let Some(accept) = s.resend {

@@ -22,6 +22,46 @@ pub(crate) enum Owner {
     AbtsResp { tmf: u16 },
     /// A NOTIFY_ACK whose completion is only reported.
     NotifyAck,
+    /// A status CTIO7 the driver answered an exchange with on its own (BUSY, TASK SET
+    /// FULL, a status-only error, a rejected TMF): if it fails, the exchange (address in
+    /// the handle slot) is terminated.
+    Answer { peer: Peer },
+}
+
+/// The exchange fields a terminate needs besides the address (kept small: it lives in
+/// the handle table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub(crate) nport: u16,
+    pub(crate) s_id: PortId,
+    pub(crate) ox_id: u16,
+    pub(crate) attr: u8,
+    pub(crate) vp: u8,
+}
+
+impl Peer {
+    pub(crate) fn of(x: &Exchange) -> Peer {
+        Peer {
+            nport: x.nport,
+            s_id: x.s_id,
+            ox_id: x.ox_id,
+            attr: x.attr,
+            vp: x.vp,
+        }
+    }
+
+    /// The exchange at `addr`.
+    pub(crate) fn exchange(&self, addr: u32) -> Exchange {
+        Exchange {
+            addr,
+            nport: self.nport,
+            s_id: self.s_id,
+            ox_id: self.ox_id,
+            attr: self.attr,
+            vp: self.vp,
+            fcp_dl: 0,
+        }
+    }
 }
 
 /// The exchange of an ATIO: everything every CTIO7 for it echoes.
@@ -82,13 +122,14 @@ pub struct CmdSlot {
     pub(crate) outstanding: u8,
     /// First error seen in the current operation.
     pub(crate) op_error: Option<TransferError>,
-    /// The exchange is closed (status sent or terminate posted): no more CTIO7s.
+    /// A SEND_STATUS or TERMINATE CTIO7 was posted: no data or status CTIO7 may follow
+    /// (only a terminate, if the SEND_STATUS one fails or is never completed).
     pub(crate) closed: bool,
     /// `command_aborted` was called; `abort_done` is owed.
     pub(crate) aborting: bool,
-    /// A terminate must be posted (ring was full, or timeout escalation).
+    /// A terminate must be posted (a failed or overdue CTIO7, or an abort).
     pub(crate) needs_terminate: bool,
-    /// A terminate was posted: never another one for this exchange.
+    /// A terminate was posted: nothing more, not even another terminate, for this exchange.
     pub(crate) terminated: bool,
     /// The chip reset since the exchange arrived: nothing may be sent for it.
     pub(crate) void: bool,
@@ -143,11 +184,6 @@ pub(crate) enum TmfKind {
 pub struct TmfSlot {
     pub(crate) live: bool,
     pub(crate) handle: TmfHandle,
-    /// The core's I_T nexus of the request.
-    pub(crate) session: SessionHandle,
-    /// The nexus ended before the core answered: the driver answers itself
-    /// (the core drops such requests without a transport call).
-    pub(crate) orphan: bool,
     pub(crate) epoch: u16,
     pub(crate) kind: TmfKind,
     pub(crate) x: Exchange,
@@ -167,8 +203,6 @@ impl TmfSlot {
     pub const EMPTY: TmfSlot = TmfSlot {
         live: false,
         handle: TmfHandle::from_u32(0),
-        session: SessionHandle::from_u32(0),
-        orphan: false,
         epoch: 0,
         kind: TmfKind::Fcp,
         x: CmdSlot::EMPTY.x,

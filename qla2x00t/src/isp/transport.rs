@@ -34,6 +34,10 @@ impl<P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize> Transpo
         self.t_command_aborted(cmd)
     }
 
+    fn tmf_dropped(&mut self, tmf: TmfRef) {
+        self.t_tmf_dropped(tmf)
+    }
+
     fn hw_pending_timeout(&mut self, cmd: CmdRef) {
         // The driver has its own completion deadline per IOCB (config
         // `completion_timeout`), which terminates the exchange and, if even

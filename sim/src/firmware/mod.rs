@@ -146,14 +146,21 @@ impl Default for FirmwareConfig {
     }
 }
 
-/// Whether a MARKER must precede the next I/O IOCB.
+/// Whether a MARKER must precede the next I/O IOCB (reference §7.12, gotcha 12).
+///
+/// The rule is exact: an I/O IOCB is in violation only if the driver doorbelled it after
+/// it had observed the event that requires the marker, and no MARKER came between. The
+/// driver observes an async event when it acknowledges it (`hccr = CLEAR_RISC_INT` after
+/// reading it); the model records `req_q_in` at that write, and every request entry
+/// before that position is exempt whenever the firmware gets to process it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MarkerState {
     /// No.
     NotNeeded,
-    /// An event requires one, but the driver has not seen the async event yet.
+    /// An event requires one, but the driver has not acknowledged the async event yet.
     Pending,
-    /// The driver saw the event: the next CTIO without a MARKER first is a violation.
+    /// The driver acknowledged the event: a CTIO it doorbelled since, without a MARKER
+    /// first, is a violation.
     Required,
 }
 
@@ -176,8 +183,17 @@ pub(crate) enum FwEvent {
     MailboxDone,
     LinkInit,
     ProcessRequests,
-    /// A delayed response entry (fault: delayed CTIO completion).
-    PostResponse(Box<[u8; 64]>),
+    /// A delayed response entry (fault: delayed CTIO completion); the exchange address
+    /// its completion closed, or 0.
+    PostResponse(Box<[u8; 64]>, u32),
+    /// The HBA's transmit engine: the next data-in frame.
+    Transmit,
+    /// The last data-in frame of a CTIO on this exchange index has left the link.
+    TxDone {
+        index: u16,
+        generation: u16,
+        serial: u64,
+    },
     /// The data-out of a CTIO on this exchange index did not complete in time.
     DataOutTimeout {
         index: u16,
@@ -274,11 +290,21 @@ pub(crate) struct Firmware {
     pub link: LinkState,
     pub ports: PortDb,
     pub xchg: Exchanges,
+    /// Exchanges closed by a successful SEND_STATUS CTIO whose completion the driver was
+    /// not given (lost) or not yet given (late): a TERMINATE for them is legitimate.
+    pub unseen_closed: crate::fxhash::FxHashMap<u32, ()>,
+    /// Data-in CTIOs with frames still to send on a paced link (round robin).
+    pub tx_queue: VecDeque<target::TxJob>,
+    /// A `FwEvent::Transmit` is scheduled.
+    pub tx_scheduled: bool,
     /// MARKER state: needed after init, LIP, link events and resets (§7.12).
     pub marker: MarkerState,
     /// An async event that requires the marker is (or was) in `host_status`; once the
     /// driver clears it, the marker is required.
     marker_watch: bool,
+    /// Request-ring slots from the out-index on that the driver doorbelled before it
+    /// acknowledged the event that made the marker required: exempt from the check.
+    pub marker_exempt: u32,
     pub stats: FirmwareStats,
     pub serial: u64,
     /// ELS exchanges the HBA originated, by OX_ID.
@@ -312,8 +338,12 @@ impl Firmware {
             link: LinkState::default(),
             ports: PortDb::default(),
             xchg,
+            unseen_closed: Default::default(),
+            tx_queue: VecDeque::new(),
+            tx_scheduled: false,
             marker: MarkerState::NotNeeded,
             marker_watch: false,
+            marker_exempt: 0,
             stats: FirmwareStats::default(),
             serial: 0,
             els_out: std::collections::BTreeMap::new(),
@@ -363,6 +393,7 @@ impl Firmware {
         self.state = FirmwareState::ConfigWait;
         self.marker = MarkerState::NotNeeded;
         self.marker_watch = false;
+        self.marker_exempt = 0;
         for l in &ctx.shared.ring_len {
             l.store(0, Ordering::Release);
         }
@@ -379,6 +410,9 @@ impl Firmware {
             .fetch_and(!CtrlStatus::DMA_ACTIVE.bits(), Ordering::AcqRel);
         // The port leaves the fabric; every exchange and login is void.
         self.xchg.clear();
+        self.unseen_closed.clear();
+        self.tx_queue.clear();
+        self.tx_scheduled = false;
         self.ports.clear();
         if self.link.logged_in || self.link.flogi.is_some() {
             ctx.fabric_logout_hba = true;
@@ -475,14 +509,22 @@ impl Firmware {
             FwEvent::MailboxDone => self.mailbox_done(ctx),
             FwEvent::LinkInit => self.link_init(ctx),
             FwEvent::ProcessRequests => self.process_requests(ctx),
-            FwEvent::PostResponse(e) => {
-                self.post_response(ctx, *e);
+            FwEvent::PostResponse(e, closed) => {
+                // From now on the entry itself (in the queue) carries the news.
+                self.unseen_closed.remove(&closed);
+                self.post_response_closing(ctx, *e, closed);
             }
             FwEvent::DataOutTimeout {
                 index,
                 generation,
                 serial,
             } => self.data_out_timeout(ctx, index, generation, serial),
+            FwEvent::Transmit => self.transmit(ctx),
+            FwEvent::TxDone {
+                index,
+                generation,
+                serial,
+            } => self.tx_done(ctx, index, generation, serial),
             FwEvent::LoginTimeout { serial } => self.login_timeout(ctx, serial),
         }
     }
@@ -497,6 +539,30 @@ impl Firmware {
     pub(crate) fn need_marker(&mut self) {
         if self.marker == MarkerState::NotNeeded {
             self.marker = MarkerState::Pending;
+        }
+    }
+
+    /// If the driver has acknowledged the async event that asked for a marker, the
+    /// marker is now required — for what it doorbells from then on: the request entries
+    /// between our out-index and its `req_q_in` at the acknowledgement are exempt. Called
+    /// before anything new is posted to `host_status` and before each request IOCB is
+    /// processed, so an entry doorbelled after the acknowledgement is never processed
+    /// before this runs.
+    pub(crate) fn marker_observed(&mut self, ctx: &Ctx<'_>) {
+        if !self.marker_watch || ctx.shared.host_status_pending() {
+            return;
+        }
+        self.marker_watch = false;
+        if self.marker == MarkerState::Pending {
+            self.marker = MarkerState::Required;
+            self.marker_exempt = match self.rings.as_ref() {
+                Some(r) => {
+                    let at_ack = ctx.shared.req_in_at_ack.load(Ordering::Acquire) as u16;
+                    let len = r.req.len as u32;
+                    (at_ack as u32 % len + len - r.req_out as u32) % len
+                }
+                None => 0,
+            };
         }
     }
 
@@ -552,13 +618,8 @@ impl Firmware {
         if sh.host_status_pending() || self.risc_reset || self.booting {
             return;
         }
-        if self.marker_watch {
-            // The driver cleared the async event that asked for a marker.
-            self.marker_watch = false;
-            if self.marker == MarkerState::Pending {
-                self.marker = MarkerState::Required;
-            }
-        }
+        // The driver may have cleared the async event that asked for a marker.
+        self.marker_observed(ctx);
         if let Some((t, regs, mask)) = self.causes.mbx.take() {
             for n in mask.iter() {
                 sh.regs.set_mb_out(n, regs[n]);
@@ -712,9 +773,11 @@ impl Firmware {
             return;
         }
         self.link.lip_count += 1;
+        // Needed before the event is posted: the driver observes the LIP when it
+        // acknowledges LIP_OCCURRED.
+        self.need_marker();
         self.queue_async(ctx, AsyncEvent::LipOccurred { lip_type: 0xF7F7 });
         self.abort_all_exchanges(ctx, target::CTIO_LIP_RESET);
-        self.need_marker();
         self.notify_lip_reset(ctx);
         let speed = self.cfg.link_speed;
         self.queue_async(ctx, AsyncEvent::LoopUp { speed, fec: false });

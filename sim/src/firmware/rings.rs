@@ -82,7 +82,12 @@ pub(crate) struct Rings {
     /// The driver's out-pointers as last seen (to check it does not run past our in).
     rsp_out_seen: u16,
     atio_out_seen: u16,
-    rsp_pending: VecDeque<Box<[u8; IOCB]>>,
+    /// Response entries waiting for ring space, each with the exchange address its CTIO
+    /// completion closed (0: none).
+    rsp_pending: VecDeque<(Box<[u8; IOCB]>, u32)>,
+    /// Per response-ring slot: the exchange address the completion written there closed
+    /// (0: none), so the model knows what the driver has not read yet.
+    rsp_closing: Vec<u32>,
     atio_pending: VecDeque<AtioEntry>,
     pub processing: bool,
 }
@@ -108,6 +113,7 @@ impl Rings {
             rsp_out_seen: icb.response_q_inpointer % icb.response_q.length.max(1),
             atio_out_seen: icb.atio_q_inpointer % icb.atio_q.length.max(1),
             rsp_pending: VecDeque::new(),
+            rsp_closing: vec![0; icb.response_q.length.max(1) as usize],
             atio_pending: VecDeque::new(),
             processing: false,
         }
@@ -121,6 +127,26 @@ impl Rings {
     /// ATIO entries waiting for ring space.
     pub(crate) fn atio_backlog(&self) -> usize {
         self.atio_pending.len()
+    }
+
+    /// Whether a completion that closed exchange `addr` is in the response queue and not
+    /// read by the driver yet (written but not consumed, or waiting for ring space).
+    pub(crate) fn unread_closing(&self, ctx: &Ctx<'_>, addr: u32) -> bool {
+        if addr == 0 {
+            return false;
+        }
+        if self.rsp_pending.iter().any(|(_, a)| *a == addr) {
+            return true;
+        }
+        let len = self.rsp.len;
+        let mut i = ctx.shared.regs.qp(Qp::RspOut) as u16 % len;
+        while i != self.rsp_in {
+            if self.rsp_closing.get(i as usize) == Some(&addr) {
+                return true;
+            }
+            i = self.rsp.next(i, 1);
+        }
+        false
     }
 }
 
@@ -167,6 +193,10 @@ impl Firmware {
                 return;
             }
             let idx = r.req_out;
+            // Whether this entry was doorbelled before the driver observed the event that
+            // made a MARKER required (it then may precede the marker).
+            self.marker_observed(ctx);
+            let exempt = self.marker_exempt > 0;
             let mut first = [0u8; IOCB];
             if !ctx.dma_read(req.slot(idx), &mut first, "request ring") {
                 self.transfer_error(
@@ -181,6 +211,7 @@ impl Firmware {
                 // The driver announced more slots than it posted: bounce the entry.
                 self.trace_in(ctx, idx, &first);
                 self.bounce(ctx, &first, entry_status::INVALID_COUNT);
+                self.marker_exempt = self.marker_exempt.saturating_sub(1);
                 self.advance_req(ctx, 1);
                 done += 1;
                 continue;
@@ -207,9 +238,10 @@ impl Firmware {
                 self.trace_in(ctx, req.next(idx, k as u16 + 1), s);
             }
             self.stats.request_iocbs += count as u64;
+            self.marker_exempt = self.marker_exempt.saturating_sub(count as u32);
             self.advance_req(ctx, count as u16);
             done += count as u32;
-            self.dispatch_iocb(ctx, &first, &cont);
+            self.dispatch_iocb(ctx, &first, &cont, exempt);
             if !self.operational() {
                 return;
             }
@@ -265,8 +297,18 @@ impl Firmware {
 
     /// Queues a response entry and writes what fits.
     pub(crate) fn post_response(&mut self, ctx: &mut Ctx<'_>, entry: [u8; IOCB]) {
+        self.post_response_closing(ctx, entry, 0);
+    }
+
+    /// Queues a CTIO completion that closed exchange `closed` (0: none).
+    pub(crate) fn post_response_closing(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        entry: [u8; IOCB],
+        closed: u32,
+    ) {
         let Some(r) = self.rings.as_mut() else { return };
-        r.rsp_pending.push_back(Box::new(entry));
+        r.rsp_pending.push_back((Box::new(entry), closed));
         self.flush_responses(ctx);
     }
 
@@ -281,11 +323,14 @@ impl Firmware {
             if r.rsp.free(r.rsp_in, drv_out) == 0 {
                 break;
             }
-            let Some(e) = r.rsp_pending.pop_front() else {
+            let Some((e, closed)) = r.rsp_pending.pop_front() else {
                 break;
             };
             let at = r.rsp.slot(r.rsp_in);
             let idx = r.rsp_in;
+            if let Some(t) = r.rsp_closing.get_mut(idx as usize) {
+                *t = closed;
+            }
             let sig = u32::from_le_bytes([e[0x3C], e[0x3D], e[0x3E], e[0x3F]]);
             if !ctx.dma_write(at, &e[..0x3C], "response ring")
                 || !ctx.dma_store_u32(at + 0x3C, sig, "response ring")

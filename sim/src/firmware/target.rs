@@ -9,16 +9,31 @@
 //! count against the exchange capacity (GET_RESOURCE_COUNTS); our RX_ID for an exchange
 //! is its index.
 //!
-//! An FCP exchange lives from the FCP_CMND until the driver's final CTIO — one with
-//! SEND_STATUS completes successfully, or one with TERMINATE — or a chip reset. When the initiator aborts
-//! it (ABTS), logs out (LOGO/PRLO), or the link goes down or resets (LIP), the exchange is
-//! **aborted**: the CTIO in progress and the queued ones complete with the matching status
-//! (0x02 ABORTED, 0x29 PORT_LOGGED_OUT, 0x28 PORT_UNAVAILABLE, 0x0E LIP_RESET), later CTIOs
-//! complete with it at once and send nothing (a failed final CTIO does not close the
-//! exchange), and the exchange stays allocated until the driver sends TERMINATE for it (or,
-//! after an ABTS, BA_ACC in ABTS_RESP, which implicitly terminates it). The ABTS_RECV is
-//! posted before the CTIOs the ABTS kills complete. An exchange the driver never closes is
-//! a leak the model keeps visible ([`crate::Sim::open_exchanges`]).
+//! An FCP exchange lives from the FCP_CMND until the driver closes it, or a chip reset.
+//! It is closed by a CTIO with SEND_STATUS that **completes successfully** (the FCP_RSP
+//! went out), by a CTIO with TERMINATE, or — after an ABTS — by BA_ACC in the ABTS_RESP
+//! (an implicit terminate). Nothing else ends it: after any CTIO that completes with an
+//! error (data-out timeout 0x0B, ABORTED, INVALID_RX_ID, LIP_RESET, PORT_UNAVAILABLE,
+//! PORT_LOGGED_OUT, a bounced entry), the exchange stays open until the driver
+//! terminates it (the Linux rule of reference §7.6: the driver terminates after a failed
+//! CTIO; the firmware must therefore keep the exchange until then). Its address is never
+//! reused while it is open.
+//!
+//! When the initiator aborts an exchange (ABTS), logs out (LOGO/PRLO), or the link goes
+//! down or resets (LIP), the exchange is **aborted**: the CTIO in progress and the queued
+//! ones complete with the matching status (0x02 ABORTED, 0x29 PORT_LOGGED_OUT, 0x28
+//! PORT_UNAVAILABLE, 0x0E LIP_RESET), and CTIOs that arrive later complete with it at
+//! once and send nothing — the same whichever came first, the abort or the CTIO. The
+//! ABTS_RECV is posted before the CTIOs the ABTS kills complete. An exchange the driver
+//! never closes is a leak the model keeps visible ([`crate::Sim::open_exchanges`]).
+//!
+//! After a CTIO with SEND_STATUS was posted for an exchange, only a TERMINATE may follow
+//! (anything else is [`ViolationKind::CtioAfterFinal`]). A CTIO naming an exchange that is
+//! not open is [`ViolationKind::StaleExchange`] (gotcha 5) — except a TERMINATE for an
+//! exchange whose closing completion the driver has not seen (lost or late by fault
+//! injection, or still unread in the response queue): a driver that gives up waiting
+//! terminates, as SCST does when a command stays pending in the hardware too long; that
+//! TERMINATE completes 0x08 INVALID_RX_ID and is not a violation.
 //!
 //! CTIOs of one exchange run in order: a data-out CTIO waits for all its data before the
 //! next one (e.g. the status) runs; CTIOs of different exchanges interleave.
@@ -103,7 +118,20 @@ pub(crate) struct Job {
     pub serial: u64,
     /// Data-out: byte ranges received so far (relative to the CTIO's offset).
     pub ranges: crate::ranges::Ranges,
+    /// Waiting: for data-out frames, or for its data-in frames to leave the HBA's link.
     pub waiting: bool,
+    /// Data-in on a paced link: bytes sent so far, and the sequence's id and count.
+    pub sent: u32,
+    pub seq_id: u8,
+    pub seq_cnt: u16,
+}
+
+/// A data-in CTIO whose frames go out one by one as the HBA's link frees up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxJob {
+    pub index: u16,
+    pub generation: u16,
+    pub serial: u64,
 }
 
 impl Job {
@@ -132,8 +160,8 @@ pub(crate) struct Fcp {
     pub attr: u8,
     /// `Some(status)` once aborted.
     pub aborted: Option<u16>,
-    /// A SEND_STATUS CTIO is queued: no CTIO may follow.
-    pub final_queued: bool,
+    /// A SEND_STATUS CTIO was posted: only a TERMINATE may follow.
+    pub final_posted: bool,
     pub jobs: VecDeque<Job>,
     pub seq_id: u8,
 }
@@ -322,18 +350,21 @@ impl Firmware {
     // ================================================================================
     // Request IOCBs.
 
+    /// Executes one request IOCB; `marker_exempt`: it was doorbelled before the driver
+    /// observed the event that made a MARKER required.
     pub(crate) fn dispatch_iocb(
         &mut self,
         ctx: &mut Ctx<'_>,
         first: &[u8; IOCB],
         cont: &[[u8; IOCB]],
+        marker_exempt: bool,
     ) {
         match first[0] {
             0x04 => match MarkerRepr::parse_bytes(first) {
                 Ok(_) => self.marker = super::MarkerState::NotNeeded,
                 Err(_) => self.bounce(ctx, first, entry_status::INVALID_PARAM),
             },
-            0x12 => self.ctio(ctx, first, cont),
+            0x12 => self.ctio(ctx, first, cont, marker_exempt),
             0x0E => self.notify_ack(ctx, first),
             0x55 => self.abts_resp(ctx, first),
             0x52 => self.loginout(ctx, first, None),
@@ -414,7 +445,10 @@ impl Firmware {
     // ================================================================================
     // CTIO7.
 
-    fn complete_ctio(&mut self, ctx: &mut Ctx<'_>, req: &Ctio7Repr, status: u16) {
+    /// Completes `req` with `status`. `closes`: this completion reports the end of the
+    /// exchange (a SEND_STATUS CTIO that succeeded), so until the driver has read it, a
+    /// TERMINATE for that exchange is legitimate (see the module docs).
+    fn complete_ctio(&mut self, ctx: &mut Ctx<'_>, req: &Ctio7Repr, status: u16, closes: bool) {
         self.stats.ctios += 1;
         if status == CTIO_SUCCESS && req.flags.contains(Ctio7Flags::DONT_RET_CTIO) {
             return;
@@ -423,6 +457,7 @@ impl Firmware {
         let Some(b) = emit(|b| c.emit_bytes(b)) else {
             return;
         };
+        let closed = if closes { req.exchange_addr.0 } else { 0 };
         match ctx.faults.ctio_completion() {
             Some(None) => {
                 ctx.shared.trace.record(
@@ -431,6 +466,9 @@ impl Firmware {
                         exchange: req.exchange_addr.0,
                     }),
                 );
+                if closes {
+                    self.unseen_closed.insert(closed, ());
+                }
             }
             Some(Some(d)) => {
                 ctx.shared.trace.record(
@@ -440,18 +478,39 @@ impl Firmware {
                         by: d,
                     }),
                 );
-                self.at(ctx, d, FwEvent::PostResponse(Box::new(b)));
+                if closes {
+                    self.unseen_closed.insert(closed, ());
+                }
+                self.at(ctx, d, FwEvent::PostResponse(Box::new(b), closed));
             }
-            None => self.post_response(ctx, b),
+            None => self.post_response_closing(ctx, b, closed),
         }
     }
 
-    fn ctio(&mut self, ctx: &mut Ctx<'_>, first: &[u8; IOCB], cont: &[[u8; IOCB]]) {
+    /// Whether the driver may not have seen that exchange `addr` (no longer open) was
+    /// closed: its closing completion was lost, is late, or is still unread in the
+    /// response queue. Forgets a lost or late one (the driver's TERMINATE answers it).
+    fn closing_unseen(&mut self, ctx: &Ctx<'_>, addr: u32) -> bool {
+        if self.unseen_closed.remove(&addr).is_some() {
+            return true;
+        }
+        self.rings
+            .as_ref()
+            .is_some_and(|r| r.unread_closing(ctx, addr))
+    }
+
+    fn ctio(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        first: &[u8; IOCB],
+        cont: &[[u8; IOCB]],
+        marker_exempt: bool,
+    ) {
         let req = match Ctio7Repr::parse_bytes(first) {
             Ok(r) => r,
             Err(_) => return self.bounce(ctx, first, entry_status::INVALID_PARAM),
         };
-        if self.marker == super::MarkerState::Required {
+        if self.marker == super::MarkerState::Required && !marker_exempt {
             ctx.shared.violation(ViolationKind::IocbBeforeMarker {
                 entry_type: first[0],
             });
@@ -484,19 +543,21 @@ impl Firmware {
             if send_status && !terminate {
                 self.send_rsp_raw(ctx, &req, req.initiator_id, req.ox_id.0, 0xFFFF, 0);
             }
-            return self.complete_ctio(ctx, &req, CTIO_SUCCESS);
+            return self.complete_ctio(ctx, &req, CTIO_SUCCESS, false);
         }
         let Some(idx) = self.xchg.index_of(req.exchange_addr) else {
-            ctx.shared.violation(ViolationKind::StaleExchange {
-                exchange: req.exchange_addr.0,
-            });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            if !(terminate && self.closing_unseen(ctx, req.exchange_addr.0)) {
+                ctx.shared.violation(ViolationKind::StaleExchange {
+                    exchange: req.exchange_addr.0,
+                });
+            }
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         };
         let Some(x) = self.xchg.fcp_mut(idx) else {
             ctx.shared.violation(ViolationKind::StaleExchange {
                 exchange: req.exchange_addr.0,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         };
         if req.attr != x.attr {
             ctx.shared.violation(ViolationKind::AttrMismatch {
@@ -504,7 +565,7 @@ impl Firmware {
                 attr: req.attr,
                 expected: x.attr,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         }
         if !terminate && (req.nport_handle.0 != x.nport || req.initiator_id != x.s_id) {
             return self.bounce(ctx, first, entry_status::INVALID_PARAM);
@@ -513,18 +574,18 @@ impl Firmware {
             let jobs: Vec<Job> = x.jobs.drain(..).collect();
             self.xchg.free(idx);
             for j in jobs {
-                self.complete_ctio(ctx, &j.req, CTIO_ABORTED);
+                self.complete_ctio(ctx, &j.req, CTIO_ABORTED, false);
             }
-            return self.complete_ctio(ctx, &req, CTIO_SUCCESS);
+            return self.complete_ctio(ctx, &req, CTIO_SUCCESS, false);
         }
-        if x.final_queued {
+        if x.final_posted {
             ctx.shared.violation(ViolationKind::CtioAfterFinal {
                 exchange: req.exchange_addr.0,
             });
-            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID);
+            return self.complete_ctio(ctx, &req, CTIO_INVALID_RX_ID, false);
         }
         if let Some(st) = x.aborted {
-            return self.complete_ctio(ctx, &req, st);
+            return self.complete_ctio(ctx, &req, st, false);
         }
         // Parameter checks.
         let data_in = flags.contains(Ctio7Flags::DATA_IN);
@@ -547,7 +608,7 @@ impl Firmware {
             }
         }
         if send_status {
-            x.final_queued = true;
+            x.final_posted = true;
         }
         let serial = self.next_serial();
         let Some(x) = self.xchg.fcp_mut(idx) else {
@@ -559,6 +620,9 @@ impl Firmware {
             serial,
             ranges: crate::ranges::Ranges::default(),
             waiting: false,
+            sent: 0,
+            seq_id: 0,
+            seq_cnt: 0,
         });
         if x.jobs.len() == 1 {
             self.start_job(ctx, idx);
@@ -578,6 +642,26 @@ impl Firmware {
             let job = job.clone();
             let flags = job.req.flags;
             if flags.contains(Ctio7Flags::DATA_IN) {
+                if ctx.paced && job.mode0().1 > 0 {
+                    // The frames leave one by one at the link's rate; the CTIO
+                    // completes when the last has left (an abort meanwhile stops it).
+                    let generation = (self.xchg.addr_of(idx).0 >> 16) as u16;
+                    if let Some(x) = self.xchg.fcp_mut(idx) {
+                        let seq_id = x.seq_id;
+                        x.seq_id = x.seq_id.wrapping_add(1);
+                        if let Some(j) = x.jobs.front_mut() {
+                            j.waiting = true;
+                            j.seq_id = seq_id;
+                        }
+                    }
+                    self.tx_queue.push_back(TxJob {
+                        index: idx,
+                        generation,
+                        serial: job.serial,
+                    });
+                    self.kick_tx(ctx);
+                    return;
+                }
                 if !self.send_data_in(ctx, idx, &job) {
                     return;
                 }
@@ -616,7 +700,7 @@ impl Firmware {
     }
 
     /// The head job of `idx` finished with `status`: status frame if asked and it
-    /// succeeded, completion, exchange freed after a final CTIO.
+    /// succeeded, completion, exchange freed after a successful final CTIO.
     fn job_done(&mut self, ctx: &mut Ctx<'_>, idx: u16, status: u16, send_rsp: bool) {
         let Some(x) = self.xchg.fcp_mut(idx) else {
             return;
@@ -631,10 +715,121 @@ impl Firmware {
             x.seq_id = x.seq_id.wrapping_add(1);
             self.send_rsp_raw(ctx, &job.req, s_id, ox, idx, seq);
         }
-        if final_ctio && status == CTIO_SUCCESS {
+        // Only a successful final CTIO ends the exchange; after a failed one it stays
+        // open until the driver terminates it (module docs).
+        let closes = final_ctio && status == CTIO_SUCCESS;
+        if closes {
             self.xchg.free(idx);
         }
-        self.complete_ctio(ctx, &job.req, status);
+        self.complete_ctio(ctx, &job.req, status, closes);
+    }
+
+    /// Schedules the HBA's transmit engine for when its link is free.
+    fn kick_tx(&mut self, ctx: &mut Ctx<'_>) {
+        if self.tx_scheduled || self.tx_queue.is_empty() {
+            return;
+        }
+        self.tx_scheduled = true;
+        let at = ctx.link_free(HBA_SLOT);
+        self.at(ctx, at.since(ctx.now), FwEvent::Transmit);
+    }
+
+    /// The transmit engine: the next data-in frame (round robin over the exchanges
+    /// sending), then again when the link is free.
+    pub(crate) fn transmit(&mut self, ctx: &mut Ctx<'_>) {
+        self.tx_scheduled = false;
+        if !self.operational() {
+            self.tx_queue.clear();
+            return;
+        }
+        while let Some(t) = self.tx_queue.pop_front() {
+            if (self.xchg.addr_of(t.index).0 >> 16) as u16 != t.generation {
+                continue;
+            }
+            let Some((s_id, ox)) = self.xchg.fcp_mut(t.index).and_then(|x| {
+                x.jobs
+                    .front()
+                    .is_some_and(|j| j.serial == t.serial && j.waiting)
+                    .then_some((x.s_id, x.ox_id))
+            }) else {
+                continue; // aborted or terminated meanwhile
+            };
+            let rx_size = self
+                .ports
+                .by_pid(s_id)
+                .map(|p| p.rx_size as usize)
+                .unwrap_or(2048);
+            let max = self.frame_size().min(rx_size).max(256) as u32;
+            let port_id = self.link.port_id;
+            let Some(job) = self.xchg.fcp_mut(t.index).and_then(|x| x.jobs.front_mut()) else {
+                continue;
+            };
+            let (ro, len) = job.mode0();
+            let off = job.sent;
+            let n = (len - off).min(max);
+            let last = off + n == len;
+            let f_ctl = if last {
+                FCtl::FCP_DATA_IN_LAST
+            } else {
+                FCtl::FCP_DATA_IN
+            };
+            let mut h =
+                FcHeaderRepr::new(RCtl::SolData, FcType::Fcp, s_id, port_id, f_ctl, OxId(ox));
+            h.rx_id = RxId(t.index);
+            h.seq_id = job.seq_id;
+            h.seq_cnt = job.seq_cnt;
+            h.parameter = ro.wrapping_add(off);
+            let Ok(mut frame) = ctx.pool.build_raw(
+                Sof::class3(job.seq_cnt == 0),
+                Eof::for_frame(last),
+                &h,
+                n as usize,
+            ) else {
+                continue;
+            };
+            if !gather(ctx, &job.dsds, off, &mut frame.bytes[24..24 + n as usize]) {
+                ctx.pool.put(frame.bytes);
+                self.system_error(ctx, DMA_FAULT_CODE);
+                return;
+            }
+            job.sent += n;
+            job.seq_cnt = job.seq_cnt.wrapping_add(1);
+            let end = ctx.send(HBA_SLOT, frame);
+            if last {
+                self.at(
+                    ctx,
+                    end.since(ctx.now),
+                    FwEvent::TxDone {
+                        index: t.index,
+                        generation: t.generation,
+                        serial: t.serial,
+                    },
+                );
+            } else {
+                self.tx_queue.push_back(t);
+            }
+            break;
+        }
+        self.kick_tx(ctx);
+    }
+
+    /// The last data-in frame of a CTIO has left the link: the CTIO is done.
+    pub(crate) fn tx_done(&mut self, ctx: &mut Ctx<'_>, index: u16, generation: u16, serial: u64) {
+        if (self.xchg.addr_of(index).0 >> 16) as u16 != generation {
+            return;
+        }
+        let Some(x) = self.xchg.fcp_mut(index) else {
+            return;
+        };
+        let Some(j) = x.jobs.front_mut() else {
+            return;
+        };
+        if j.serial != serial || !j.waiting {
+            return;
+        }
+        j.waiting = false;
+        self.job_done(ctx, index, CTIO_SUCCESS, true);
+        self.start_job(ctx, index);
     }
 
     /// Sends the data of a DATA_IN CTIO. `false` if the firmware halted (DMA fault).
@@ -779,8 +974,8 @@ impl Firmware {
         }
     }
 
-    /// Aborts FCP exchange `idx` with `status`: jobs completed, state kept until the driver
-    /// closes it.
+    /// Aborts FCP exchange `idx` with `status`: its CTIOs complete with `status` (now, and
+    /// at once when more arrive); the exchange stays open until TERMINATE or BA_ACC.
     fn abort_exchange(&mut self, ctx: &mut Ctx<'_>, idx: u16, status: u16) {
         let Some(x) = self.xchg.fcp_mut(idx) else {
             return;
@@ -790,10 +985,7 @@ impl Firmware {
         }
         let jobs: Vec<Job> = x.jobs.drain(..).collect();
         for j in jobs {
-            self.complete_ctio(ctx, &j.req, status);
-        }
-        if let Some(x) = self.xchg.fcp_mut(idx) {
-            x.final_queued = false;
+            self.complete_ctio(ctx, &j.req, status, false);
         }
     }
 
@@ -876,7 +1068,7 @@ impl Firmware {
             nport: port.handle,
             attr: 0,
             aborted: None,
-            final_queued: false,
+            final_posted: false,
             jobs: VecDeque::new(),
             seq_id: 0,
         };

@@ -84,6 +84,8 @@ pub struct MiniTarget {
     /// Do not answer commands (let them sit; for ABTS / logout tests).
     pub hold_commands: bool,
     pub marker_sent: bool,
+    /// Never send a MARKER (a broken target, for the marker check).
+    pub no_markers: bool,
     /// Writes land this many blocks away from their LBA (a broken target, for the
     /// verification tests).
     pub misdirect_writes: u64,
@@ -106,6 +108,7 @@ impl MiniTarget {
             dsd_split: u32::MAX,
             hold_commands: false,
             marker_sent: false,
+            no_markers: false,
             misdirect_writes: 0,
         }
     }
@@ -150,9 +153,7 @@ impl MiniTarget {
 
     /// [`MiniTarget::poll`] without the simulator (threaded mode).
     pub fn poll_hw(&mut self) {
-        if !self.marker_sent && self.d.rings.is_some() {
-            self.send_marker();
-        }
+        self.marker_if_needed();
         // Interrupt causes: async events are collected, queue updates just cleared.
         for _ in 0..50 {
             let hs = self.d.host_status();
@@ -177,8 +178,16 @@ impl MiniTarget {
             self.d.hccr(rscst_fw::regs::HccrCommand::ClearRiscInt);
         }
         self.d.irq_ack();
+        // After a LIP / link event: the MARKER goes before anything else.
+        self.marker_if_needed();
         self.poll_atio();
         self.poll_rsp();
+    }
+
+    fn marker_if_needed(&mut self) {
+        if !self.marker_sent && !self.no_markers && self.d.rings.is_some() {
+            self.send_marker();
+        }
     }
 
     fn poll_atio(&mut self) {
