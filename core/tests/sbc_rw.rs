@@ -377,6 +377,10 @@ fn sync_cache_prefetch() {
     let s = h.login_clean("iqn.t:a", 0);
     h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]).good();
     h.cmd(s, 0, &[0x35, 0x02, 0, 0, 0, 60, 0, 0, 4, 0]).good();
+    // The obsolete SYNC_NV bit is ignored; the reserved bits around it are not.
+    h.cmd(s, 0, &[0x35, 0x04, 0, 0, 0, 60, 0, 0, 4, 0]).good();
+    h.cmd(s, 0, &[0x35, 0x08, 0, 0, 0, 60, 0, 0, 4, 0])
+        .invalid_cdb(1, Some(3));
     h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 62, 0, 0, 4, 0])
         .check(0x5, 0x21, 0x00);
     let mut s16 = [0u8; 16];

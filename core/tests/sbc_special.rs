@@ -335,6 +335,14 @@ fn start_stop_unit_and_no_medium() {
     nm(&h.write_cmd(s, 0, &wr10(0, 1), &[0; 512]));
     nm(&h.read_cmd(s, 0, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8));
     nm(&h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
+    // SYNC_NV (obsolete) and IMMED set: still MEDIUM NOT PRESENT (libiscsi
+    // NoMedia.NoMediaSBC sends SYNCHRONIZE CACHE(10)/(16) like this).
+    nm(&h.cmd(s, 0, &[0x35, 0x06, 0, 0, 0, 0, 0, 0, 1, 0]));
+    let mut sc16 = [0u8; 16];
+    sc16[0] = 0x91;
+    sc16[1] = 0x06;
+    sc16[13] = 1;
+    nm(&h.cmd(s, 0, &sc16));
     nm(&h.cmd(s, 0, &[0x34, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
     nm(&h.read_cmd(s, 0, &glbas(0, 24), 24));
     nm(&h.write_cmd(s, 0, &ws10(0, 1, false), &[0; 512]));
