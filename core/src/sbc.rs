@@ -768,7 +768,14 @@ impl Target<'_> {
             c.count = blocks;
             if blocks == 0 {
                 if c.expected(DataDirection::Out) != 0 {
-                    return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
+                    // NUMBER OF LOGICAL BLOCKS 0 is no error (SBC-4 5.3), but
+                    // Data-Out with it means the initiator's count did not fit
+                    // the one-byte field: 256 or more blocks, beyond MAXIMUM
+                    // COMPARE AND WRITE LENGTH (at most 255). The answer is
+                    // the one a count above that limit gets, INVALID FIELD IN
+                    // CDB at the field (what libiscsi's CompareAndWrite.Simple
+                    // expects of its 256-block case, which wraps to 0).
+                    return self.fail(i, invalid_cdb(13, 7));
                 }
                 return self.good(i);
             }

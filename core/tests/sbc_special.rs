@@ -269,6 +269,11 @@ fn compare_and_write() {
         );
     }
     h.cmd(s, 0, &caw(0, 0)).good();
+    // 256 blocks wrap to 0 in the one-byte field: with the Data-Out of 256
+    // blocks it is a count beyond MAXIMUM COMPARE AND WRITE LENGTH.
+    h.write_cmd(s, 0, &caw(0, 0), &vec![b'A'; 512 * 512])
+        .invalid_cdb(13, Some(7));
+    assert!(lun_bytes(&h, 0, 1).iter().all(|&b| b == b'B'));
     h.write_cmd(s, 0, &caw(511, 2), &[0; 2048])
         .check(0x5, 0x21, 0x00);
     // The Data-Out must be exactly 2 x NUMBER OF LOGICAL BLOCKS.
