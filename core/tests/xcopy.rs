@@ -242,14 +242,22 @@ fn unsupported_descriptor_types_and_fields() {
     s2s[0] = 0x03;
     s2s[3] = 0x10;
     xcopy(&mut h, s, &list(1, HOLD, &[cscd(&n, 0, 512)], &[s2s])).check(5, 0x26, 0x09);
-    // LU ID TYPE 11b: INVALID FIELD IN PARAMETER LIST at byte 17, bit 7.
-    let o = xcopy(
-        &mut h,
-        s,
-        &list(1, HOLD, &[cscd(&n, 0xc0, 512)], std::slice::from_ref(&seg)),
-    );
-    o.check(5, 0x26, 0);
-    assert_eq!(o.sks(), Some([0x8f, 0, 17]));
+    // LU ID TYPE 01b (proxy token, unsupported), 10b and 11b (reserved):
+    // INVALID FIELD IN CDB, as libiscsi expects, with no field pointer.
+    for lu_id_type in [0x40u8, 0x80, 0xc0] {
+        let o = xcopy(
+            &mut h,
+            s,
+            &list(
+                1,
+                HOLD,
+                &[cscd(&n, lu_id_type, 512)],
+                std::slice::from_ref(&seg),
+            ),
+        );
+        o.check(5, 0x24, 0);
+        assert_eq!(o.sks(), None);
+    }
     // NUL: the copy target is unreachable.
     let o = xcopy(
         &mut h,

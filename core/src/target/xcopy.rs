@@ -216,7 +216,13 @@ impl Target<'_> {
                 return Err(illegal(0x26, 0x07)); // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
             }
             if d[1] >> 6 != 0 {
-                return Err(invalid_param(at + 1, Some(7)));
+                // LU ID TYPE other than 00b (LUN): 01b proxy token is not
+                // supported, 10b and 11b are reserved. SPC-5 would have a
+                // reserved value in parameter data be INVALID FIELD IN
+                // PARAMETER LIST; libiscsi (ExtendedCopy.ValidTgtDescr, 1.19)
+                // accepts only INVALID FIELD IN CDB, so that is the answer
+                // here (without a field pointer: the field is not in the CDB).
+                return Err(illegal(0x24, 0x00));
             }
         }
         let mut at = 16 + tdl;
