@@ -196,7 +196,13 @@ impl Target<'_> {
             0xb0 => self.gen_block_limits(l, p),
             0xb1 => {
                 p.u16(lu.cfg.rotation_rate);
-                p.zeros(58);
+                p.u8(0); // PRODUCT TYPE: not indicated
+                // WABEREQ 01b: after SANITIZE BLOCK ERASE a read completes with
+                // GOOD (the blocks read as zeros: deallocated, or written with
+                // zeros). WACEREQ 00b: no CRYPTOGRAPHIC ERASE. NOMINAL FORM
+                // FACTOR 0h: not reported.
+                p.u8(0x40);
+                p.zeros(56);
             }
             0xb2 => {
                 p.u8(0); // THRESHOLD EXPONENT

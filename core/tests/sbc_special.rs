@@ -523,8 +523,25 @@ fn sanitize_overwrite_and_block_erase() {
     h.cmd(s, 0, &sanitize(2, false, 0)).good();
     assert_eq!(lba_status(&mut h, s, 0), vec![(0, 300, 1)]);
     assert!(lun_bytes(&h, 0, 300).iter().all(|&b| b == 0));
+    // What VPD B1h WABEREQ 01b promises: a read with no write in between
+    // completes with GOOD.
+    let d = h.read_cmd(s, 0, &rd10(0, 8), 8 * 512).good().data.clone();
+    assert!(d.iter().all(|&b| b == 0));
     // EXIT FAILURE MODE.
     h.cmd(s, 0, &sanitize(0x1f, false, 0)).good();
+}
+
+#[test]
+fn sanitize_block_erase_of_a_fully_provisioned_lu_reads_zeros() {
+    let (mut h, _) = ram_target_with(64, 512, |c| c.thin = false);
+    let s = h.login_clean("iqn.t:a", 0);
+    h.write_cmd(s, 0, &wr10(0, 64), &vec![b'a'; 64 * 512])
+        .good();
+    h.cmd(s, 0, &sanitize(2, false, 0)).good();
+    let d = h.read_cmd(s, 0, &rd10(0, 64), 64 * 512).good().data.clone();
+    assert!(d.iter().all(|&b| b == 0));
+    let vpd = h.read_cmd(s, 0, &[0x12, 1, 0xb1, 0, 64, 0], 64);
+    assert_eq!(vpd.good().data[7] >> 6, 0b01, "WABEREQ");
 }
 
 #[test]
