@@ -544,8 +544,23 @@ impl Target<'_> {
                     if !self.begin_media(i, lba, blocks) {
                         return Step::Park;
                     }
-                    need_buf!(self, i, bs);
-                    let zero = if ndob {
+                    // UNMAP=1 (ANCHOR=0) asks for an unmap operation on each
+                    // LBA (SBC-4 WRITE SAME, table "ANCHOR bit, UNMAP bit and
+                    // ANC_SUP bit relationships"), whatever the Data-Out block
+                    // holds. The backend deallocates the whole granules and
+                    // writes zeros (LBPRZ's pattern) into the blocks of a
+                    // granule the range covers only in part: they read as if
+                    // unmapped and then mapped again autonomously, so every
+                    // block of the range reads zeros, for any granularity.
+                    // libiscsi's WriteSame10.UnmapUntilEnd checks exactly
+                    // that, with a 0xFF block.
+                    let kind = if unmap {
+                        IoKind::Unmap
+                    } else {
+                        IoKind::WriteSame
+                    };
+                    if kind == IoKind::WriteSame && ndob {
+                        need_buf!(self, i, bs);
                         let Some(buf) = self.cmds[i].buf else {
                             return self.fail(i, SenseReason::InternalTargetFailure);
                         };
@@ -558,15 +573,7 @@ impl Target<'_> {
                                 .fill(off, bs as usize, 0)
                                 .map_err(|_| SenseReason::InternalTargetFailure)
                         );
-                        true
-                    } else {
-                        check!(self, i, self.block_is_zero(i, bs as usize))
-                    };
-                    let kind = if unmap && zero {
-                        IoKind::Unmap
-                    } else {
-                        IoKind::WriteSame
-                    };
+                    }
                     let buf = (kind == IoKind::WriteSame).then_some((0, bs as usize));
                     self.lus[l].stats.write_cmds += 1;
                     let step = self.submit_io(i, b, kind, lba, blocks, buf, 3);
@@ -581,20 +588,6 @@ impl Target<'_> {
                 _ => return self.fail(i, SenseReason::InternalTargetFailure),
             }
         }
-    }
-
-    fn block_is_zero(&self, i: usize, len: usize) -> Result<bool, SenseReason> {
-        let mut chunk = [0u8; 64];
-        let mut at = 0;
-        while at < len {
-            let n = (len - at).min(chunk.len());
-            self.read_params(i, at, &mut chunk[..n])?;
-            if chunk[..n].iter().any(|&x| x != 0) {
-                return Ok(false);
-            }
-            at += n;
-        }
-        Ok(true)
     }
 
     // ------------------------------------------------------ UNMAP

@@ -130,11 +130,15 @@ fn write_same_unmap_deallocates_zero_blocks() {
         vec![(0, 16, 0), (16, 16, 1), (32, 224, 0)]
     );
     assert!(lun_bytes(&h, 16, 16).iter().all(|&b| b == 0));
-    // UNMAP with non-zero data must write it (reads would return zeros otherwise).
-    h.write_cmd(s, 0, &ws16(16, 4, true, false), &[7; 512])
+    // UNMAP with non-zero data unmaps all the same: the Data-Out block only
+    // matters for LBAs not unmapped, and every LBA is (SBC-4 WRITE SAME,
+    // UNMAP=1 ANCHOR=0: "unmap").
+    h.write_cmd(s, 0, &ws16(40, 4, false, false), &[7; 512])
         .good();
-    assert_eq!(lba_status(&mut h, s, 16)[0], (16, 4, 0));
-    assert!(lun_bytes(&h, 16, 4).iter().all(|&b| b == 7));
+    h.write_cmd(s, 0, &ws16(40, 4, true, false), &[7; 512])
+        .good();
+    assert_eq!(lba_status(&mut h, s, 40)[0], (40, 4, 1));
+    assert!(lun_bytes(&h, 40, 4).iter().all(|&b| b == 0));
     // NDOB + UNMAP, to the end of the LU.
     h.cmd(s, 0, &ws16(200, 0, true, true)).good();
     assert_eq!(lba_status(&mut h, s, 190), vec![(190, 10, 0), (200, 56, 1)]);
@@ -146,6 +150,45 @@ fn write_same_unmap_deallocates_zero_blocks() {
             .iter()
             .all(|&b| b == 0)
     );
+}
+
+#[test]
+fn write_same_unmap_with_data_reads_zeros_at_any_granularity() {
+    // The backend allocates 8 blocks at a time; WRITE SAME(10) UNMAP=1 with a
+    // 0xFF block over ranges that start and end inside granules (libiscsi
+    // WriteSame10.UnmapUntilEnd: 1 to 256 blocks at the end of the LU).
+    let (mut h, _) = ram_target_granule(256, 512, 512 * 1024, 8, |_| {});
+    let s = h.login_clean("iqn.t:a", 0);
+    for n in [1u16, 3, 8, 13, 256] {
+        let lba = 256 - u32::from(n);
+        h.write_cmd(s, 0, &wr10(lba, n), &vec![0xff; usize::from(n) * 512])
+            .good();
+        h.write_cmd(s, 0, &ws10(lba, n, true), &[0xff; 512])
+            .good()
+            .residual(Residual::None);
+        let d = h
+            .read_cmd(s, 0, &rd10(lba, n), u32::from(n) * 512)
+            .good()
+            .data
+            .clone();
+        assert!(d.iter().all(|&b| b == 0), "{n} blocks read back as zeros");
+    }
+    // Whole granules are deallocated; a partly covered one stays mapped
+    // (holding zeros) with its other blocks untouched.
+    h.write_cmd(s, 0, &wr10(0, 32), &vec![b'x'; 32 * 512])
+        .good();
+    h.write_cmd(s, 0, &ws10(5, 20, true), &[0xff; 512]).good();
+    assert_eq!(
+        lba_status(&mut h, s, 0),
+        vec![(0, 8, 0), (8, 16, 1), (24, 8, 0), (32, 224, 1)]
+    );
+    assert!(lun_bytes(&h, 0, 5).iter().all(|&b| b == b'x'));
+    assert!(lun_bytes(&h, 5, 20).iter().all(|&b| b == 0));
+    assert!(lun_bytes(&h, 25, 7).iter().all(|&b| b == b'x'));
+    // Without UNMAP the block is written, and the granules it touches mapped.
+    h.write_cmd(s, 0, &ws10(9, 2, false), &[0xff; 512]).good();
+    assert!(lun_bytes(&h, 9, 2).iter().all(|&b| b == 0xff));
+    assert_eq!(lba_status(&mut h, s, 8)[0], (8, 8, 0));
 }
 
 #[test]
