@@ -1025,13 +1025,19 @@ impl Target<'_> {
     pub(crate) fn exec_read_capacity16(&mut self, i: usize) -> Step {
         let alloc = be(&self.cmds[i].cdb, (10, 4));
         let lu = &self.lus[self.lu_of(i)];
-        let (last, bs, thin) = (lu.cfg.blocks - 1, lu.cfg.block_size, lu.cfg.thin);
+        let (last, bs, thin, exp) = (
+            lu.cfg.blocks - 1,
+            lu.cfg.block_size,
+            lu.cfg.thin,
+            lu.cfg.pb_exp,
+        );
         self.respond_payload(i, alloc, move |_, _, p| {
             p.u64(last);
             p.u32(bs);
             p.u8(0); // no protection
-            p.u8(0); // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
-            p.u16(if thin { 0xc000 } else { 0 }); // LBPME, LBPRZ
+            p.u8(exp & 0x0f); // P_I_EXPONENT 0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+            // LBPME, LBPRZ; LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0.
+            p.u16(if thin { 0xc000 } else { 0 });
             p.zeros(16);
             Ok(())
         })

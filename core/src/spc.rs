@@ -337,7 +337,8 @@ impl Target<'_> {
         let lu = &self.lus[l];
         p.u8(0); // WSNZ = 0: WRITE SAME with 0 blocks writes to the end
         p.u8(self.max_compare_write_blocks(l) as u8);
-        p.u16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY
+        // OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block.
+        p.u16(1 << lu.cfg.pb_exp);
         // MAXIMUM TRANSFER LENGTH: "no limit" is reported as the largest
         // value rather than 0, so it is never below the atomic limit.
         let max = match lu.cfg.max_transfer_blocks {

@@ -27,6 +27,8 @@ pub(crate) struct ModeValues {
 pub(crate) struct LuCfg {
     pub backend: BackendLun,
     pub block_size: u32,
+    /// Logical blocks per physical block, log2.
+    pub pb_exp: u8,
     pub blocks: u64,
     pub thin: bool,
     pub unmap_granularity: u32,
@@ -120,6 +122,7 @@ impl Lu {
         cfg: LuCfg {
             backend: BackendLun(0),
             block_size: 512,
+            pb_exp: 0,
             blocks: 0,
             thin: false,
             unmap_granularity: 1,
