@@ -1104,7 +1104,11 @@ impl Target<'_> {
             if start && !lu.loaded {
                 return self.fail(i, SenseReason::MediumNotPresent);
             }
-            lu.started = start;
+            // SBC-4 has START=0 enter the stopped power condition; an LU
+            // configured without `stoppable` stays ready (see LuConfig).
+            if start || lu.cfg.stoppable {
+                lu.started = start;
+            }
             !start
         };
         if stopping && !no_flush {

@@ -370,7 +370,7 @@ const ALLOW: [u8; 6] = [0x1e, 0, 0, 0, 0, 0];
 
 #[test]
 fn start_stop_unit_and_no_medium() {
-    let (mut h, _) = ram_target(64);
+    let (mut h, _) = ram_target_with(64, 512, |c| c.stoppable = true);
     let s = h.login_clean("iqn.t:a", 0);
     h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x02, 0]).good();
     // Medium commands: NOT READY, MEDIUM NOT PRESENT.
@@ -419,8 +419,36 @@ fn start_stop_unit_and_no_medium() {
 }
 
 #[test]
+fn start_stop_unit_without_stoppable_keeps_the_lu_ready() {
+    // libiscsi StartStopUnit.NoLoej: every IMMED / NO_FLUSH / START
+    // combination with LOEJ=0 leaves the medium in, and TEST UNIT READY GOOD.
+    let (mut h, _) = ram_target(64);
+    let s = h.login_clean("iqn.t:a", 0);
+    for immed in [0u8, 1] {
+        for no_flush in [0u8, 0x04] {
+            for start in [0u8, 1] {
+                h.cmd(s, 0, &[0x1b, immed, 0, 0, no_flush | start, 0])
+                    .good();
+                h.cmd(s, 0, &TUR).good();
+                h.read_cmd(s, 0, &rd10(0, 1), 512).good();
+            }
+        }
+    }
+    // LOEJ still ejects and loads a removable medium.
+    h.cmd(s, 0, &EJECT).good();
+    h.cmd(s, 0, &TUR).check(0x2, 0x3a, 0x00);
+    h.cmd(s, 0, &STOP).good();
+    h.cmd(s, 0, &START).check(0x2, 0x3a, 0x00);
+    h.cmd(s, 0, &LOAD).good();
+    h.cmd(s, 0, &TUR).good();
+}
+
+#[test]
 fn start_stop_unit_loej_on_a_fixed_medium() {
-    let (mut h, _) = ram_target_with(64, 512, |c| c.removable = false);
+    let (mut h, _) = ram_target_with(64, 512, |c| {
+        c.removable = false;
+        c.stoppable = true;
+    });
     let s = h.login_clean("iqn.t:a", 0);
     assert_eq!(h.read_cmd(s, 0, &[0x12, 0, 0, 0, 96, 0], 96).data[1], 0);
     h.cmd(s, 0, &EJECT).invalid_cdb(4, Some(1));

@@ -140,6 +140,15 @@ pub struct LuConfig<'s> {
     pub read_only: bool,
     /// Removable medium (RMB): START STOP UNIT can unload it.
     pub removable: bool,
+    /// START STOP UNIT with START=0 and LOEJ=0 stops the LU: the SBC-4
+    /// stopped power condition, where TEST UNIT READY and media access
+    /// commands get NOT READY, INITIALIZING COMMAND REQUIRED until a START=1.
+    /// `false` (the default) deviates from SBC-4 on purpose: the command is
+    /// accepted (the write cache flushed unless NO_FLUSH) and the LU stays
+    /// ready, since it has no spindle to stop and one initiator stopping a
+    /// shared LU would take it away from every other one. libiscsi's
+    /// StartStopUnit.NoLoej expects this.
+    pub stoppable: bool,
     /// Volatile write cache present and enabled by default (WCE).
     pub write_cache: bool,
     /// MEDIUM ROTATION RATE of VPD page B1h: 1 = non-rotating (solid state).
@@ -170,6 +179,7 @@ impl<'s> LuConfig<'s> {
             unmap_granularity: 1,
             read_only: false,
             removable: false,
+            stoppable: false,
             write_cache: true,
             rotation_rate: 1,
             naa: [0; 16],

@@ -463,6 +463,7 @@ impl<'a> Target<'a> {
             unmap_granularity: cfg.unmap_granularity,
             read_only: cfg.read_only,
             removable: cfg.removable,
+            stoppable: cfg.stoppable,
             write_cache: cfg.write_cache,
             rotation_rate: cfg.rotation_rate,
             naa: cfg.naa,
