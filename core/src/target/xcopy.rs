@@ -212,17 +212,13 @@ impl Target<'_> {
             let at = 16 + k * CSCD_LEN;
             let mut d = [0u8; 2];
             self.read_params(i, at, &mut d)?;
+            // The LU ID TYPE field (byte 1, bits 7-6) qualifies an LU
+            // IDENTIFIER field, which the identification descriptor CSCD
+            // (E4h) does not have: it names its LU by the designator, so the
+            // field is ignored (libiscsi's ExtendedCopy.ValidTgtDescr expects
+            // a copy with LU ID TYPE 11b to succeed on an SPC-4 target).
             if d[0] != 0xe4 {
                 return Err(illegal(0x26, 0x07)); // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
-            }
-            if d[1] >> 6 != 0 {
-                // LU ID TYPE other than 00b (LUN): 01b proxy token is not
-                // supported, 10b and 11b are reserved. SPC-5 would have a
-                // reserved value in parameter data be INVALID FIELD IN
-                // PARAMETER LIST; libiscsi (ExtendedCopy.ValidTgtDescr, 1.19)
-                // accepts only INVALID FIELD IN CDB, so that is the answer
-                // here (without a field pointer: the field is not in the CDB).
-                return Err(illegal(0x24, 0x00));
             }
         }
         let mut at = 16 + tdl;
