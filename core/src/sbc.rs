@@ -1368,7 +1368,12 @@ impl Target<'_> {
         } else {
             (cfg.background_rate / 50).clamp(bs, MAX_ROUND * 16)
         };
-        let blocks = (step_bytes / bs).max(1).min(cfg.blocks - bg.next_lba);
+        // Steps are whole allocation granules (and physical blocks), so that
+        // a step boundary never splits a granule: an unmap step deallocates
+        // every granule it covers, and after BLOCK ERASE or FORMAT UNIT
+        // GET LBA STATUS reports the whole LU deallocated.
+        let align = u64::from(cfg.unmap_granularity.max(1)).max(1 << cfg.pb_exp);
+        let blocks = ((step_bytes / bs / align).max(1) * align).min(cfg.blocks - bg.next_lba);
         let (kind, with_buf) = match bg.kind {
             BgKind::Overwrite { .. } => (IoKind::WriteSame, true),
             BgKind::BlockErase if cfg.thin => (IoKind::Unmap, false),

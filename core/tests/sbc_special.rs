@@ -616,6 +616,34 @@ fn sanitize_block_erase_of_a_fully_provisioned_lu_reads_zeros() {
 }
 
 #[test]
+fn block_erase_and_format_deallocate_every_granule_whatever_the_pace() {
+    // 8-block granules, a pace whose 20 ms step is 13 blocks: the steps are
+    // rounded to whole granules, so no granule straddles two unmap steps
+    // and stays mapped (libiscsi Sanitize.BlockErase checks GET LBA STATUS).
+    let (mut h, _) = ram_target_granule(1000, 512, 512 * 1024, 8, |c| {
+        c.background_rate = 50 * 512 * 13;
+    });
+    let s = h.login_clean("iqn.t:a", 0);
+    for cdb in [sanitize(2, false, 0), [0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0]] {
+        h.write_cmd(s, 0, &wr10(0, 1000), &vec![b'a'; 1000 * 512])
+            .good();
+        assert_eq!(lba_status(&mut h, s, 0), vec![(0, 1000, 0)]);
+        let c = h.submit(
+            s,
+            0,
+            &cdb[..if cdb[0] == 0x04 { 6 } else { 10 }],
+            DataDirection::None,
+            0,
+            &[],
+        );
+        h.run_until_idle();
+        h.result(c).good();
+        assert_eq!(lba_status(&mut h, s, 0), vec![(0, 1000, 1)]);
+        assert!(lun_bytes(&h, 0, 1000).iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
 fn sanitize_parameter_checks() {
     let (mut h, _) = ram_target(64);
     let s = h.login_clean("iqn.t:a", 0);
