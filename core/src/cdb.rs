@@ -6,7 +6,8 @@
 //! length sit, flags and the handler. The usage bitmap does double duty: a
 //! bit set in the CDB that the bitmap does not allow is a reserved or
 //! unsupported field, answered with INVALID FIELD IN CDB pointing at it
-//! (SPC-5 4.4.2.4.2), so the two can never disagree.
+//! (SPC-5 4.4.2.4.2), so the two can never disagree. The one exception is
+//! an obsolete bit a device server ignores (`ignoring`): usage 0, accepted.
 
 use crate::sense::{FieldPointer, SenseReason};
 use crate::transport::DataDirection;
@@ -172,6 +173,14 @@ const fn op(
     }
 }
 
+/// `o` with the bits `mask` of CDB byte `byte` accepted and ignored: an
+/// obsolete bit old initiators still set. Its usage stays 0 (the device
+/// server does not use it, SPC-5 6.35.3), but it is not refused.
+const fn ignoring(mut o: OpInfo, byte: usize, mask: u8) -> OpInfo {
+    o.reserved &= !((mask as u128) << ((15 - byte) * 8));
+    o
+}
+
 use OpKind as K;
 use PrClass as P;
 
@@ -201,7 +210,11 @@ const TABLE: [OpInfo; 66] = [
     op(0x2e, None, "WRITE AND VERIFY(10)", &[FF, 0x12, FF, FF, FF, FF, 0x1f, FF, FF, CTL], O, (2, 4), (7, 2), WR, K::WriteVerify, T_IO, P::Write),
     op(0x2f, None, "VERIFY(10)", &[FF, 0x16, FF, FF, FF, FF, 0x1f, FF, FF, CTL], O, (2, 4), (7, 2), RW, K::Verify, T_IO, P::Read),
     op(0x34, None, "PRE-FETCH(10)", &[FF, 0x02, FF, FF, FF, FF, 0x1f, FF, FF, CTL], N, (2, 4), (7, 2), RW, K::Prefetch, T_IO, P::Read),
-    op(0x35, None, "SYNCHRONIZE CACHE(10)", &[FF, 0x02, FF, FF, FF, FF, 0x1f, FF, FF, CTL], N, (2, 4), (7, 2), RW, K::SyncCache, T_IO, P::Write),
+    // Byte 1 bit 2 is SBC-3's SYNC_NV, obsolete in SBC-4: accepted and ignored
+    // (a cache flush is always to the medium), so an old initiator that sets it
+    // gets the answer the command deserves (e.g. MEDIUM NOT PRESENT, which
+    // libiscsi's NoMedia.NoMediaSBC expects) rather than INVALID FIELD IN CDB.
+    ignoring(op(0x35, None, "SYNCHRONIZE CACHE(10)", &[FF, 0x02, FF, FF, FF, FF, 0x1f, FF, FF, CTL], N, (2, 4), (7, 2), RW, K::SyncCache, T_IO, P::Write), 1, 0x04),
     op(0x37, None, "READ DEFECT DATA(10)", &[FF, 0, 0x1f, 0, 0, 0, 0, FF, FF, CTL], I, (0, 0), (7, 2), MEDIUM, K::ReadDefectData, T_SHORT, P::Read),
     op(0x41, None, "WRITE SAME(10)", &[FF, 0x08, FF, FF, FF, FF, 0x1f, FF, FF, CTL], O, (2, 4), (7, 2), WR | EXACT_OUT, K::WriteSame, T_LONG, P::Write),
     op(0x42, None, "UNMAP", &[FF, 0, 0, 0, 0, 0, 0x1f, FF, FF, CTL], O, (0, 0), (7, 2), WR, K::Unmap, T_LONG, P::Write),
@@ -235,7 +248,7 @@ const TABLE: [OpInfo; 66] = [
     op(0x8e, None, "WRITE AND VERIFY(16)", &[FF, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 8), (10, 4), WR, K::WriteVerify, T_IO, P::Write),
     op(0x8f, None, "VERIFY(16)", &[FF, 0x16, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 8), (10, 4), RW, K::Verify, T_IO, P::Read),
     op(0x90, None, "PRE-FETCH(16)", &[FF, 0x02, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], N, (2, 8), (10, 4), RW, K::Prefetch, T_IO, P::Read),
-    op(0x91, None, "SYNCHRONIZE CACHE(16)", &[FF, 0x02, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], N, (2, 8), (10, 4), RW, K::SyncCache, T_IO, P::Write),
+    ignoring(op(0x91, None, "SYNCHRONIZE CACHE(16)", &[FF, 0x02, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], N, (2, 8), (10, 4), RW, K::SyncCache, T_IO, P::Write), 1, 0x04),
     op(0x93, None, "WRITE SAME(16)", &[FF, 0x09, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0x1f, CTL], O, (2, 8), (10, 4), WR | EXACT_OUT, K::WriteSame, T_LONG, P::Write),
     op(0x9c, None, "WRITE ATOMIC(16)", &[FF, 0x18, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0, FF, FF, 0x1f, CTL], O, (2, 8), (12, 2), WR, K::WriteAtomic, T_IO, P::Write),
     op(0x9e, Some(0x10), "READ CAPACITY(16)", &[FF, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL], I, (0, 0), (10, 4), MEDIUM, K::ReadCapacity16, T_SHORT, P::Allowed),
@@ -423,6 +436,21 @@ mod tests {
             check_reserved(read10, &cdb(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 1])),
             Err(SenseReason::InvalidFieldInCdb(FieldPointer::bit(9, 0)))
         );
+        // SYNCHRONIZE CACHE: the obsolete SYNC_NV bit is accepted, though
+        // its usage bit stays 0; the bits next to it are still refused.
+        for op in [0x35u8, 0x91] {
+            let sync = lookup(&cdb(&[op])).unwrap();
+            assert_eq!(sync.usage[1], 0x02);
+            assert_eq!(check_reserved(sync, &cdb(&[op, 0x06])), Ok(()));
+            assert_eq!(
+                check_reserved(sync, &cdb(&[op, 0x08])),
+                Err(SenseReason::InvalidFieldInCdb(FieldPointer::bit(1, 3)))
+            );
+            assert_eq!(
+                check_reserved(sync, &cdb(&[op, 0x01])),
+                Err(SenseReason::InvalidFieldInCdb(FieldPointer::bit(1, 0)))
+            );
+        }
         assert_eq!(
             be(&cdb(&[0x28, 0, 1, 2, 3, 4, 0, 0, 8]), read10.lba),
             0x0102_0304

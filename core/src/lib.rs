@@ -42,8 +42,8 @@ pub use pr::{PrBlob, PrStore, PrStoreError, PrType};
 pub use sense::{FieldPointer, SENSE_MAX, SenseData, SenseKey, SenseReason, UnitAttention};
 pub use target::{
     Access, AluaState, BufferPool, BufferPoolError, CmdState, ConfigError, GroupId, HandleError,
-    LuConfig, LuId, MAX_CHUNKS, MAX_GROUPS, MAX_PORTS, MAX_TMFS, PortConfig, Progress, SERIAL_MAX,
-    SessionError, Stats, Target, TargetConfig, TargetStorage,
+    LuConfig, LuId, MAX_CHUNKS, MAX_GROUPS, MAX_PORTS, MAX_TMFS, PHYSICAL_EXPONENT_MAX, PortConfig,
+    Progress, SERIAL_MAX, SessionError, Stats, Target, TargetConfig, TargetStorage,
 };
 pub use time::Instant;
 pub use tmf::{TmfFunction, TmfRequest, TmfResponse, TmfResponseCode};

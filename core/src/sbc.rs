@@ -553,8 +553,23 @@ impl Target<'_> {
                     if !self.begin_media(i, lba, blocks) {
                         return Step::Park;
                     }
-                    need_buf!(self, i, bs);
-                    let zero = if ndob {
+                    // UNMAP=1 (ANCHOR=0) asks for an unmap operation on each
+                    // LBA (SBC-4 WRITE SAME, table "ANCHOR bit, UNMAP bit and
+                    // ANC_SUP bit relationships"), whatever the Data-Out block
+                    // holds. The backend deallocates the whole granules and
+                    // writes zeros (LBPRZ's pattern) into the blocks of a
+                    // granule the range covers only in part: they read as if
+                    // unmapped and then mapped again autonomously, so every
+                    // block of the range reads zeros, for any granularity.
+                    // libiscsi's WriteSame10.UnmapUntilEnd checks exactly
+                    // that, with a 0xFF block.
+                    let kind = if unmap {
+                        IoKind::Unmap
+                    } else {
+                        IoKind::WriteSame
+                    };
+                    if kind == IoKind::WriteSame && ndob {
+                        need_buf!(self, i, bs);
                         let Some(buf) = self.cmds[i].buf else {
                             return self.fail(i, SenseReason::InternalTargetFailure);
                         };
@@ -567,15 +582,7 @@ impl Target<'_> {
                                 .fill(off, bs as usize, 0)
                                 .map_err(|_| SenseReason::InternalTargetFailure)
                         );
-                        true
-                    } else {
-                        check!(self, i, self.block_is_zero(i, bs as usize))
-                    };
-                    let kind = if unmap && zero {
-                        IoKind::Unmap
-                    } else {
-                        IoKind::WriteSame
-                    };
+                    }
                     let buf = (kind == IoKind::WriteSame).then_some((0, bs as usize));
                     self.lus[l].stats.write_cmds += 1;
                     let step = self.submit_io(i, b, kind, lba, blocks, buf, 3);
@@ -590,20 +597,6 @@ impl Target<'_> {
                 _ => return self.fail(i, SenseReason::InternalTargetFailure),
             }
         }
-    }
-
-    fn block_is_zero(&self, i: usize, len: usize) -> Result<bool, SenseReason> {
-        let mut chunk = [0u8; 64];
-        let mut at = 0;
-        while at < len {
-            let n = (len - at).min(chunk.len());
-            self.read_params(i, at, &mut chunk[..n])?;
-            if chunk[..n].iter().any(|&x| x != 0) {
-                return Ok(false);
-            }
-            at += n;
-        }
-        Ok(true)
     }
 
     // ------------------------------------------------------ UNMAP
@@ -777,7 +770,14 @@ impl Target<'_> {
             c.count = blocks;
             if blocks == 0 {
                 if c.expected(DataDirection::Out) != 0 {
-                    return self.fail(i, SenseReason::InvalidFieldInInformationUnit);
+                    // NUMBER OF LOGICAL BLOCKS 0 is no error (SBC-4 5.3), but
+                    // Data-Out with it means the initiator's count did not fit
+                    // the one-byte field: 256 or more blocks, beyond MAXIMUM
+                    // COMPARE AND WRITE LENGTH (at most 255). The answer is
+                    // the one a count above that limit gets, INVALID FIELD IN
+                    // CDB at the field (what libiscsi's CompareAndWrite.Simple
+                    // expects of its 256-block case, which wraps to 0).
+                    return self.fail(i, invalid_cdb(13, 7));
                 }
                 return self.good(i);
             }
@@ -1034,13 +1034,19 @@ impl Target<'_> {
     pub(crate) fn exec_read_capacity16(&mut self, i: usize) -> Step {
         let alloc = be(&self.cmds[i].cdb, (10, 4));
         let lu = &self.lus[self.lu_of(i)];
-        let (last, bs, thin) = (lu.cfg.blocks - 1, lu.cfg.block_size, lu.cfg.thin);
+        let (last, bs, thin, exp) = (
+            lu.cfg.blocks - 1,
+            lu.cfg.block_size,
+            lu.cfg.thin,
+            lu.cfg.pb_exp,
+        );
         self.respond_payload(i, alloc, move |_, _, p| {
             p.u64(last);
             p.u32(bs);
             p.u8(0); // no protection
-            p.u8(0); // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
-            p.u16(if thin { 0xc000 } else { 0 }); // LBPME, LBPRZ
+            p.u8(exp & 0x0f); // P_I_EXPONENT 0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+            // LBPME, LBPRZ; LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0.
+            p.u16(if thin { 0xc000 } else { 0 });
             p.zeros(16);
             Ok(())
         })
@@ -1107,7 +1113,11 @@ impl Target<'_> {
             if start && !lu.loaded {
                 return self.fail(i, SenseReason::MediumNotPresent);
             }
-            lu.started = start;
+            // SBC-4 has START=0 enter the stopped power condition; an LU
+            // configured without `stoppable` stays ready (see LuConfig).
+            if start || lu.cfg.stoppable {
+                lu.started = start;
+            }
             !start
         };
         if stopping && !no_flush {
@@ -1367,7 +1377,12 @@ impl Target<'_> {
         } else {
             (cfg.background_rate / 50).clamp(bs, MAX_ROUND * 16)
         };
-        let blocks = (step_bytes / bs).max(1).min(cfg.blocks - bg.next_lba);
+        // Steps are whole allocation granules (and physical blocks), so that
+        // a step boundary never splits a granule: an unmap step deallocates
+        // every granule it covers, and after BLOCK ERASE or FORMAT UNIT
+        // GET LBA STATUS reports the whole LU deallocated.
+        let align = u64::from(cfg.unmap_granularity.max(1)).max(1 << cfg.pb_exp);
+        let blocks = ((step_bytes / bs / align).max(1) * align).min(cfg.blocks - bg.next_lba);
         let (kind, with_buf) = match bg.kind {
             BgKind::Overwrite { .. } => (IoKind::WriteSame, true),
             BgKind::BlockErase if cfg.thin => (IoKind::Unmap, false),

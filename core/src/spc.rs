@@ -196,7 +196,13 @@ impl Target<'_> {
             0xb0 => self.gen_block_limits(l, p),
             0xb1 => {
                 p.u16(lu.cfg.rotation_rate);
-                p.zeros(58);
+                p.u8(0); // PRODUCT TYPE: not indicated
+                // WABEREQ 01b: after SANITIZE BLOCK ERASE a read completes with
+                // GOOD (the blocks read as zeros: deallocated, or written with
+                // zeros). WACEREQ 00b: no CRYPTOGRAPHIC ERASE. NOMINAL FORM
+                // FACTOR 0h: not reported.
+                p.u8(0x40);
+                p.zeros(56);
             }
             0xb2 => {
                 p.u8(0); // THRESHOLD EXPONENT
@@ -331,7 +337,8 @@ impl Target<'_> {
         let lu = &self.lus[l];
         p.u8(0); // WSNZ = 0: WRITE SAME with 0 blocks writes to the end
         p.u8(self.max_compare_write_blocks(l) as u8);
-        p.u16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY
+        // OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block.
+        p.u16(1 << lu.cfg.pb_exp);
         // MAXIMUM TRANSFER LENGTH: "no limit" is reported as the largest
         // value rather than 0, so it is never below the atomic limit.
         let max = match lu.cfg.max_transfer_blocks {

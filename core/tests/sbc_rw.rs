@@ -377,6 +377,10 @@ fn sync_cache_prefetch() {
     let s = h.login_clean("iqn.t:a", 0);
     h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]).good();
     h.cmd(s, 0, &[0x35, 0x02, 0, 0, 0, 60, 0, 0, 4, 0]).good();
+    // The obsolete SYNC_NV bit is ignored; the reserved bits around it are not.
+    h.cmd(s, 0, &[0x35, 0x04, 0, 0, 0, 60, 0, 0, 4, 0]).good();
+    h.cmd(s, 0, &[0x35, 0x08, 0, 0, 0, 60, 0, 0, 4, 0])
+        .invalid_cdb(1, Some(3));
     h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 62, 0, 0, 4, 0])
         .check(0x5, 0x21, 0x00);
     let mut s16 = [0u8; 16];
@@ -426,6 +430,49 @@ fn read_capacity() {
     h.read_cmd(s, 0, &rc16, 12).good().data(&want[..12]);
     rc16[2] = 1;
     h.read_cmd(s, 0, &rc16, 12).invalid_cdb(2, Some(0));
+}
+
+#[test]
+fn physical_block_size_in_read_capacity_and_block_limits() {
+    // 4096-byte physical blocks of 512-byte logical ones, thin with 8-block
+    // granules (what `rscst run`'s default LU is meant to be).
+    let (mut h, _) = ram_target_granule(1024, 512, 512 * 1024, 8, |c| {
+        c.physical_block_exponent = 3;
+    });
+    let s = h.login_clean("iqn.t:a", 0);
+    let mut rc16 = [0u8; 16];
+    rc16[0] = 0x9e;
+    rc16[1] = 0x10;
+    rc16[13] = 32;
+    let mut want = vec![0, 0, 0, 0, 0, 0, 0x03, 0xff, 0, 0, 2, 0, 0, 3, 0xc0, 0];
+    want.extend_from_slice(&[0; 16]);
+    h.read_cmd(s, 0, &rc16, 32).good().data(&want);
+    // VPD B0h: OPTIMAL TRANSFER LENGTH GRANULARITY is the physical block;
+    // the unmap granularity is the backend's, aligned at LBA 0 like the
+    // physical blocks (LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0).
+    let d = h
+        .read_cmd(s, 0, &[0x12, 1, 0xb0, 0, 64, 0], 64)
+        .good()
+        .data
+        .clone();
+    assert_eq!(&d[6..8], &[0, 8], "OPTIMAL TRANSFER LENGTH GRANULARITY");
+    assert_eq!(&d[28..32], &[0, 0, 0, 8], "OPTIMAL UNMAP GRANULARITY");
+    assert_eq!(&d[32..36], &[0x80, 0, 0, 0], "UGAVALID, alignment 0");
+    // READ CAPACITY(10) and the transfer rules stay in logical blocks.
+    h.read_cmd(s, 0, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8)
+        .good()
+        .data(&[0, 0, 0x03, 0xff, 0, 0, 2, 0]);
+    h.write_cmd(s, 0, &wr10(3, 1), &[1; 512]).good();
+    // The exponent is a 4-bit field.
+    let lun_mem = mem(64 * 512, 0x5000_0000);
+    let mut b: RamB = rscst_core::RamBackend::new();
+    let id = b.add_lun(lun_mem, 512).unwrap();
+    let mut h = H::new(b, 64 * 1024, &[lun_mem]);
+    let mut c = rscst_core::LuConfig::new(id, 512, 64);
+    c.physical_block_exponent = rscst_core::PHYSICAL_EXPONENT_MAX + 1;
+    assert_eq!(h.t.add_lu(&c), Err(rscst_core::ConfigError::Invalid));
+    c.physical_block_exponent = rscst_core::PHYSICAL_EXPONENT_MAX;
+    assert!(h.t.add_lu(&c).is_ok());
 }
 
 #[test]

@@ -130,11 +130,15 @@ fn write_same_unmap_deallocates_zero_blocks() {
         vec![(0, 16, 0), (16, 16, 1), (32, 224, 0)]
     );
     assert!(lun_bytes(&h, 16, 16).iter().all(|&b| b == 0));
-    // UNMAP with non-zero data must write it (reads would return zeros otherwise).
-    h.write_cmd(s, 0, &ws16(16, 4, true, false), &[7; 512])
+    // UNMAP with non-zero data unmaps all the same: the Data-Out block only
+    // matters for LBAs not unmapped, and every LBA is (SBC-4 WRITE SAME,
+    // UNMAP=1 ANCHOR=0: "unmap").
+    h.write_cmd(s, 0, &ws16(40, 4, false, false), &[7; 512])
         .good();
-    assert_eq!(lba_status(&mut h, s, 16)[0], (16, 4, 0));
-    assert!(lun_bytes(&h, 16, 4).iter().all(|&b| b == 7));
+    h.write_cmd(s, 0, &ws16(40, 4, true, false), &[7; 512])
+        .good();
+    assert_eq!(lba_status(&mut h, s, 40)[0], (40, 4, 1));
+    assert!(lun_bytes(&h, 40, 4).iter().all(|&b| b == 0));
     // NDOB + UNMAP, to the end of the LU.
     h.cmd(s, 0, &ws16(200, 0, true, true)).good();
     assert_eq!(lba_status(&mut h, s, 190), vec![(190, 10, 0), (200, 56, 1)]);
@@ -146,6 +150,45 @@ fn write_same_unmap_deallocates_zero_blocks() {
             .iter()
             .all(|&b| b == 0)
     );
+}
+
+#[test]
+fn write_same_unmap_with_data_reads_zeros_at_any_granularity() {
+    // The backend allocates 8 blocks at a time; WRITE SAME(10) UNMAP=1 with a
+    // 0xFF block over ranges that start and end inside granules (libiscsi
+    // WriteSame10.UnmapUntilEnd: 1 to 256 blocks at the end of the LU).
+    let (mut h, _) = ram_target_granule(256, 512, 512 * 1024, 8, |_| {});
+    let s = h.login_clean("iqn.t:a", 0);
+    for n in [1u16, 3, 8, 13, 256] {
+        let lba = 256 - u32::from(n);
+        h.write_cmd(s, 0, &wr10(lba, n), &vec![0xff; usize::from(n) * 512])
+            .good();
+        h.write_cmd(s, 0, &ws10(lba, n, true), &[0xff; 512])
+            .good()
+            .residual(Residual::None);
+        let d = h
+            .read_cmd(s, 0, &rd10(lba, n), u32::from(n) * 512)
+            .good()
+            .data
+            .clone();
+        assert!(d.iter().all(|&b| b == 0), "{n} blocks read back as zeros");
+    }
+    // Whole granules are deallocated; a partly covered one stays mapped
+    // (holding zeros) with its other blocks untouched.
+    h.write_cmd(s, 0, &wr10(0, 32), &vec![b'x'; 32 * 512])
+        .good();
+    h.write_cmd(s, 0, &ws10(5, 20, true), &[0xff; 512]).good();
+    assert_eq!(
+        lba_status(&mut h, s, 0),
+        vec![(0, 8, 0), (8, 16, 1), (24, 8, 0), (32, 224, 1)]
+    );
+    assert!(lun_bytes(&h, 0, 5).iter().all(|&b| b == b'x'));
+    assert!(lun_bytes(&h, 5, 20).iter().all(|&b| b == 0));
+    assert!(lun_bytes(&h, 25, 7).iter().all(|&b| b == b'x'));
+    // Without UNMAP the block is written, and the granules it touches mapped.
+    h.write_cmd(s, 0, &ws10(9, 2, false), &[0xff; 512]).good();
+    assert!(lun_bytes(&h, 9, 2).iter().all(|&b| b == 0xff));
+    assert_eq!(lba_status(&mut h, s, 8)[0], (8, 8, 0));
 }
 
 #[test]
@@ -269,6 +312,11 @@ fn compare_and_write() {
         );
     }
     h.cmd(s, 0, &caw(0, 0)).good();
+    // 256 blocks wrap to 0 in the one-byte field: with the Data-Out of 256
+    // blocks it is a count beyond MAXIMUM COMPARE AND WRITE LENGTH.
+    h.write_cmd(s, 0, &caw(0, 0), &vec![b'A'; 512 * 512])
+        .invalid_cdb(13, Some(7));
+    assert!(lun_bytes(&h, 0, 1).iter().all(|&b| b == b'B'));
     h.write_cmd(s, 0, &caw(511, 2), &[0; 2048])
         .check(0x5, 0x21, 0x00);
     // The Data-Out must be exactly 2 x NUMBER OF LOGICAL BLOCKS.
@@ -322,7 +370,7 @@ const ALLOW: [u8; 6] = [0x1e, 0, 0, 0, 0, 0];
 
 #[test]
 fn start_stop_unit_and_no_medium() {
-    let (mut h, _) = ram_target(64);
+    let (mut h, _) = ram_target_with(64, 512, |c| c.stoppable = true);
     let s = h.login_clean("iqn.t:a", 0);
     h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x02, 0]).good();
     // Medium commands: NOT READY, MEDIUM NOT PRESENT.
@@ -335,6 +383,14 @@ fn start_stop_unit_and_no_medium() {
     nm(&h.write_cmd(s, 0, &wr10(0, 1), &[0; 512]));
     nm(&h.read_cmd(s, 0, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8));
     nm(&h.cmd(s, 0, &[0x35, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
+    // SYNC_NV (obsolete) and IMMED set: still MEDIUM NOT PRESENT (libiscsi
+    // NoMedia.NoMediaSBC sends SYNCHRONIZE CACHE(10)/(16) like this).
+    nm(&h.cmd(s, 0, &[0x35, 0x06, 0, 0, 0, 0, 0, 0, 1, 0]));
+    let mut sc16 = [0u8; 16];
+    sc16[0] = 0x91;
+    sc16[1] = 0x06;
+    sc16[13] = 1;
+    nm(&h.cmd(s, 0, &sc16));
     nm(&h.cmd(s, 0, &[0x34, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
     nm(&h.read_cmd(s, 0, &glbas(0, 24), 24));
     nm(&h.write_cmd(s, 0, &ws10(0, 1, false), &[0; 512]));
@@ -363,8 +419,36 @@ fn start_stop_unit_and_no_medium() {
 }
 
 #[test]
+fn start_stop_unit_without_stoppable_keeps_the_lu_ready() {
+    // libiscsi StartStopUnit.NoLoej: every IMMED / NO_FLUSH / START
+    // combination with LOEJ=0 leaves the medium in, and TEST UNIT READY GOOD.
+    let (mut h, _) = ram_target(64);
+    let s = h.login_clean("iqn.t:a", 0);
+    for immed in [0u8, 1] {
+        for no_flush in [0u8, 0x04] {
+            for start in [0u8, 1] {
+                h.cmd(s, 0, &[0x1b, immed, 0, 0, no_flush | start, 0])
+                    .good();
+                h.cmd(s, 0, &TUR).good();
+                h.read_cmd(s, 0, &rd10(0, 1), 512).good();
+            }
+        }
+    }
+    // LOEJ still ejects and loads a removable medium.
+    h.cmd(s, 0, &EJECT).good();
+    h.cmd(s, 0, &TUR).check(0x2, 0x3a, 0x00);
+    h.cmd(s, 0, &STOP).good();
+    h.cmd(s, 0, &START).check(0x2, 0x3a, 0x00);
+    h.cmd(s, 0, &LOAD).good();
+    h.cmd(s, 0, &TUR).good();
+}
+
+#[test]
 fn start_stop_unit_loej_on_a_fixed_medium() {
-    let (mut h, _) = ram_target_with(64, 512, |c| c.removable = false);
+    let (mut h, _) = ram_target_with(64, 512, |c| {
+        c.removable = false;
+        c.stoppable = true;
+    });
     let s = h.login_clean("iqn.t:a", 0);
     assert_eq!(h.read_cmd(s, 0, &[0x12, 0, 0, 0, 96, 0], 96).data[1], 0);
     h.cmd(s, 0, &EJECT).invalid_cdb(4, Some(1));
@@ -510,8 +594,53 @@ fn sanitize_overwrite_and_block_erase() {
     h.cmd(s, 0, &sanitize(2, false, 0)).good();
     assert_eq!(lba_status(&mut h, s, 0), vec![(0, 300, 1)]);
     assert!(lun_bytes(&h, 0, 300).iter().all(|&b| b == 0));
+    // What VPD B1h WABEREQ 01b promises: a read with no write in between
+    // completes with GOOD.
+    let d = h.read_cmd(s, 0, &rd10(0, 8), 8 * 512).good().data.clone();
+    assert!(d.iter().all(|&b| b == 0));
     // EXIT FAILURE MODE.
     h.cmd(s, 0, &sanitize(0x1f, false, 0)).good();
+}
+
+#[test]
+fn sanitize_block_erase_of_a_fully_provisioned_lu_reads_zeros() {
+    let (mut h, _) = ram_target_with(64, 512, |c| c.thin = false);
+    let s = h.login_clean("iqn.t:a", 0);
+    h.write_cmd(s, 0, &wr10(0, 64), &vec![b'a'; 64 * 512])
+        .good();
+    h.cmd(s, 0, &sanitize(2, false, 0)).good();
+    let d = h.read_cmd(s, 0, &rd10(0, 64), 64 * 512).good().data.clone();
+    assert!(d.iter().all(|&b| b == 0));
+    let vpd = h.read_cmd(s, 0, &[0x12, 1, 0xb1, 0, 64, 0], 64);
+    assert_eq!(vpd.good().data[7] >> 6, 0b01, "WABEREQ");
+}
+
+#[test]
+fn block_erase_and_format_deallocate_every_granule_whatever_the_pace() {
+    // 8-block granules, a pace whose 20 ms step is 13 blocks: the steps are
+    // rounded to whole granules, so no granule straddles two unmap steps
+    // and stays mapped (libiscsi Sanitize.BlockErase checks GET LBA STATUS).
+    let (mut h, _) = ram_target_granule(1000, 512, 512 * 1024, 8, |c| {
+        c.background_rate = 50 * 512 * 13;
+    });
+    let s = h.login_clean("iqn.t:a", 0);
+    for cdb in [sanitize(2, false, 0), [0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0]] {
+        h.write_cmd(s, 0, &wr10(0, 1000), &vec![b'a'; 1000 * 512])
+            .good();
+        assert_eq!(lba_status(&mut h, s, 0), vec![(0, 1000, 0)]);
+        let c = h.submit(
+            s,
+            0,
+            &cdb[..if cdb[0] == 0x04 { 6 } else { 10 }],
+            DataDirection::None,
+            0,
+            &[],
+        );
+        h.run_until_idle();
+        h.result(c).good();
+        assert_eq!(lba_status(&mut h, s, 0), vec![(0, 1000, 1)]);
+        assert!(lun_bytes(&h, 0, 1000).iter().all(|&b| b == 0));
+    }
 }
 
 #[test]

@@ -152,6 +152,10 @@ fn vpd_extended_inquiry_block_limits_characteristics_provisioning() {
 
     let d = h.read_cmd(s, 0, &vpd(0xb1), 255).good().data.clone();
     assert_eq!(&d[..6], &[0, 0xb1, 0, 0x3c, 0, 1]);
+    assert_eq!(d.len(), 64);
+    // WABEREQ 01b (reads after SANITIZE BLOCK ERASE complete with GOOD),
+    // WACEREQ 00b, form factor not reported.
+    assert_eq!(d[7], 0x40);
 
     let d = h.read_cmd(s, 0, &vpd(0xb2), 255).good().data.clone();
     assert_eq!(d, &[0, 0xb2, 0, 4, 0, 0xe4, 0x02, 0]);

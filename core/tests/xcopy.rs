@@ -242,14 +242,29 @@ fn unsupported_descriptor_types_and_fields() {
     s2s[0] = 0x03;
     s2s[3] = 0x10;
     xcopy(&mut h, s, &list(1, HOLD, &[cscd(&n, 0, 512)], &[s2s])).check(5, 0x26, 0x09);
-    // LU ID TYPE 11b: INVALID FIELD IN PARAMETER LIST at byte 17, bit 7.
-    let o = xcopy(
-        &mut h,
-        s,
-        &list(1, HOLD, &[cscd(&n, 0xc0, 512)], std::slice::from_ref(&seg)),
-    );
-    o.check(5, 0x26, 0);
-    assert_eq!(o.sks(), Some([0x8f, 0, 17]));
+    // LU ID TYPE has no LU IDENTIFIER to qualify in an E4h descriptor: any
+    // value is ignored and the copy runs.
+    for (k, lu_id_type) in [0x40u8, 0x80, 0xc0].into_iter().enumerate() {
+        let src = 100 * k as u64;
+        h.write_cmd(s, 0, &wr10(src as u32, 4), &vec![k as u8 + 1; 4 * 512])
+            .good();
+        xcopy(
+            &mut h,
+            s,
+            &list(
+                9,
+                HOLD,
+                &[cscd(&n, lu_id_type, 512)],
+                &[b2b(0, 0, 4, src, 3000 + src)],
+            ),
+        )
+        .good();
+        assert!(
+            lun_bytes(&h, 3000 + src, 4)
+                .iter()
+                .all(|&b| b == k as u8 + 1)
+        );
+    }
     // NUL: the copy target is unreachable.
     let o = xcopy(
         &mut h,

@@ -111,7 +111,11 @@ pub enum IoKind {
     CommitWrite,
     /// Make the blocks durable (SYNCHRONIZE CACHE). No buffer.
     Flush,
-    /// Deallocate the blocks (UNMAP); with LBPRZ they read back as zeros. No buffer.
+    /// Deallocate the blocks (UNMAP, WRITE SAME with UNMAP). Every block of
+    /// the range reads back as zeros afterwards (LBPRZ), whatever the
+    /// backend's allocation granule: whole granules are deallocated, the
+    /// blocks of a granule the range covers only in part are zeroed (and
+    /// may stay allocated). No buffer.
     Unmap,
     /// Write the one block in `buf` to every block of the range (WRITE SAME).
     WriteSame,

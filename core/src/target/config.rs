@@ -112,6 +112,9 @@ impl PortConfig {
 /// Longest unit serial number kept (VPD page 80h).
 pub const SERIAL_MAX: usize = 32;
 
+/// Largest [`LuConfig::physical_block_exponent`] (a 4-bit field).
+pub const PHYSICAL_EXPONENT_MAX: u8 = 15;
+
 /// A logical unit.
 #[derive(Clone, Copy, Debug)]
 pub struct LuConfig<'s> {
@@ -119,6 +122,13 @@ pub struct LuConfig<'s> {
     pub backend: BackendLun,
     /// Logical block size in bytes (a power of two, 512 to 65536).
     pub block_size: u32,
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (READ CAPACITY(16)): the
+    /// physical block is `2^n` logical blocks, 0 to [`PHYSICAL_EXPONENT_MAX`]
+    /// (e.g. 3 for 4096-byte physical blocks of 512-byte logical ones). LBA 0
+    /// is aligned (LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0); VPD page B0h's
+    /// OPTIMAL TRANSFER LENGTH GRANULARITY is one physical block. 0 (the
+    /// default): physical and logical blocks are the same.
+    pub physical_block_exponent: u8,
     /// Number of blocks.
     pub blocks: u64,
     /// Thin provisioned: LBPME, UNMAP, WRITE SAME with UNMAP, GET LBA STATUS;
@@ -130,6 +140,15 @@ pub struct LuConfig<'s> {
     pub read_only: bool,
     /// Removable medium (RMB): START STOP UNIT can unload it.
     pub removable: bool,
+    /// START STOP UNIT with START=0 and LOEJ=0 stops the LU: the SBC-4
+    /// stopped power condition, where TEST UNIT READY and media access
+    /// commands get NOT READY, INITIALIZING COMMAND REQUIRED until a START=1.
+    /// `false` (the default) deviates from SBC-4 on purpose: the command is
+    /// accepted (the write cache flushed unless NO_FLUSH) and the LU stays
+    /// ready, since it has no spindle to stop and one initiator stopping a
+    /// shared LU would take it away from every other one. libiscsi's
+    /// StartStopUnit.NoLoej expects this.
+    pub stoppable: bool,
     /// Volatile write cache present and enabled by default (WCE).
     pub write_cache: bool,
     /// MEDIUM ROTATION RATE of VPD page B1h: 1 = non-rotating (solid state).
@@ -154,11 +173,13 @@ impl<'s> LuConfig<'s> {
         LuConfig {
             backend,
             block_size,
+            physical_block_exponent: 0,
             blocks,
             thin: false,
             unmap_granularity: 1,
             read_only: false,
             removable: false,
+            stoppable: false,
             write_cache: true,
             rotation_rate: 1,
             naa: [0; 16],
@@ -225,8 +246,9 @@ pub enum ConfigError {
     Duplicate,
     /// No such LU, group or port.
     NotFound,
-    /// A value is out of range (block size, zero blocks, relative port 0,
-    /// a serial number that is too long or not printable).
+    /// A value is out of range (block size, physical block exponent, zero
+    /// blocks, relative port 0, a serial number that is too long or not
+    /// printable).
     Invalid,
     /// The LU still has commands or mappings.
     InUse,

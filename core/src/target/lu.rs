@@ -27,11 +27,14 @@ pub(crate) struct ModeValues {
 pub(crate) struct LuCfg {
     pub backend: BackendLun,
     pub block_size: u32,
+    /// Logical blocks per physical block, log2.
+    pub pb_exp: u8,
     pub blocks: u64,
     pub thin: bool,
     pub unmap_granularity: u32,
     pub read_only: bool,
     pub removable: bool,
+    pub stoppable: bool,
     pub write_cache: bool,
     pub rotation_rate: u16,
     pub naa: [u8; 16],
@@ -120,11 +123,13 @@ impl Lu {
         cfg: LuCfg {
             backend: BackendLun(0),
             block_size: 512,
+            pb_exp: 0,
             blocks: 0,
             thin: false,
             unmap_granularity: 1,
             read_only: false,
             removable: false,
+            stoppable: false,
             write_cache: false,
             rotation_rate: 1,
             naa: [0; 16],

@@ -19,8 +19,8 @@ use core::fmt;
 pub use cmd::CmdState;
 pub(crate) use cmd::{Cmd, NIL};
 pub use config::{
-    Access, AluaState, ConfigError, GroupId, HandleError, LuConfig, LuId, PortConfig, Progress,
-    SERIAL_MAX, SessionError, TargetConfig,
+    Access, AluaState, ConfigError, GroupId, HandleError, LuConfig, LuId, PHYSICAL_EXPONENT_MAX,
+    PortConfig, Progress, SERIAL_MAX, SessionError, TargetConfig,
 };
 pub(crate) use lu::{BgKind, BgOp, Lu, LuCfg, ModeValues};
 pub use pool::{BufferPool, BufferPoolError, MAX_CHUNKS};
@@ -440,7 +440,9 @@ impl<'a> Target<'a> {
         if !bs.is_power_of_two() || !(512..=65536).contains(&bs) || cfg.blocks == 0 {
             return Err(ConfigError::Invalid);
         }
-        if !cfg.unmap_granularity.is_power_of_two() {
+        if !cfg.unmap_granularity.is_power_of_two()
+            || cfg.physical_block_exponent > config::PHYSICAL_EXPONENT_MAX
+        {
             return Err(ConfigError::Invalid);
         }
         let serial = cfg.serial.as_bytes();
@@ -455,11 +457,13 @@ impl<'a> Target<'a> {
         let mut c = LuCfg {
             backend: cfg.backend,
             block_size: bs,
+            pb_exp: cfg.physical_block_exponent,
             blocks: cfg.blocks,
             thin: cfg.thin,
             unmap_granularity: cfg.unmap_granularity,
             read_only: cfg.read_only,
             removable: cfg.removable,
+            stoppable: cfg.stoppable,
             write_cache: cfg.write_cache,
             rotation_rate: cfg.rotation_rate,
             naa: cfg.naa,

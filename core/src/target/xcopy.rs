@@ -212,11 +212,13 @@ impl Target<'_> {
             let at = 16 + k * CSCD_LEN;
             let mut d = [0u8; 2];
             self.read_params(i, at, &mut d)?;
+            // The LU ID TYPE field (byte 1, bits 7-6) qualifies an LU
+            // IDENTIFIER field, which the identification descriptor CSCD
+            // (E4h) does not have: it names its LU by the designator, so the
+            // field is ignored (libiscsi's ExtendedCopy.ValidTgtDescr expects
+            // a copy with LU ID TYPE 11b to succeed on an SPC-4 target).
             if d[0] != 0xe4 {
                 return Err(illegal(0x26, 0x07)); // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
-            }
-            if d[1] >> 6 != 0 {
-                return Err(invalid_param(at + 1, Some(7)));
             }
         }
         let mut at = 16 + tdl;

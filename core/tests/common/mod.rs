@@ -827,14 +827,27 @@ pub fn ram_target_pool(
     pool: usize,
     tweak: impl FnOnce(&mut LuConfig<'static>),
 ) -> (H<RamB>, LuId) {
+    ram_target_granule(blocks, bs, pool, 1, tweak)
+}
+
+/// A thin RAM LU whose backend allocates `granule` blocks at a time (the
+/// LU's OPTIMAL UNMAP GRANULARITY).
+pub fn ram_target_granule(
+    blocks: u64,
+    bs: u32,
+    pool: usize,
+    granule: u32,
+    tweak: impl FnOnce(&mut LuConfig<'static>),
+) -> (H<RamB>, LuId) {
     let lun_mem = mem((blocks * u64::from(bs)) as usize, 0x4000_0000);
     let bits: &'static mut [u32] =
-        Box::leak(vec![0u32; RamB::bitmap_words(blocks, 1)].into_boxed_slice());
+        Box::leak(vec![0u32; RamB::bitmap_words(blocks, granule)].into_boxed_slice());
     let mut b: RamB = RamBackend::new();
-    let id = b.add_thin_lun(lun_mem, bs, bits, 1).unwrap();
+    let id = b.add_thin_lun(lun_mem, bs, bits, granule).unwrap();
     let mut h = H::new(b, pool, &[lun_mem]);
     let mut cfg = LuConfig::new(id, bs, blocks);
     cfg.thin = true;
+    cfg.unmap_granularity = granule;
     cfg.removable = true;
     cfg.serial = "SN0001";
     tweak(&mut cfg);
