@@ -17,7 +17,8 @@
 //! name = "ram0"
 //! backend = "ram"                     # ram | null | file
 //! size = "1GiB"
-//! block_size = 512
+//! block_size = 512                  # logical block size
+//! physical_block_size = 4096          # default: 4096, or block_size if larger
 //! thin = true
 //! removable = true
 //!
@@ -134,6 +135,10 @@ pub struct LuSpec {
     pub size: u64,
     /// Logical block size.
     pub block_size: u32,
+    /// Physical block size in bytes: `block_size` times a power of two (at most
+    /// 2^15), reported as LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT in READ
+    /// CAPACITY(16) and as the OPTIMAL TRANSFER LENGTH GRANULARITY of VPD page B0h.
+    pub physical_block_size: u32,
     /// Thin provisioned (UNMAP, GET LBA STATUS).
     pub thin: bool,
     /// Removable medium (START STOP UNIT LOEJ, PREVENT ALLOW MEDIUM REMOVAL).
@@ -247,15 +252,22 @@ fn wwnn_of(wwpn: u64) -> u64 {
 /// it in progress 4-5 s after it started (and across resets and a new login).
 pub const DEFAULT_BACKGROUND_RATE: u64 = 160 << 20;
 
-/// The default LU: RAM, thin, removable, 512-byte blocks (what the libiscsi suite needs:
-/// thin provisioning for UNMAP / GET LBA STATUS, a removable medium for NoMedia,
-/// PreventAllow and StartStopUnit, a paced SANITIZE so its progress can be seen).
+/// The default physical block size: 4096 bytes, as on the "512e" and 4Kn disks and
+/// flash an FC array serves (and the RAM LU's 8-block unmap granule).
+pub const DEFAULT_PHYSICAL_BLOCK_SIZE: u32 = 4096;
+
+/// The default LU: RAM, thin, removable, 512-byte logical blocks in 4096-byte physical
+/// blocks (what the libiscsi suite needs: thin provisioning for UNMAP / GET LBA STATUS,
+/// a removable medium for NoMedia, PreventAllow and StartStopUnit, a paced SANITIZE so
+/// its progress can be seen, and LOGICAL BLOCKS PER PHYSICAL BLOCK >= 2 for its
+/// unaligned COMPARE AND WRITE and WRITE SAME tests).
 pub fn default_lu(name: &str, size: u64) -> LuSpec {
     LuSpec {
         name: name.to_owned(),
         backend: BackendKind::Ram,
         size,
         block_size: 512,
+        physical_block_size: DEFAULT_PHYSICAL_BLOCK_SIZE,
         thin: true,
         removable: true,
         read_only: false,
@@ -263,6 +275,35 @@ pub fn default_lu(name: &str, size: u64) -> LuSpec {
         background_rate: DEFAULT_BACKGROUND_RATE,
         serial: String::new(),
     }
+}
+
+impl LuSpec {
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT: log2(physical / logical block size).
+    pub fn physical_block_exponent(&self) -> u8 {
+        let ratio = (self.physical_block_size / self.block_size.max(1)).max(1);
+        ratio.trailing_zeros() as u8
+    }
+}
+
+/// Checks a physical block size against the logical one: a power-of-two multiple of
+/// it, at most 2^15 logical blocks (the 4-bit exponent of READ CAPACITY(16)).
+pub fn check_physical_block_size(physical: u32, logical: u32) -> Result<(), String> {
+    let max = u64::from(logical) << rscst_core::PHYSICAL_EXPONENT_MAX;
+    if physical < logical
+        || !physical.is_multiple_of(logical)
+        || !(physical / logical).is_power_of_two()
+    {
+        return Err(format!(
+            "{physical} is not the block size {logical} times a power of two"
+        ));
+    }
+    if u64::from(physical) > max {
+        return Err(format!(
+            "{physical} is more than 2^{} blocks of {logical} bytes",
+            rscst_core::PHYSICAL_EXPONENT_MAX
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a size: bytes, or a number with K/M/G/T (powers of 1024; `KiB` and `KB` alike).
@@ -377,6 +418,7 @@ struct LuFile {
     backend: Option<String>,
     size: Option<SizeFile>,
     block_size: Option<u32>,
+    physical_block_size: Option<u32>,
     path: Option<PathBuf>,
     thin: Option<bool>,
     removable: Option<bool>,
@@ -532,6 +574,11 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                     format!("{block_size} is not a power of two in 512..=65536"),
                 );
             }
+            let physical_block_size = l
+                .physical_block_size
+                .unwrap_or(DEFAULT_PHYSICAL_BLOCK_SIZE.max(block_size));
+            check_physical_block_size(physical_block_size, block_size)
+                .or_else(|m| err(field("physical_block_size"), m))?;
             let size = match &l.size {
                 Some(s) => size_of(s, &field("size"))?,
                 None if matches!(backend, BackendKind::File(_)) => 0,
@@ -567,6 +614,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                 backend,
                 size,
                 block_size,
+                physical_block_size,
                 thin: l.thin.unwrap_or(true),
                 removable: l.removable.unwrap_or(true),
                 read_only: l.read_only.unwrap_or(false),
@@ -704,6 +752,59 @@ mod tests {
         assert_eq!(c.map, vec![(0, 1), (3, 0)]);
         assert_eq!(c.groups[0].initiators, vec![0x2100_0024_ff10_0000]);
         assert!(c.groups[0].read_only);
+    }
+
+    #[test]
+    fn physical_block_size() {
+        // The default LU: 4096-byte physical blocks of 512-byte logical ones.
+        let d = &Config::default().lus[0];
+        assert_eq!((d.block_size, d.physical_block_size), (512, 4096));
+        assert_eq!(d.physical_block_exponent(), 3);
+        let lu = |text: &str| parse(&format!("[[lu]]\n{text}"), "t.toml").unwrap().lus[0].clone();
+        // Default in a file: 4096, or the logical block size if that is larger.
+        let l = lu("block_size = 4096");
+        assert_eq!(
+            (l.physical_block_size, l.physical_block_exponent()),
+            (4096, 0)
+        );
+        let l = lu("block_size = 16384");
+        assert_eq!(
+            (l.physical_block_size, l.physical_block_exponent()),
+            (16384, 0)
+        );
+        let l = lu("block_size = 1024");
+        assert_eq!(
+            (l.physical_block_size, l.physical_block_exponent()),
+            (4096, 2)
+        );
+        // Given: any power-of-two multiple up to 2^15 logical blocks.
+        let l = lu("physical_block_size = 512");
+        assert_eq!(l.physical_block_exponent(), 0);
+        let l = lu("physical_block_size = 65536");
+        assert_eq!(l.physical_block_exponent(), 7);
+        let l = lu("physical_block_size = 16777216");
+        assert_eq!(l.physical_block_exponent(), 15);
+        let l = lu("block_size = 4096\nphysical_block_size = 32768");
+        assert_eq!(l.physical_block_exponent(), 3);
+    }
+
+    #[test]
+    fn bad_physical_block_sizes() {
+        for (text, needle) in [
+            ("physical_block_size = 256", "512 times a power of two"),
+            ("physical_block_size = 1000", "512 times a power of two"),
+            ("physical_block_size = 6144", "512 times a power of two"),
+            ("physical_block_size = 0", "512 times a power of two"),
+            ("physical_block_size = 33554432", "2^15"),
+            (
+                "block_size = 4096\nphysical_block_size = 2048",
+                "4096 times",
+            ),
+        ] {
+            let s = bad(&format!("[[lu]]\n{text}"), "lu[0].physical_block_size");
+            assert!(s.contains(needle), "{text}: {s}");
+        }
+        bad("[[lu]]\nphysical_block_size = \"4k\"", "t.toml:2");
     }
 
     #[track_caller]

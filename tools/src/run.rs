@@ -1,7 +1,10 @@
 //! `rscst run`: start the target and serve until Ctrl-C (or SIGTERM).
 //!
 //! With no arguments: one simulated ISP2532 port on a simulated fabric, a 1 GiB thin,
-//! removable RAM LU at LUN 0, and the iSCSI door on 127.0.0.1:3260 with one target.
+//! removable RAM LU at LUN 0 (512-byte logical blocks in 4096-byte physical blocks:
+//! READ CAPACITY(16) reports LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 3), and the iSCSI
+//! door on 127.0.0.1:3260 with one target. `--config` describes other LUs (see
+//! `rscst_tools::config`: `block_size`, `physical_block_size`, ...).
 //! Prints the port's WWPN and the URL to use, then one stats line per second.
 
 use std::path::PathBuf;
@@ -32,7 +35,8 @@ pub struct RunArgs {
     /// portal on their own threads).
     #[arg(long, value_name = "rtc|threaded")]
     pub mode: Option<String>,
-    /// Size of the default RAM LU (e.g. 256MiB); ignored with LUs in --config.
+    /// Size of the default RAM LU (e.g. 256MiB; 512-byte blocks, 4096-byte physical
+    /// blocks); ignored with LUs in --config.
     #[arg(long, value_name = "SIZE")]
     pub size: Option<String>,
     /// iSCSI target name.
@@ -135,10 +139,15 @@ fn banner(cfg: &Config, port_id: Option<rscst_fw::PortId>, listen: Option<std::n
             BackendKind::File(p) => format!("file {}", p.display()),
         };
         println!(
-            "rscst: LUN {lun}: {} ({kind}, {}, {}-byte blocks{}{}{})",
+            "rscst: LUN {lun}: {} ({kind}, {}, {}-byte blocks{}{}{}{})",
             l.name,
             human(l.size),
             l.block_size,
+            if l.physical_block_size != l.block_size {
+                format!(" ({}-byte physical)", l.physical_block_size)
+            } else {
+                String::new()
+            },
             if l.thin { ", thin" } else { "" },
             if l.removable { ", removable" } else { "" },
             if l.read_only { ", read-only" } else { "" },

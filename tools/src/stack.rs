@@ -214,6 +214,7 @@ pub fn build(cfg: &Config, mut sim_cfg: SimConfig) -> Result<Parts, String> {
             Box::leak(l.serial.clone().into_boxed_str())
         };
         let mut lc = LuConfig::new(backend_lun[i], l.block_size, blocks_of[i]);
+        lc.physical_block_exponent = l.physical_block_exponent();
         lc.thin = l.thin && l.backend != BackendKind::Null;
         lc.unmap_granularity = if l.backend == BackendKind::Ram { 8 } else { 1 };
         lc.removable = l.removable;

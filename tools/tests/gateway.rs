@@ -246,6 +246,23 @@ fn login_inquiry_write_read_tmf_logout_through_the_fc_stack() {
     let r = rig.command(&[0x12, 0, 0, 0, 96, 0], 96, true, false, &[]);
     let inq = data_of(&r);
     assert_eq!(&inq[8..13], b"RSCST", "{inq:?}");
+    // READ CAPACITY(16): the default LU's 512-byte blocks in 4096-byte physical blocks
+    // (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 3, LBA 0 aligned).
+    let mut rc16 = [0u8; 16];
+    rc16[0] = 0x9e;
+    rc16[1] = 0x10;
+    rc16[13] = 32;
+    let r = rig.command(&rc16, 32, true, false, &[]);
+    assert_eq!(status_of(&r), 0);
+    let cap = data_of(&r);
+    assert_eq!(cap[..8], (BLOCKS - 1).to_be_bytes(), "{cap:?}");
+    assert_eq!(cap[8..12], 512u32.to_be_bytes(), "{cap:?}");
+    assert_eq!(cap[13] & 0x0f, 3, "LBPPB exponent: {cap:?}");
+    assert_eq!(
+        (cap[14] & 0x3f, cap[15]),
+        (0, 0),
+        "lowest aligned LBA: {cap:?}"
+    );
 
     // WRITE through R2T / XFER_RDY, then READ it back; the LU's memory holds it.
     let data = pattern(64 * 512, 7);
