@@ -5,9 +5,11 @@
 #   1. libiscsi's tools: iscsi-ls, iscsi-inq, iscsi-readcapacity16
 #   2. idle CPU of the target with no initiator connected (< 1 % of a core)
 #   3. iscsi-test-cu --test=ALL (SANITIZE included) with the URL twice (multipath and
-#      two-initiator tests), plus SCSI.ReadOnly against a second target with a
-#      write-protected LU (port+1) and Sanitize.Reset alone; judged by scripts/conformance-gate.py against
-#      scripts/conformance-allow.txt
+#      two-initiator tests), plus supplementary runs of the tests whose premise the ALL
+#      run cannot meet: SCSI.ReadOnly against a second target's write-protected LU
+#      (port+1, LUN 0), GetLBAStatus.UnmapSingle against its LU with 512-byte physical
+#      blocks (LUN 1), and Sanitize.Reset alone; judged by scripts/conformance-gate.py
+#      against scripts/conformance-allow.txt
 #   4. fio with the libiscsi engine: a verified (crc32c) random write/read job
 #   5. SIGTERM: the target stops cleanly
 #
@@ -23,6 +25,7 @@ IQN="iqn.2025-01.org.rscst:sim"
 URL="iscsi://127.0.0.1:$PORT/$IQN/0"
 RO_PORT=$((PORT + 1))
 RO_URL="iscsi://127.0.0.1:$RO_PORT/iqn.2025-01.org.rscst:ro/0"
+LBPPB1_URL="iscsi://127.0.0.1:$RO_PORT/iqn.2025-01.org.rscst:ro/1"
 rm -rf "$OUT"; mkdir -p "$OUT"
 say() { printf '\n--> %s\n' "$*"; }
 
@@ -87,11 +90,13 @@ bash scripts/peers/conformance.sh -a -T 1200 -o "$OUT/all" "$URL" "$URL" || true
 say "SCSI.ReadOnly against the write-protected LU"
 for _ in $(seq 1 300); do grep -q '^rscst: try:' "$OUT/rscst-ro.out" 2>/dev/null && break; sleep 0.2; done
 bash scripts/peers/conformance.sh -t SCSI.ReadOnly -o "$OUT/ro" "$RO_URL" || true
+say "GetLBAStatus.UnmapSingle against an LU with LBPPB 1"
+bash scripts/peers/conformance.sh -t SCSI.GetLBAStatus.UnmapSingle -o "$OUT/lbppb1" "$LBPPB1_URL" || true
 say "Sanitize.Reset alone"
 bash scripts/peers/conformance.sh -a -t SCSI.Sanitize.Reset -T 300 -o "$OUT/reset" "$URL" "$URL" || true
 say "conformance gate"
 python3 scripts/conformance-gate.py "$OUT/all/summary.txt" scripts/conformance-allow.txt \
-  --extra "$OUT/ro/summary.txt" --extra "$OUT/reset/summary.txt"
+  --extra "$OUT/ro/summary.txt" --extra "$OUT/lbppb1/summary.txt" --extra "$OUT/reset/summary.txt"
 
 say "stopping rscst (SIGTERM)"
 trap - EXIT
