@@ -41,6 +41,11 @@ fn bad_arguments_and_configs_are_one_line_and_exit_2() {
     )
     .unwrap();
     bad(&["run", "--config", f.to_str().unwrap()], "lu[0].size");
+    std::fs::write(&f, "[[lu]]\nname = \"a\"\nphysical_block_size = 1000\n").unwrap();
+    bad(
+        &["run", "--config", f.to_str().unwrap()],
+        "lu[0].physical_block_size: 1000 is not the block size 512 times a power of two",
+    );
     std::fs::write(&f, "[[lu]]\nsise = 1\n").unwrap();
     bad(&["run", "--config", f.to_str().unwrap()], "sise");
     let _ = std::fs::remove_dir_all(&dir);
