@@ -517,7 +517,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             let (handle, flags) = handle_flags(true);
             let mut e = [0u8; 64];
             iocb::data_ctio_one(&x, handle, dir, data.offset, dsd, flags, timeout, &mut e);
-            let _ = self.post(core::slice::from_ref(&e), 0);
+            let _ = self.post_reserved(core::slice::from_ref(&e));
             self.stats.ctios += 1;
             len = u64::from(dsd.length);
         } else {
@@ -528,7 +528,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 len += u64::from(p.len);
                 let (handle, flags) = handle_flags(k == pieces);
                 let n = iocb::data_ctio(&x, handle, dir, &p, data.segs, flags, timeout, &mut out);
-                let _ = self.post(&out[..n], 0);
+                let _ = self.post_reserved(&out[..n]);
                 self.stats.ctios += 1;
                 self.stats.continuations += n.saturating_sub(1) as u64;
             }
@@ -544,7 +544,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 &sense[..n],
             ) {
                 c.timeout = timeout;
-                let _ = self.post(&[iocb::emit_ctio(&c)], 0);
+                let _ = self.post_reserved(&[iocb::emit_ctio(&c)]);
                 self.stats.ctios += 1;
             }
         }

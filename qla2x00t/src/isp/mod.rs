@@ -603,6 +603,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         matches!(self.req.push(&hw, entries), Ok(true))
     }
+
+    /// [`Self::post`] for entries the caller's own `reserve` already made
+    /// room for: written straight into the ring (`push` still checks the
+    /// room), through `post` only while a MARKER has to go first.
+    #[inline(always)]
+    pub(crate) fn post_reserved(&mut self, entries: &[[u8; ENTRY_LEN]]) -> bool {
+        if self.marker_needed {
+            return self.post(entries, 0);
+        }
+        let hw = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+        matches!(self.req.push(&hw, entries), Ok(true))
+    }
 }
 
 #[cfg(test)]
