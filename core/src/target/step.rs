@@ -392,6 +392,17 @@ impl Target<'_> {
 
     /// Queue the status (with the final data, if any).
     fn step_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
+        let c = &self.cmds[i];
+        if c.status == ScsiStatus::CheckCondition || c.sense.is_some() {
+            return self.step_respond_sense(i, t);
+        }
+        self.queue_response(i, t, &[])
+    }
+
+    /// [`Self::step_respond`] of a CHECK CONDITION: QErr and ACA, then the
+    /// sense data encoded for the status.
+    #[inline(never)]
+    fn step_respond_sense<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
         if self.cmds[i].status == ScsiStatus::CheckCondition && !self.cmds[i].qerr_done {
             self.cmds[i].qerr_done = true;
             self.on_check_condition(i);
@@ -408,9 +419,16 @@ impl Target<'_> {
             }
             None => 0,
         };
+        self.queue_response(i, t, &sense[..n])
+    }
+
+    /// Queue the status with `sense` (and the final data, if any).
+    #[inline(always)]
+    fn queue_response<T: Transport>(&mut self, i: usize, t: &mut T, sense: &[u8]) -> Step {
+        let c = &self.cmds[i];
         let status = Status {
             status: c.status,
-            sense: &sense[..n],
+            sense,
             residual: residual(c),
         };
         let r = self.cmd_ref(i);
