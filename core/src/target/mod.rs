@@ -868,12 +868,19 @@ impl<'a> Target<'a> {
     }
 
     /// Take the first pending unit attention of an I_T_L nexus.
+    #[inline]
     pub(crate) fn pop_ua(&mut self, s: usize, l: usize) -> Option<UnitAttention> {
         let stride = self.lus.len();
         let e = self.itl.get_mut(s * stride + l)?;
         if e.ua == 0 {
             return None;
         }
+        Self::pop_ua_bit(e)
+    }
+
+    /// [`Self::pop_ua`] once one is pending.
+    #[inline(never)]
+    fn pop_ua_bit(e: &mut Itl) -> Option<UnitAttention> {
         // Bits are in reporting order: the lowest set one goes first.
         let ua = *UnitAttention::ALL.get(e.ua.trailing_zeros() as usize)?;
         e.ua &= !ua.bit();

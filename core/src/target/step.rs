@@ -249,7 +249,7 @@ impl Target<'_> {
     }
 
     /// The task is enabled: reservation, readiness and protection checks.
-    #[inline]
+    #[inline(always)]
     fn step_enabled(&mut self, i: usize) -> Step {
         // The usual case first: no reservation of any kind, no background
         // operation, no ALUA restriction, the medium ready and writable.
