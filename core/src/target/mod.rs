@@ -1038,11 +1038,17 @@ impl<'a> Target<'a> {
         cmd: CmdHandle,
         result: Result<(), TransferError>,
     ) -> Result<(), HandleError> {
-        let i = self.cmd_index(cmd)?;
-        if self.aborting(i) {
-            return Ok(());
-        }
-        if self.cmds[i].state != CmdState::ResponseSent {
+        // The usual case in one look: the live command, waiting for this.
+        let i = cmd.index();
+        let expected = self
+            .cmds
+            .get(i)
+            .is_some_and(|c| c.generation == cmd.generation() && c.state == CmdState::ResponseSent);
+        if !expected {
+            let i = self.cmd_index(cmd)?;
+            if self.aborting(i) {
+                return Ok(());
+            }
             return Err(HandleError::WrongState);
         }
         if result.is_ok() {
