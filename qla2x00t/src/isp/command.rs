@@ -194,8 +194,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         ok
     }
 
+    #[inline]
     fn completion_deadline(&self) -> rscst_core::Instant {
-        self.now.saturating_add(self.config.completion_timeout)
+        // `now.saturating_add(config.completion_timeout)`, the duration
+        // converted once at probe.
+        rscst_core::Instant::from_nanos(self.now.as_nanos().saturating_add(self.completion_nanos))
     }
 
     // ---------------------------------------------------------------- ATIO7
