@@ -337,6 +337,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
+    #[inline]
     fn new_cmd(&mut self, h: CmdHandle, x: Exchange, session: u16, lun: Lun) {
         let Some(slot) = self.cmds.get_mut(h.index()) else {
             // The core's pool is larger than the driver's table: refused at
