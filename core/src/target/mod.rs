@@ -1033,6 +1033,7 @@ impl<'a> Target<'a> {
 
     /// The status queued by [`Transport::queue_status`] or
     /// [`Transport::queue_data_in`] was sent (or could not be: `Err`). Frees the slot.
+    #[inline]
     pub fn response_sent(
         &mut self,
         cmd: CmdHandle,
