@@ -125,23 +125,13 @@ impl Target<'_> {
             .get(l)
             .map_or(512, |lu| u64::from(lu.cfg.block_size));
         // The stages run in a loop; the usual READ (parse, one mapped round,
-        // status) goes through them in order without going back to the top
-        // between them (each stage below is exactly its arm of the loop).
-        if self.cmds[i].stage == S_PARSE {
-            let (lba, blocks) = self.lba_blocks(i);
-            check!(self, i, self.check_transfer(i, lba, blocks));
-            let c = &mut self.cmds[i];
-            c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
-            c.lba = lba;
-            c.count = blocks;
-            c.intended = blocks * bs;
-            c.aux = c.intended.min(c.expected(DataDirection::In));
-            c.done = 0;
-            self.lus[l].stats.read_cmds += 1;
-            if self.cmds[i].aux == 0 {
-                return self.good(i);
-            }
-            self.cmds[i].stage = S_MAP;
+        // status) is `read_first`, which goes through them in order with the
+        // command slot and the LU borrowed once (each of its parts is exactly
+        // the stage's arm of the loop).
+        if self.cmds[i].stage == S_PARSE
+            && let Some(step) = self.read_first(i, t, b)
+        {
+            return step;
         }
         loop {
             match self.cmds[i].stage {
@@ -214,6 +204,83 @@ impl Target<'_> {
                 }
                 _ => return self.fail(i, SenseReason::InternalTargetFailure),
             }
+        }
+    }
+
+    /// READ's S_PARSE stage, then (when the backend maps and no interlock
+    /// is in play) its first S_MAP and S_SEND. `None`: go on in the stage
+    /// loop of [`Self::exec_read`] at the stage set.
+    #[inline(always)]
+    fn read_first<T: Transport, B: Backend>(
+        &mut self,
+        i: usize,
+        t: &mut T,
+        b: &mut B,
+    ) -> Option<Step> {
+        let (lba, blocks) = self.lba_blocks(i);
+        if let Err(r) = self.check_transfer(i, lba, blocks) {
+            return Some(self.fail(i, r));
+        }
+        let l = self.lu_of(i);
+        // `check_transfer` found the LU.
+        let (Some(c), Some(lu)) = (self.cmds.get_mut(i), self.lus.get_mut(l)) else {
+            return Some(self.fail(i, SenseReason::InternalTargetFailure));
+        };
+        let bs = u64::from(lu.cfg.block_size);
+        // S_PARSE.
+        c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
+        c.lba = lba;
+        c.count = blocks;
+        c.intended = blocks * bs;
+        c.aux = c.intended.min(c.expected(DataDirection::In));
+        c.done = 0;
+        lu.stats.read_cmds += 1;
+        if c.aux == 0 {
+            return Some(self.good(i));
+        }
+        c.stage = S_MAP;
+        // S_MAP: `begin_media` without interlocking commands on the LU (the
+        // loop's S_MAP runs the whole of it otherwise).
+        if !c.media_active {
+            if c.media_lu != NIL || lu.atomic != 0 {
+                return None;
+            }
+            c.media_active = true;
+        }
+        let remaining = c.aux;
+        c.segs.clear();
+        match b.map(
+            lu.cfg.backend,
+            MapDir::Read,
+            lba,
+            remaining.div_ceil(bs),
+            bs as u32,
+            &mut c.segs,
+        ) {
+            Ok(Mapped::Bytes(n)) => {
+                let round = n.min(remaining);
+                c.segs.truncate(round);
+                c.round = round;
+                c.seg_offset = 0;
+                c.stage = S_SEND;
+                // S_SEND (`read_send` with nothing done yet).
+                if round >= c.aux {
+                    c.done = round;
+                    c.data_with_status = true;
+                    lu.stats.read_bytes += round;
+                    // `good`.
+                    c.status = ScsiStatus::Good;
+                    c.sense = None;
+                    c.state = CmdState::Respond;
+                    return Some(Step::Continue);
+                }
+                Some(self.send_in(i, t, S_SENT))
+            }
+            Ok(Mapped::Unsupported) => {
+                c.stage = S_BUFFERED;
+                None
+            }
+            Err(e) => Some(self.fail(i, crate::target::io_sense(e, true))),
         }
     }
 
