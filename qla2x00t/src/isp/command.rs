@@ -631,7 +631,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- completions
 
     /// A CTIO7 on the response queue (reference §7.6).
-    pub(crate) fn ctio_completion(&mut self, c: &Ctio7CompletionRepr) {
+    pub(crate) fn ctio_completion<C: CoreApi>(&mut self, core: &mut C, c: &Ctio7CompletionRepr) {
         let h = IocbHandle(c.handle);
         let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
         let (slot, o) = match self.handles.lookup(h) {
@@ -660,7 +660,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         self.handles.release(slot);
         match o.payload {
-            Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c),
+            Owner::Ctio { cmd } => self.cmd_ctio_done(core, cmd as usize, ok, c),
             Owner::Terminate { cmd } => {
                 if let Some(s) = self.cmds.get_mut(cmd as usize) {
                     s.outstanding = s.outstanding.saturating_sub(1);
@@ -732,7 +732,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    fn cmd_ctio_done(&mut self, i: usize, ok: bool, c: &Ctio7CompletionRepr) {
+    fn cmd_ctio_done<C: CoreApi>(
+        &mut self,
+        core: &mut C,
+        i: usize,
+        ok: bool,
+        c: &Ctio7CompletionRepr,
+    ) {
         let Some(slot) = self.cmds.get_mut(i) else {
             return;
         };
@@ -761,8 +767,36 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 Op::Idle => Deliver::Nothing,
             };
             slot.op = Op::Idle;
+            // Nothing else owed first (no terminate to post, nothing queued
+            // before it): tell the core now, as `deliver_cmd_pending` would
+            // once it reached this slot.
+            if slot.live && !slot.needs_terminate && self.cmd_pending.is_empty() {
+                let (handle, d) = (slot.handle, slot.deliver);
+                self.deliver(core, i, handle, d);
+                return;
+            }
         }
         self.cmd_pending.push(self.cmds, i as u16);
+    }
+
+    /// Tell the core what slot `i` (command `handle`) owes it.
+    #[inline(always)]
+    fn deliver<C: CoreApi>(&mut self, core: &mut C, i: usize, handle: CmdHandle, d: Deliver) {
+        match d {
+            Deliver::Nothing => {}
+            Deliver::DataOut(r) => {
+                self.cmds[i].deliver = Deliver::Nothing;
+                core.data_out_done(handle, r);
+            }
+            Deliver::DataIn(r) => {
+                self.cmds[i].deliver = Deliver::Nothing;
+                core.data_in_done(handle, r);
+            }
+            Deliver::Response(r) => {
+                self.free_cmd(i);
+                core.response_sent(handle, r);
+            }
+        }
     }
 
     /// Deliver what the command slots owe the core, posting terminates first.
@@ -829,21 +863,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 // A terminate is on its way: deliver after it completed.
                 continue;
             }
-            match deliver {
-                Deliver::Nothing => {}
-                Deliver::DataOut(r) => {
-                    self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_out_done(handle, r);
-                }
-                Deliver::DataIn(r) => {
-                    self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_in_done(handle, r);
-                }
-                Deliver::Response(r) => {
-                    self.free_cmd(i);
-                    core.response_sent(handle, r);
-                }
-            }
+            self.deliver(core, i, handle, deliver);
         }
         any
     }
