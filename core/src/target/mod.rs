@@ -1149,13 +1149,7 @@ impl<'a> Target<'a> {
     pub(crate) fn free_cmd(&mut self, i: usize) {
         self.leave_task_set(i);
         let c = &mut self.cmds[i];
-        if let Some(b) = c.buf.take() {
-            self.pool.release(b);
-            if self.waiting_buffers {
-                self.wake(CmdState::WaitBuffers);
-            }
-        }
-        let c = &mut self.cmds[i];
+        let buf = c.buf.take();
         let (s, l, waiters, locks) = (
             usize::from(c.session),
             usize::from(c.lu),
@@ -1176,6 +1170,12 @@ impl<'a> Target<'a> {
         c.lu = NIL;
         c.session = NIL;
         self.free_head = i as u16;
+        if let Some(b) = buf {
+            self.pool.release(b);
+            if self.waiting_buffers {
+                self.wake(CmdState::WaitBuffers);
+            }
+        }
         if locks && let Some(lu) = self.lus.get_mut(l) {
             lu.atomic = lu.atomic.saturating_sub(1);
         }
