@@ -179,6 +179,7 @@ impl Target<'_> {
     }
 
     /// First step: LU, ACA, opcode, unit attention, CDB, task set.
+    #[inline(always)]
     fn step_received(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let (s, l) = (usize::from(c.session), c.lu);
@@ -391,6 +392,7 @@ impl Target<'_> {
     }
 
     /// Queue the status (with the final data, if any).
+    #[inline(always)]
     fn step_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
         let c = &self.cmds[i];
         if c.status == ScsiStatus::CheckCondition || c.sense.is_some() {
