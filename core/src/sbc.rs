@@ -269,7 +269,9 @@ impl Target<'_> {
         ) {
             Ok(Mapped::Bytes(n)) => {
                 let round = n.min(remaining);
-                c.segs.truncate(round);
+                if n > remaining {
+                    c.segs.truncate(round);
+                }
                 c.round = round;
                 c.seg_offset = 0;
                 c.stage = S_SEND;
