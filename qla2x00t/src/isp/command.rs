@@ -760,7 +760,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 Some(e) => Err(e),
                 None => Ok(()),
             };
-            slot.deliver = match slot.op {
+            let d = match slot.op {
                 Op::DataOut => Deliver::DataOut(res),
                 Op::DataIn { with_status: false } => Deliver::DataIn(res),
                 Op::DataIn { with_status: true } | Op::Status => Deliver::Response(res),
@@ -771,10 +771,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             // before it): tell the core now, as `deliver_cmd_pending` would
             // once it reached this slot.
             if slot.live && !slot.needs_terminate && self.cmd_pending.is_empty() {
-                let (handle, d) = (slot.handle, slot.deliver);
+                let handle = slot.handle;
                 self.deliver(core, i, handle, d);
                 return;
             }
+            slot.deliver = d;
         }
         self.cmd_pending.push(self.cmds, i as u16);
     }
