@@ -23,7 +23,9 @@ use rscst_core::{
     Status, TaskAttr, TaskTag, TmfFunction, TmfRequest, TransferError,
 };
 use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFlags, TmFunction};
-use rscst_fw::iocb::{Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
+use rscst_fw::iocb::{
+    Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus, Dsd64,
+};
 use rscst_hba::Platform;
 
 use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, Peer, TmfKind, TmfSlot};
@@ -453,6 +455,87 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// Post the CTIO7s of a data transfer (and the status CTIO7 when
     /// `status` is given and cannot ride on the last data CTIO7).
     fn post_transfer(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        data: &Data<'_>,
+        status: Option<&Status<'_>>,
+    ) -> Result<(), Busy> {
+        // The usual case: one segment that fits one CTIO7, and no status or
+        // one that rides on it (GOOD, no sense, no residual, §9.2).
+        let good = status.is_none_or(|s| {
+            s.status == ScsiStatus::Good
+                && s.sense.is_empty()
+                && s.residual == rscst_core::Residual::None
+        });
+        if good && let Some(dsd) = iocb::single_dsd(data.segs, self.config.max_ctio_bytes) {
+            return self.post_one_ctio(i, dir, data.offset, dsd, status.is_some());
+        }
+        self.post_transfer_cut(i, dir, data, status)
+    }
+
+    /// [`Self::post_transfer`] of one data CTIO7 carrying the final handle
+    /// (and the status, with `send_status`): what the general path does for
+    /// one piece without a separate status CTIO7.
+    #[inline(always)]
+    fn post_one_ctio(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        offset: u32,
+        dsd: Dsd64,
+        send_status: bool,
+    ) -> Result<(), Busy> {
+        {
+            let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+            if !self.req.reserve(&hw, 1, self.config.internal_reserve) {
+                self.stats.ring_full += 1;
+                return Err(Busy);
+            }
+        }
+        let deadline = self.completion_deadline();
+        let x = self.cmds[i].x;
+        let Some(h) = self
+            .handles
+            .alloc(Owner::Ctio { cmd: i as u16 }, x.addr, deadline)
+        else {
+            self.stats.handles_exhausted += 1;
+            return Err(Busy);
+        };
+        let flags = if send_status {
+            Ctio7Flags::SEND_STATUS
+        } else {
+            Ctio7Flags::empty()
+        };
+        let mut e = [0u8; 64];
+        let timeout = self.config.ctio_timeout_secs;
+        iocb::data_ctio_one(&x, h.0, dir, offset, dsd, flags, timeout, &mut e);
+        let _ = self.post_reserved(core::slice::from_ref(&e));
+        self.stats.ctios += 1;
+        let len = u64::from(dsd.length);
+        match dir {
+            DataDir::DataOut => self.stats.bytes_out += len,
+            _ => self.stats.bytes_in += len,
+        }
+        let slot = &mut self.cmds[i];
+        slot.op = match dir {
+            DataDir::DataOut => Op::DataOut,
+            _ => Op::DataIn {
+                with_status: send_status,
+            },
+        };
+        slot.outstanding = slot.outstanding.saturating_add(1);
+        slot.op_error = None;
+        if send_status {
+            slot.closed = true;
+        }
+        Ok(())
+    }
+
+    /// [`Self::post_transfer`] in general: the transfer cut into CTIO7s
+    /// (with continuations), the status on the last one or on its own.
+    #[inline(never)]
+    fn post_transfer_cut(
         &mut self,
         i: usize,
         dir: DataDir,
