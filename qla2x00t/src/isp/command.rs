@@ -843,22 +843,34 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 Some(e) => Err(e),
                 None => Ok(()),
             };
-            let d = match slot.op {
+            let op = core::mem::replace(&mut slot.op, Op::Idle);
+            // Nothing else owed first (no terminate to post, nothing queued
+            // before it): tell the core now, as `deliver_cmd_pending` would
+            // once it reached this slot (what `deliver` does).
+            if slot.live && !slot.needs_terminate && self.cmd_pending.is_empty() {
+                let handle = slot.handle;
+                slot.deliver = Deliver::Nothing;
+                match op {
+                    Op::DataIn { with_status: true } | Op::Status => {
+                        self.free_cmd(i);
+                        core.response_sent(handle, res);
+                    }
+                    Op::DataIn { with_status: false } => {
+                        core.data_in_done(handle, res);
+                    }
+                    Op::DataOut => {
+                        core.data_out_done(handle, res);
+                    }
+                    Op::Idle => {}
+                }
+                return;
+            }
+            slot.deliver = match op {
                 Op::DataOut => Deliver::DataOut(res),
                 Op::DataIn { with_status: false } => Deliver::DataIn(res),
                 Op::DataIn { with_status: true } | Op::Status => Deliver::Response(res),
                 Op::Idle => Deliver::Nothing,
             };
-            slot.op = Op::Idle;
-            // Nothing else owed first (no terminate to post, nothing queued
-            // before it): tell the core now, as `deliver_cmd_pending` would
-            // once it reached this slot.
-            if slot.live && !slot.needs_terminate && self.cmd_pending.is_empty() {
-                let handle = slot.handle;
-                self.deliver(core, i, handle, d);
-                return;
-            }
-            slot.deliver = d;
         }
         self.cmd_pending.push(self.cmds, i as u16);
     }
