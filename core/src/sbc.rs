@@ -8,7 +8,7 @@ use crate::backend::{Backend, IoKind, MapDir, Mapped, Submitted};
 use crate::cdb::{be, be_at};
 use crate::memory::compare;
 use crate::sense::{FieldPointer, SenseReason};
-use crate::target::{BgKind, BgOp, CmdState, NIL, Step, Target, check, need_buf};
+use crate::target::{BgKind, BgOp, Cmd, CmdState, Lu, NIL, Step, Target, check, need_buf};
 use crate::transport::{DataDirection, ScsiStatus, Transport};
 
 fn invalid_cdb(byte: u16, bit: u8) -> SenseReason {
@@ -17,6 +17,45 @@ fn invalid_cdb(byte: u16, bit: u8) -> SenseReason {
 
 fn invalid_param(byte: u16, bit: Option<u8>) -> SenseReason {
     SenseReason::InvalidFieldInParameterList(FieldPointer { byte, bit })
+}
+
+/// [`Target::lba_blocks`] of command slot `c`.
+#[inline(always)]
+fn lba_blocks(c: &Cmd) -> (u64, u64) {
+    let Some(op) = c.op else { return (0, 0) };
+    let d = &c.cdb;
+    match (op.lba, op.count) {
+        // The 10- and 16-byte READ/WRITE layouts, decoded directly.
+        ((2, 4), (7, 2)) => (
+            u64::from(u32::from_be_bytes([d[2], d[3], d[4], d[5]])),
+            u64::from(u16::from_be_bytes([d[7], d[8]])),
+        ),
+        ((2, 8), (10, 4)) => (
+            u64::from_be_bytes([d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]]),
+            u64::from(u32::from_be_bytes([d[10], d[11], d[12], d[13]])),
+        ),
+        _ if op.cdb_len == 6 => {
+            let lba = be(d, (1, 3)) & 0x1f_ffff;
+            let n = u64::from(d[4]);
+            (lba, if n == 0 { 256 } else { n })
+        }
+        _ => (be(d, op.lba), be(d, op.count)),
+    }
+}
+
+/// [`Target::check_transfer`] of command slot `c` on its LU `lu`.
+#[inline(always)]
+fn check_transfer(c: &Cmd, lu: &Lu, lba: u64, blocks: u64) -> Result<(), SenseReason> {
+    match lba.checked_add(blocks) {
+        Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
+        _ => return Err(SenseReason::LbaOutOfRange),
+    }
+    let max = lu.cfg.max_transfer_blocks;
+    if max != 0 && blocks > u64::from(max) {
+        let count = c.op.map_or((0, 0), |o| o.count);
+        return Err(invalid_cdb(u16::from(count.0), 7));
+    }
+    Ok(())
 }
 
 // Stages of the data-moving handlers.
@@ -55,26 +94,7 @@ impl Target<'_> {
     /// (READ(6)/WRITE(6): 21-bit LBA, 0 blocks meaning 256).
     #[inline(always)]
     fn lba_blocks(&self, i: usize) -> (u64, u64) {
-        let c = &self.cmds[i];
-        let Some(op) = c.op else { return (0, 0) };
-        let d = &c.cdb;
-        match (op.lba, op.count) {
-            // The 10- and 16-byte READ/WRITE layouts, decoded directly.
-            ((2, 4), (7, 2)) => (
-                u64::from(u32::from_be_bytes([d[2], d[3], d[4], d[5]])),
-                u64::from(u16::from_be_bytes([d[7], d[8]])),
-            ),
-            ((2, 8), (10, 4)) => (
-                u64::from_be_bytes([d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]]),
-                u64::from(u32::from_be_bytes([d[10], d[11], d[12], d[13]])),
-            ),
-            _ if op.cdb_len == 6 => {
-                let lba = be(d, (1, 3)) & 0x1f_ffff;
-                let n = u64::from(d[4]);
-                (lba, if n == 0 { 256 } else { n })
-            }
-            _ => (be(d, op.lba), be(d, op.count)),
-        }
+        lba_blocks(&self.cmds[i])
     }
 
     /// LBA OUT OF RANGE unless `lba .. lba + blocks` lies in the LU.
@@ -93,16 +113,7 @@ impl Target<'_> {
         let Some(lu) = self.lus.get(self.lu_of(i)) else {
             return Err(SenseReason::InternalTargetFailure);
         };
-        match lba.checked_add(blocks) {
-            Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
-            _ => return Err(SenseReason::LbaOutOfRange),
-        }
-        let max = lu.cfg.max_transfer_blocks;
-        if max != 0 && blocks > u64::from(max) {
-            let count = self.cmds[i].op.map_or((0, 0), |o| o.count);
-            return Err(invalid_cdb(u16::from(count.0), 7));
-        }
-        Ok(())
+        check_transfer(&self.cmds[i], lu, lba, blocks)
     }
 
     /// The largest round of a buffered transfer, in whole blocks.
@@ -119,30 +130,20 @@ impl Target<'_> {
         t: &mut T,
         b: &mut B,
     ) -> Step {
+        // The stages run in a loop; the usual READ (parse, one mapped round,
+        // status) is `read_first`, which goes through them in order with the
+        // command slot and the LU borrowed once (each of its parts is exactly
+        // the stage's arm of the loop).
+        if self.cmds[i].stage == S_PARSE
+            && let Some(step) = self.read_first(i, t, b)
+        {
+            return step;
+        }
         let l = self.lu_of(i);
         let bs = self
             .lus
             .get(l)
             .map_or(512, |lu| u64::from(lu.cfg.block_size));
-        // The stages run in a loop; the usual READ (parse, one mapped round,
-        // status) goes through them in order without going back to the top
-        // between them (each stage below is exactly its arm of the loop).
-        if self.cmds[i].stage == S_PARSE {
-            let (lba, blocks) = self.lba_blocks(i);
-            check!(self, i, self.check_transfer(i, lba, blocks));
-            let c = &mut self.cmds[i];
-            c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
-            c.lba = lba;
-            c.count = blocks;
-            c.intended = blocks * bs;
-            c.aux = c.intended.min(c.expected(DataDirection::In));
-            c.done = 0;
-            self.lus[l].stats.read_cmds += 1;
-            if self.cmds[i].aux == 0 {
-                return self.good(i);
-            }
-            self.cmds[i].stage = S_MAP;
-        }
         loop {
             match self.cmds[i].stage {
                 S_MAP => {
@@ -214,6 +215,84 @@ impl Target<'_> {
                 }
                 _ => return self.fail(i, SenseReason::InternalTargetFailure),
             }
+        }
+    }
+
+    /// READ's S_PARSE stage, then (when the backend maps and no interlock
+    /// is in play) its first S_MAP and S_SEND. `None`: go on in the stage
+    /// loop of [`Self::exec_read`] at the stage set.
+    #[inline(always)]
+    fn read_first<T: Transport, B: Backend>(
+        &mut self,
+        i: usize,
+        t: &mut T,
+        b: &mut B,
+    ) -> Option<Step> {
+        let l = self.lu_of(i);
+        let (Some(c), Some(lu)) = (self.cmds.get_mut(i), self.lus.get_mut(l)) else {
+            return Some(self.fail(i, SenseReason::InternalTargetFailure));
+        };
+        let (lba, blocks) = lba_blocks(c);
+        if let Err(r) = check_transfer(c, lu, lba, blocks) {
+            return Some(self.fail(i, r));
+        }
+        let bs = u64::from(lu.cfg.block_size);
+        // S_PARSE.
+        c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
+        c.lba = lba;
+        c.count = blocks;
+        c.intended = blocks * bs;
+        c.aux = c.intended.min(c.expected(DataDirection::In));
+        c.done = 0;
+        lu.stats.read_cmds += 1;
+        if c.aux == 0 {
+            return Some(self.good(i));
+        }
+        c.stage = S_MAP;
+        // S_MAP: `begin_media` without interlocking commands on the LU (the
+        // loop's S_MAP runs the whole of it otherwise).
+        if !c.media_active {
+            if c.media_lu != NIL || lu.atomic != 0 {
+                return None;
+            }
+            c.media_active = true;
+        }
+        let remaining = c.aux;
+        c.segs.clear();
+        match b.map(
+            lu.cfg.backend,
+            MapDir::Read,
+            lba,
+            remaining.div_ceil(bs),
+            bs as u32,
+            &mut c.segs,
+        ) {
+            Ok(Mapped::Bytes(n)) => {
+                let round = n.min(remaining);
+                if n > remaining {
+                    c.segs.truncate(round);
+                }
+                c.round = round;
+                c.seg_offset = 0;
+                c.stage = S_SEND;
+                // S_SEND (`read_send` with nothing done yet).
+                if round >= c.aux {
+                    c.done = round;
+                    c.data_with_status = true;
+                    lu.stats.read_bytes += round;
+                    // `good`.
+                    c.status = ScsiStatus::Good;
+                    c.sense = None;
+                    c.state = CmdState::Respond;
+                    return Some(Step::Continue);
+                }
+                Some(self.send_in(i, t, S_SENT))
+            }
+            Ok(Mapped::Unsupported) => {
+                c.stage = S_BUFFERED;
+                None
+            }
+            Err(e) => Some(self.fail(i, crate::target::io_sense(e, true))),
         }
     }
 

@@ -75,8 +75,9 @@ impl RegMap {
         self.queue_block == QueueRegBlock::MqPage
     }
 
-    /// The BAR offset of a queue pointer register.
-    #[inline]
+    /// The BAR offset of a queue pointer register (what `Regs::queue_ptr`
+    /// and `Regs::set_queue_ptr` use, there with the table chosen by branch).
+    #[cfg(test)]
     pub(crate) fn queue_offset(&self, which: QueuePointer) -> RegOffset {
         let table = match self.queue_block {
             QueueRegBlock::Legacy => &LEGACY_QUEUE_OFFSETS,
@@ -129,25 +130,35 @@ impl<M: Mmio> Regs<'_, M> {
         }
     }
 
-    fn queue_bar(&self) -> Option<&M> {
-        match self.map.queue_block {
-            QueueRegBlock::Legacy => Some(self.regs),
-            QueueRegBlock::MqPage => self.mq,
-        }
-    }
-
     /// Read a queue pointer (all-ones if the MQ BAR is missing, as a master
     /// abort would read; probe refuses such a platform).
+    ///
+    /// One branch per register block, each with its constant offset (no
+    /// select of the BAR and the offset table on every access).
+    #[inline]
     pub(crate) fn queue_ptr(&self, which: QueuePointer) -> u32 {
-        match self.queue_bar() {
-            Some(bar) => bar.read32(self.map.queue_offset(which)),
-            None => u32::MAX,
+        match self.map.queue_block {
+            QueueRegBlock::Legacy => self
+                .regs
+                .read32(RegOffset(LEGACY_QUEUE_OFFSETS[which as usize])),
+            QueueRegBlock::MqPage => match self.mq {
+                Some(bar) => bar.read32(RegOffset(MQ_QUEUE_OFFSETS[which as usize])),
+                None => u32::MAX,
+            },
         }
     }
 
+    #[inline]
     pub(crate) fn set_queue_ptr(&self, which: QueuePointer, v: u32) {
-        if let Some(bar) = self.queue_bar() {
-            bar.write32(self.map.queue_offset(which), v);
+        match self.map.queue_block {
+            QueueRegBlock::Legacy => self
+                .regs
+                .write32(RegOffset(LEGACY_QUEUE_OFFSETS[which as usize]), v),
+            QueueRegBlock::MqPage => {
+                if let Some(bar) = self.mq {
+                    bar.write32(RegOffset(MQ_QUEUE_OFFSETS[which as usize]), v);
+                }
+            }
         }
     }
 }

@@ -120,7 +120,7 @@ impl<const N: usize> RequestRing<N> {
     /// `false` is returned.
     ///
     /// [`reserve`]: RequestRing::reserve
-    #[inline]
+    #[inline(always)]
     pub fn push<H: RequestHw>(&mut self, hw: &H, entries: &[Entry]) -> Result<bool, DmaError> {
         if self.free() < entries.len() + REQUEST_KEEP_FREE {
             return Ok(false);

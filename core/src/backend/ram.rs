@@ -336,8 +336,12 @@ impl<M: Memory, const N: usize> Backend for RamBackend<'_, M, N> {
         }
         let (off, len) = l.range(lba, blocks)?;
         let addr = l.mem.bus_addr(off).ok_or(IoError::Failed)?;
-        let done = push_range(segs, addr, len as u64);
-        let done = done / u64::from(block_size) * u64::from(block_size);
+        let len = len as u64;
+        let mut done = push_range(segs, addr, len);
+        if done != len {
+            // The list filled up: whole blocks only (`len` is whole blocks).
+            done = done / u64::from(block_size) * u64::from(block_size);
+        }
         if done == 0 {
             return Ok(Mapped::Unsupported);
         }

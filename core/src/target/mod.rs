@@ -868,12 +868,19 @@ impl<'a> Target<'a> {
     }
 
     /// Take the first pending unit attention of an I_T_L nexus.
+    #[inline]
     pub(crate) fn pop_ua(&mut self, s: usize, l: usize) -> Option<UnitAttention> {
         let stride = self.lus.len();
         let e = self.itl.get_mut(s * stride + l)?;
         if e.ua == 0 {
             return None;
         }
+        Self::pop_ua_bit(e)
+    }
+
+    /// [`Self::pop_ua`] once one is pending.
+    #[inline(never)]
+    fn pop_ua_bit(e: &mut Itl) -> Option<UnitAttention> {
         // Bits are in reporting order: the lowest set one goes first.
         let ua = *UnitAttention::ALL.get(e.ua.trailing_zeros() as usize)?;
         e.ua &= !ua.bit();
@@ -1026,16 +1033,23 @@ impl<'a> Target<'a> {
 
     /// The status queued by [`Transport::queue_status`] or
     /// [`Transport::queue_data_in`] was sent (or could not be: `Err`). Frees the slot.
+    #[inline]
     pub fn response_sent(
         &mut self,
         cmd: CmdHandle,
         result: Result<(), TransferError>,
     ) -> Result<(), HandleError> {
-        let i = self.cmd_index(cmd)?;
-        if self.aborting(i) {
-            return Ok(());
-        }
-        if self.cmds[i].state != CmdState::ResponseSent {
+        // The usual case in one look: the live command, waiting for this.
+        let i = cmd.index();
+        let expected = self
+            .cmds
+            .get(i)
+            .is_some_and(|c| c.generation == cmd.generation() && c.state == CmdState::ResponseSent);
+        if !expected {
+            let i = self.cmd_index(cmd)?;
+            if self.aborting(i) {
+                return Ok(());
+            }
             return Err(HandleError::WrongState);
         }
         if result.is_ok() {
@@ -1135,13 +1149,7 @@ impl<'a> Target<'a> {
     pub(crate) fn free_cmd(&mut self, i: usize) {
         self.leave_task_set(i);
         let c = &mut self.cmds[i];
-        if let Some(b) = c.buf.take() {
-            self.pool.release(b);
-            if self.waiting_buffers {
-                self.wake(CmdState::WaitBuffers);
-            }
-        }
-        let c = &mut self.cmds[i];
+        let buf = c.buf.take();
         let (s, l, waiters, locks) = (
             usize::from(c.session),
             usize::from(c.lu),
@@ -1162,6 +1170,12 @@ impl<'a> Target<'a> {
         c.lu = NIL;
         c.session = NIL;
         self.free_head = i as u16;
+        if let Some(b) = buf {
+            self.pool.release(b);
+            if self.waiting_buffers {
+                self.wake(CmdState::WaitBuffers);
+            }
+        }
         if locks && let Some(lu) = self.lus.get_mut(l) {
             lu.atomic = lu.atomic.saturating_sub(1);
         }

@@ -179,6 +179,7 @@ impl Target<'_> {
     }
 
     /// First step: LU, ACA, opcode, unit attention, CDB, task set.
+    #[inline(always)]
     fn step_received(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let (s, l) = (usize::from(c.session), c.lu);
@@ -249,7 +250,7 @@ impl Target<'_> {
     }
 
     /// The task is enabled: reservation, readiness and protection checks.
-    #[inline]
+    #[inline(always)]
     fn step_enabled(&mut self, i: usize) -> Step {
         // The usual case first: no reservation of any kind, no background
         // operation, no ALUA restriction, the medium ready and writable.
@@ -391,7 +392,19 @@ impl Target<'_> {
     }
 
     /// Queue the status (with the final data, if any).
+    #[inline(always)]
     fn step_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
+        let c = &self.cmds[i];
+        if c.status == ScsiStatus::CheckCondition || c.sense.is_some() {
+            return self.step_respond_sense(i, t);
+        }
+        self.queue_response(i, t, &[])
+    }
+
+    /// [`Self::step_respond`] of a CHECK CONDITION: QErr and ACA, then the
+    /// sense data encoded for the status.
+    #[inline(never)]
+    fn step_respond_sense<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
         if self.cmds[i].status == ScsiStatus::CheckCondition && !self.cmds[i].qerr_done {
             self.cmds[i].qerr_done = true;
             self.on_check_condition(i);
@@ -408,9 +421,16 @@ impl Target<'_> {
             }
             None => 0,
         };
+        self.queue_response(i, t, &sense[..n])
+    }
+
+    /// Queue the status with `sense` (and the final data, if any).
+    #[inline(always)]
+    fn queue_response<T: Transport>(&mut self, i: usize, t: &mut T, sense: &[u8]) -> Step {
+        let c = &self.cmds[i];
         let status = Status {
             status: c.status,
-            sense: &sense[..n],
+            sense,
             residual: residual(c),
         };
         let r = self.cmd_ref(i);

@@ -23,7 +23,9 @@ use rscst_core::{
     Status, TaskAttr, TaskTag, TmfFunction, TmfRequest, TransferError,
 };
 use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFlags, TmFunction};
-use rscst_fw::iocb::{Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus};
+use rscst_fw::iocb::{
+    Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus, Dsd64,
+};
 use rscst_hba::Platform;
 
 use super::{CmdSlot, Deliver, Exchange, Isp, Op, Owner, Peer, TmfKind, TmfSlot};
@@ -194,8 +196,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         ok
     }
 
+    #[inline]
     fn completion_deadline(&self) -> rscst_core::Instant {
-        self.now.saturating_add(self.config.completion_timeout)
+        // `now.saturating_add(config.completion_timeout)`, the duration
+        // converted once at probe.
+        rscst_core::Instant::from_nanos(self.now.as_nanos().saturating_add(self.completion_nanos))
     }
 
     // ---------------------------------------------------------------- ATIO7
@@ -334,6 +339,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
+    #[inline]
     fn new_cmd(&mut self, h: CmdHandle, x: Exchange, session: u16, lun: Lun) {
         let Some(slot) = self.cmds.get_mut(h.index()) else {
             // The core's pool is larger than the driver's table: refused at
@@ -455,6 +461,87 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         data: &Data<'_>,
         status: Option<&Status<'_>>,
     ) -> Result<(), Busy> {
+        // The usual case: one segment that fits one CTIO7, and no status or
+        // one that rides on it (GOOD, no sense, no residual, §9.2).
+        let good = status.is_none_or(|s| {
+            s.status == ScsiStatus::Good
+                && s.sense.is_empty()
+                && s.residual == rscst_core::Residual::None
+        });
+        if good && let Some(dsd) = iocb::single_dsd(data.segs, self.config.max_ctio_bytes) {
+            return self.post_one_ctio(i, dir, data.offset, dsd, status.is_some());
+        }
+        self.post_transfer_cut(i, dir, data, status)
+    }
+
+    /// [`Self::post_transfer`] of one data CTIO7 carrying the final handle
+    /// (and the status, with `send_status`): what the general path does for
+    /// one piece without a separate status CTIO7.
+    #[inline(always)]
+    fn post_one_ctio(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        offset: u32,
+        dsd: Dsd64,
+        send_status: bool,
+    ) -> Result<(), Busy> {
+        {
+            let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+            if !self.req.reserve(&hw, 1, self.config.internal_reserve) {
+                self.stats.ring_full += 1;
+                return Err(Busy);
+            }
+        }
+        let deadline = self.completion_deadline();
+        let x = self.cmds[i].x;
+        let Some(h) = self
+            .handles
+            .alloc(Owner::Ctio { cmd: i as u16 }, x.addr, deadline)
+        else {
+            self.stats.handles_exhausted += 1;
+            return Err(Busy);
+        };
+        let flags = if send_status {
+            Ctio7Flags::SEND_STATUS
+        } else {
+            Ctio7Flags::empty()
+        };
+        let mut e = [0u8; 64];
+        let timeout = self.config.ctio_timeout_secs;
+        iocb::data_ctio_one(&x, h.0, dir, offset, dsd, flags, timeout, &mut e);
+        let _ = self.post_reserved(core::slice::from_ref(&e));
+        self.stats.ctios += 1;
+        let len = u64::from(dsd.length);
+        match dir {
+            DataDir::DataOut => self.stats.bytes_out += len,
+            _ => self.stats.bytes_in += len,
+        }
+        let slot = &mut self.cmds[i];
+        slot.op = match dir {
+            DataDir::DataOut => Op::DataOut,
+            _ => Op::DataIn {
+                with_status: send_status,
+            },
+        };
+        slot.outstanding = slot.outstanding.saturating_add(1);
+        slot.op_error = None;
+        if send_status {
+            slot.closed = true;
+        }
+        Ok(())
+    }
+
+    /// [`Self::post_transfer`] in general: the transfer cut into CTIO7s
+    /// (with continuations), the status on the last one or on its own.
+    #[inline(never)]
+    fn post_transfer_cut(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        data: &Data<'_>,
+        status: Option<&Status<'_>>,
+    ) -> Result<(), Busy> {
         let max = self.config.max_ctio_bytes;
         // The common case, one segment that fits one CTIO7, is cut without
         // walking the scatter list.
@@ -517,7 +604,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             let (handle, flags) = handle_flags(true);
             let mut e = [0u8; 64];
             iocb::data_ctio_one(&x, handle, dir, data.offset, dsd, flags, timeout, &mut e);
-            let _ = self.post(core::slice::from_ref(&e), 0);
+            let _ = self.post_reserved(core::slice::from_ref(&e));
             self.stats.ctios += 1;
             len = u64::from(dsd.length);
         } else {
@@ -528,7 +615,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 len += u64::from(p.len);
                 let (handle, flags) = handle_flags(k == pieces);
                 let n = iocb::data_ctio(&x, handle, dir, &p, data.segs, flags, timeout, &mut out);
-                let _ = self.post(&out[..n], 0);
+                let _ = self.post_reserved(&out[..n]);
                 self.stats.ctios += 1;
                 self.stats.continuations += n.saturating_sub(1) as u64;
             }
@@ -544,7 +631,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 &sense[..n],
             ) {
                 c.timeout = timeout;
-                let _ = self.post(&[iocb::emit_ctio(&c)], 0);
+                let _ = self.post_reserved(&[iocb::emit_ctio(&c)]);
                 self.stats.ctios += 1;
             }
         }
@@ -627,7 +714,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     // ---------------------------------------------------------------- completions
 
     /// A CTIO7 on the response queue (reference §7.6).
-    pub(crate) fn ctio_completion(&mut self, c: &Ctio7CompletionRepr) {
+    pub(crate) fn ctio_completion<C: CoreApi>(&mut self, core: &mut C, c: &Ctio7CompletionRepr) {
         let h = IocbHandle(c.handle);
         let ok = c.status == CtioStatus::Success && !c.entry_status.fwi2_error();
         let (slot, o) = match self.handles.lookup(h) {
@@ -656,7 +743,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         self.handles.release(slot);
         match o.payload {
-            Owner::Ctio { cmd } => self.cmd_ctio_done(cmd as usize, ok, c),
+            Owner::Ctio { cmd } => self.cmd_ctio_done(core, cmd as usize, ok, c),
             Owner::Terminate { cmd } => {
                 if let Some(s) = self.cmds.get_mut(cmd as usize) {
                     s.outstanding = s.outstanding.saturating_sub(1);
@@ -728,7 +815,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
-    fn cmd_ctio_done(&mut self, i: usize, ok: bool, c: &Ctio7CompletionRepr) {
+    fn cmd_ctio_done<C: CoreApi>(
+        &mut self,
+        core: &mut C,
+        i: usize,
+        ok: bool,
+        c: &Ctio7CompletionRepr,
+    ) {
         let Some(slot) = self.cmds.get_mut(i) else {
             return;
         };
@@ -750,15 +843,56 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 Some(e) => Err(e),
                 None => Ok(()),
             };
-            slot.deliver = match slot.op {
+            let op = core::mem::replace(&mut slot.op, Op::Idle);
+            // Nothing else owed first (no terminate to post, nothing queued
+            // before it): tell the core now, as `deliver_cmd_pending` would
+            // once it reached this slot (what `deliver` does).
+            if slot.live && !slot.needs_terminate && self.cmd_pending.is_empty() {
+                let handle = slot.handle;
+                slot.deliver = Deliver::Nothing;
+                match op {
+                    Op::DataIn { with_status: true } | Op::Status => {
+                        self.free_cmd(i);
+                        core.response_sent(handle, res);
+                    }
+                    Op::DataIn { with_status: false } => {
+                        core.data_in_done(handle, res);
+                    }
+                    Op::DataOut => {
+                        core.data_out_done(handle, res);
+                    }
+                    Op::Idle => {}
+                }
+                return;
+            }
+            slot.deliver = match op {
                 Op::DataOut => Deliver::DataOut(res),
                 Op::DataIn { with_status: false } => Deliver::DataIn(res),
                 Op::DataIn { with_status: true } | Op::Status => Deliver::Response(res),
                 Op::Idle => Deliver::Nothing,
             };
-            slot.op = Op::Idle;
         }
         self.cmd_pending.push(self.cmds, i as u16);
+    }
+
+    /// Tell the core what slot `i` (command `handle`) owes it.
+    #[inline(always)]
+    fn deliver<C: CoreApi>(&mut self, core: &mut C, i: usize, handle: CmdHandle, d: Deliver) {
+        match d {
+            Deliver::Nothing => {}
+            Deliver::DataOut(r) => {
+                self.cmds[i].deliver = Deliver::Nothing;
+                core.data_out_done(handle, r);
+            }
+            Deliver::DataIn(r) => {
+                self.cmds[i].deliver = Deliver::Nothing;
+                core.data_in_done(handle, r);
+            }
+            Deliver::Response(r) => {
+                self.free_cmd(i);
+                core.response_sent(handle, r);
+            }
+        }
     }
 
     /// Deliver what the command slots owe the core, posting terminates first.
@@ -825,21 +959,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 // A terminate is on its way: deliver after it completed.
                 continue;
             }
-            match deliver {
-                Deliver::Nothing => {}
-                Deliver::DataOut(r) => {
-                    self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_out_done(handle, r);
-                }
-                Deliver::DataIn(r) => {
-                    self.cmds[i].deliver = Deliver::Nothing;
-                    core.data_in_done(handle, r);
-                }
-                Deliver::Response(r) => {
-                    self.free_cmd(i);
-                    core.response_sent(handle, r);
-                }
-            }
+            self.deliver(core, i, handle, deliver);
         }
         any
     }

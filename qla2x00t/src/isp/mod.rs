@@ -237,6 +237,9 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) deferred: [[u8; ENTRY_LEN]; DEFERRED],
     pub(crate) deferred_len: usize,
     pub(crate) job_not_before: Instant,
+    /// `config.completion_timeout` in nanoseconds (saturated), added to
+    /// `now` for the deadline of every IOCB.
+    pub(crate) completion_nanos: u64,
 }
 
 impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
@@ -337,6 +340,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             deferred: [[0; ENTRY_LEN]; DEFERRED],
             deferred_len: 0,
             job_not_before: Instant::ZERO,
+            completion_nanos: u64::try_from(config.completion_timeout.as_nanos())
+                .unwrap_or(u64::MAX),
             platform,
             config,
         })
@@ -601,6 +606,18 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             self.marker_needed = false;
         }
+        matches!(self.req.push(&hw, entries), Ok(true))
+    }
+
+    /// [`Self::post`] for entries the caller's own `reserve` already made
+    /// room for: written straight into the ring (`push` still checks the
+    /// room), through `post` only while a MARKER has to go first.
+    #[inline(always)]
+    pub(crate) fn post_reserved(&mut self, entries: &[[u8; ENTRY_LEN]]) -> bool {
+        if self.marker_needed {
+            return self.post(entries, 0);
+        }
+        let hw = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
         matches!(self.req.push(&hw, entries), Ok(true))
     }
 }

@@ -165,7 +165,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             n += 1;
             self.stats.response_entries += 1;
             match Ctio7CompletionRepr::parse_bytes(&buf) {
-                Ok(c) => self.ctio_completion(&c),
+                Ok(c) => self.ctio_completion(core, &c),
                 Err(_) => self.response_entry(core, &buf),
             }
             if self.phase() != super::Phase::Online {
