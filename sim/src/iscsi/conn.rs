@@ -5,7 +5,9 @@
 //! The portal allows one connection per session (MaxConnections=1), so session state
 //! lives inside its connection and moves with it on connection reinstatement.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::time::Duration;
 
 use super::digest::{self, DIGEST_LEN};
@@ -363,7 +365,11 @@ pub(crate) struct Task {
     pub(crate) read: bool,
     pub(crate) write: bool,
     pub(crate) attr: TaskAttr,
-    pub(crate) cdb: Vec<u8>,
+    /// The CDB's first 16 bytes (from the BHS).
+    pub(crate) cdb: [u8; 16],
+    /// The whole CDB when an extended-CDB AHS made it longer than 16 bytes, else empty
+    /// (so the usual command allocates nothing for it).
+    pub(crate) cdb_long: Vec<u8>,
     pub(crate) state: TaskState,
     // Data-Out.
     pub(crate) unsol_open: bool,
@@ -382,6 +388,17 @@ pub(crate) struct Task {
     pub(crate) parked: Option<ParkedStatus>,
     /// End of the furthest range the SAN has asked for.
     pub(crate) granted_end: u32,
+}
+
+impl Task {
+    /// The whole CDB.
+    pub(crate) fn cdb(&self) -> &[u8] {
+        if self.cdb_long.is_empty() {
+            &self.cdb
+        } else {
+            &self.cdb_long
+        }
+    }
 }
 
 /// A TMF waiting for the SAN.
@@ -424,7 +441,7 @@ pub(crate) struct Session {
     pub(crate) params: SessionParams,
     pub(crate) exp_cmdsn: u32,
     pub(crate) max_cmdsn: u32,
-    pub(crate) queued: HashMap<u32, Queued>,
+    pub(crate) queued: FxHashMap<u32, Queued>,
 }
 
 impl Session {
@@ -478,7 +495,7 @@ pub(crate) struct Conn {
     pub(crate) login: Option<Box<super::login::LoginState>>,
     pub(crate) session: Option<Session>,
     pub(crate) tasks: Slab<Task>,
-    pub(crate) itt_map: HashMap<u32, Handle>,
+    pub(crate) itt_map: FxHashMap<u32, Handle>,
     pub(crate) tmfs: Slab<PendingTmf>,
     pub(crate) text_cont: Option<TextContinuation>,
     pub(crate) text_in: Vec<u8>,
@@ -509,7 +526,7 @@ impl Conn {
             login: None,
             session: None,
             tasks: Slab::default(),
-            itt_map: HashMap::new(),
+            itt_map: FxHashMap::default(),
             tmfs: Slab::default(),
             text_cont: None,
             text_in: Vec::new(),

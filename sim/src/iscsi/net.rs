@@ -16,7 +16,7 @@
 //! portal by reference; the portal writes PDUs straight into a per-connection output
 //! buffer, which is written to the socket from there.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -124,7 +124,7 @@ struct NetConn {
 pub struct Server {
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<Token, NetConn>,
+    conns: FxHashMap<Token, NetConn>,
     next_token: usize,
     portal: Portal,
     start: Instant,
@@ -133,6 +133,8 @@ pub struct Server {
     local_addr: SocketAddr,
     cfg: NetConfig,
     rx_cap: usize,
+    /// The connections of one pass (kept for its buffer).
+    tokens: Vec<Token>,
 }
 
 impl std::fmt::Debug for Server {
@@ -163,7 +165,7 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             next_token: FIRST_CONN,
             portal,
             start: Instant::now(),
@@ -172,6 +174,7 @@ impl Server {
             local_addr,
             cfg: net,
             rx_cap,
+            tokens: Vec::new(),
         })
     }
 
@@ -251,7 +254,9 @@ impl Server {
     /// One pass over every connection and the SAN; returns whether anything happened.
     fn service<S: SanPoll + ?Sized>(&mut self, san: &mut S) -> bool {
         let mut work = false;
-        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        let mut tokens = std::mem::take(&mut self.tokens);
+        tokens.clear();
+        tokens.extend(self.conns.keys().copied());
         for t in &tokens {
             work |= self.read_conn(*t, san);
         }
@@ -268,6 +273,7 @@ impl Server {
         for t in &tokens {
             work |= self.write_conn(*t, san);
         }
+        self.tokens = tokens;
         work
     }
 

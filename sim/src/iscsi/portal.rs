@@ -3,7 +3,9 @@
 //! [`Portal::transmit`], time goes in with [`Portal::poll`]; the SAN is called through
 //! [`SanPort`] and answers through [`SanEvents`], which the portal implements.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -183,9 +185,9 @@ pub(crate) type SessionKey = (String, [u8; 6], Option<usize>);
 pub struct Portal {
     pub(crate) cfg: PortalConfig,
     pub(crate) conns: Slab<Conn>,
-    pub(crate) by_isid: HashMap<SessionKey, Handle>,
-    pub(crate) by_tsih: HashMap<u16, Handle>,
-    pub(crate) by_nexus: HashMap<NexusId, Handle>,
+    pub(crate) by_isid: FxHashMap<SessionKey, Handle>,
+    pub(crate) by_tsih: FxHashMap<u16, Handle>,
+    pub(crate) by_nexus: FxHashMap<NexusId, Handle>,
     next_tsih: u16,
     rng: u64,
     pub(crate) deferred: VecDeque<Deferred>,
@@ -231,9 +233,9 @@ impl Portal {
         Ok(Portal {
             cfg,
             conns: Slab::default(),
-            by_isid: HashMap::new(),
-            by_tsih: HashMap::new(),
-            by_nexus: HashMap::new(),
+            by_isid: FxHashMap::default(),
+            by_tsih: FxHashMap::default(),
+            by_nexus: FxHashMap::default(),
             next_tsih: 1,
             rng,
             deferred: VecDeque::new(),
