@@ -337,6 +337,12 @@ impl Server {
                 }
                 Ok(n) => {
                     work = true;
+                    // A short read emptied the socket: bytes arriving later raise a new
+                    // readiness edge, so the read that would only say WouldBlock is
+                    // skipped (one syscall less per batch).
+                    if nc.end + n < nc.rx.len() {
+                        nc.readable = false;
+                    }
                     nc.end += n;
                     let now = self.start.elapsed();
                     let used = self

@@ -184,7 +184,8 @@ pub(crate) type SessionKey = (String, [u8; 6], Option<usize>);
 #[derive(Debug)]
 pub struct Portal {
     pub(crate) cfg: PortalConfig,
-    pub(crate) conns: Slab<Conn>,
+    /// Boxed: every event takes its connection out of the slab and puts it back.
+    pub(crate) conns: Slab<Box<Conn>>,
     pub(crate) by_isid: FxHashMap<SessionKey, Handle>,
     pub(crate) by_tsih: FxHashMap<u16, Handle>,
     pub(crate) by_nexus: FxHashMap<NexusId, Handle>,
@@ -321,7 +322,10 @@ impl Portal {
         self.now = now;
         self.stats.connections += 1;
         let statsn = self.random() as u32;
-        ConnId(self.conns.insert(Conn::new(now, statsn, local_addr)))
+        ConnId(
+            self.conns
+                .insert(Box::new(Conn::new(now, statsn, local_addr))),
+        )
     }
 
     /// Feeds received bytes. Returns how many were consumed: whole PDUs only; the caller
