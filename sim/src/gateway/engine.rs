@@ -258,13 +258,15 @@ impl<S: Sink + 'static> Engine<S> {
     pub(crate) fn finish(&mut self, sim: &mut Sim) {
         for _ in 0..64 {
             let mut any = false;
-            let mut backlog = std::mem::take(&mut self.backlog_scratch);
-            self.backlog.take_into(&mut backlog);
-            for (id, ev) in backlog.drain(..) {
-                any = true;
-                self.on_event(sim, id, ev);
+            if self.backlog.flag.load(Ordering::Acquire) {
+                let mut backlog = std::mem::take(&mut self.backlog_scratch);
+                self.backlog.take_into(&mut backlog);
+                for (id, ev) in backlog.drain(..) {
+                    any = true;
+                    self.on_event(sim, id, ev);
+                }
+                self.backlog_scratch = backlog;
             }
-            self.backlog_scratch = backlog;
             // Events of a port whose handler was running land in its queue: those there
             // now, in order (what they cause waits for the next pass).
             let mut i = 0;
