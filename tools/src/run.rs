@@ -306,6 +306,7 @@ fn run_rtc(
             server
                 .run(&mut st)
                 .map_err(|e| CliError(format!("iSCSI door: {e}")))?;
+            println!("rscst: iSCSI sockets: {}", server.net_stats());
             // Let the LOGOs of the closed sessions finish.
             let end = clock.elapsed() + Duration::from_millis(200);
             while clock.elapsed() < end && st.gw.stats().sessions > 0 {

@@ -99,6 +99,20 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Slots, used or free: [`Slab::handle_at`] takes `0..slot_count()`.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The handle of slot `i` if it holds a value.
+    pub(crate) fn handle_at(&self, i: usize) -> Option<Handle> {
+        let (g, v) = self.slots.get(i)?;
+        v.as_ref().map(|_| Handle {
+            index: i as u32,
+            generation: *g,
+        })
+    }
+
     pub(crate) fn handles(&self) -> Vec<Handle> {
         self.slots
             .iter()

@@ -110,6 +110,33 @@ impl StopHandle {
     }
 }
 
+/// Socket-level counters of a [`Server`] (per IO they say how well its calls are batched).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Waits in the poller (`epoll_wait`), blocking or not.
+    pub polls: u64,
+    /// Socket reads that returned bytes.
+    pub reads: u64,
+    /// Socket reads that found nothing (`WouldBlock`).
+    pub empty_reads: u64,
+    /// Socket writes (each takes as much of the connection's queued output as the
+    /// socket accepts: every PDU the portal produced in that pass).
+    pub writes: u64,
+}
+
+impl std::fmt::Display for NetStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} polls, {} reads ({} empty), {} writes",
+            self.polls,
+            self.reads + self.empty_reads,
+            self.empty_reads,
+            self.writes
+        )
+    }
+}
+
 struct NetConn {
     stream: TcpStream,
     id: ConnId,
@@ -135,6 +162,7 @@ pub struct Server {
     rx_cap: usize,
     /// The connections of one pass (kept for its buffer).
     tokens: Vec<Token>,
+    stats: NetStats,
 }
 
 impl std::fmt::Debug for Server {
@@ -175,6 +203,7 @@ impl Server {
             cfg: net,
             rx_cap,
             tokens: Vec::new(),
+            stats: NetStats::default(),
         })
     }
 
@@ -186,6 +215,11 @@ impl Server {
     /// The portal state machine.
     pub fn portal(&self) -> &Portal {
         &self.portal
+    }
+
+    /// Socket-level counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.stats
     }
 
     /// A handle that stops [`Server::run`] from another thread.
@@ -225,6 +259,7 @@ impl Server {
                 }
                 t
             };
+            self.stats.polls += 1;
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -337,6 +372,7 @@ impl Server {
                 }
                 Ok(n) => {
                     work = true;
+                    self.stats.reads += 1;
                     // A short read emptied the socket: bytes arriving later raise a new
                     // readiness edge, so the read that would only say WouldBlock is
                     // skipped (one syscall less per batch).
@@ -354,7 +390,10 @@ impl Server {
                         nc.end = 0;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => nc.readable = false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.stats.empty_reads += 1;
+                    nc.readable = false;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     closed = true;
@@ -383,6 +422,7 @@ impl Server {
                 Ok(0) => break,
                 Ok(n) => {
                     work = true;
+                    self.stats.writes += 1;
                     self.portal.transmitted(nc.id, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,

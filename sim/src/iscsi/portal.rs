@@ -433,7 +433,11 @@ impl Portal {
     pub fn poll<S: SanPort + ?Sized>(&mut self, now: Duration, san: &mut S) -> bool {
         self.now = now;
         let mut progress = self.flush_deferred(san);
-        for h in self.conns.handles() {
+        // By slot, not over a list of handles: no allocation per poll.
+        for i in 0..self.conns.slot_count() {
+            let Some(h) = self.conns.handle_at(i) else {
+                continue;
+            };
             let Some(mut c) = self.conns.take(h) else {
                 continue;
             };
