@@ -45,9 +45,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Microseconds the portal loop keeps polling without blocking after the last work.
-    /// Default: 0 in rtc mode (block at once: on a machine the initiators share,
-    /// spinning takes CPU from them and costs more CPU per IO than the wake-up it
-    /// saves), 50 in threaded mode (its network thread waits for the SAN thread).
+    /// Default 50. In rtc mode it spins only while the initiators' commands come one or
+    /// two at a time (low queue depth, where the spin saves a wake-up per command); at
+    /// higher depths it blocks at once and commands batch up meanwhile. 0: never spin.
     #[arg(long, value_name = "MICROS")]
     pub spin: Option<u64>,
 }
@@ -161,12 +161,21 @@ fn banner(cfg: &Config, port_id: Option<rscst_fw::PortId>, listen: Option<std::n
     let _ = std::io::stdout().flush();
 }
 
-fn portal_config(cfg: &Config, spin: Option<Duration>) -> Option<(NetConfig, PortalConfig)> {
+/// In rtc mode the portal loop spins only while its passes bring at most this many new
+/// commands on average (see `NetConfig::spin_max_batch`).
+const RTC_SPIN_MAX_BATCH: u32 = 2;
+
+fn portal_config(
+    cfg: &Config,
+    spin: Option<Duration>,
+    spin_max_batch: u32,
+) -> Option<(NetConfig, PortalConfig)> {
     let i = cfg.iscsi.as_ref()?;
     let d = NetConfig::default();
     let net = NetConfig {
         listen: i.listen,
         spin: spin.unwrap_or(d.spin),
+        spin_max_batch,
         ..d
     };
     let portal = PortalConfig {
@@ -266,15 +275,19 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         Mode::Rtc => run_rtc(
             &cfg,
             stats,
-            Duration::from_micros(args.spin.unwrap_or(0)),
+            Duration::from_micros(args.spin.unwrap_or(50)),
             &stop,
         ),
         Mode::Threaded => run_threaded(&cfg, stats, args.spin.map(Duration::from_micros), &stop),
     }
 }
 
-fn bind(cfg: &Config, spin: Option<Duration>) -> Result<Option<Server>, CliError> {
-    let Some((net, portal)) = portal_config(cfg, spin) else {
+fn bind(
+    cfg: &Config,
+    spin: Option<Duration>,
+    spin_max_batch: u32,
+) -> Result<Option<Server>, CliError> {
+    let Some((net, portal)) = portal_config(cfg, spin, spin_max_batch) else {
         return Ok(None);
     };
     let listen = net.listen;
@@ -293,7 +306,7 @@ fn run_rtc(
     let parts = stack::build(cfg, sim_config()).map_err(CliError)?;
     let mut st = RtcStack::new(parts, gateway_config(), clock, stats);
     st.bring_up(Duration::from_secs(30)).map_err(CliError)?;
-    let server = bind(cfg, Some(spin))?;
+    let server = bind(cfg, Some(spin), RTC_SPIN_MAX_BATCH)?;
     banner(
         cfg,
         st.parts.sim.hba_port_id(),
@@ -418,7 +431,7 @@ fn run_threaded(
         }
         Err(_) => return Err(CliError("the driver thread ended".into())),
     };
-    let server = match bind(cfg, spin) {
+    let server = match bind(cfg, spin, 0) {
         Ok(s) => s,
         Err(e) => {
             stop.stop();

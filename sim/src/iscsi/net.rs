@@ -4,9 +4,10 @@
 //!
 //! * **Run-to-completion** ([`Server::run`], [`spawn_run_to_completion`]): one thread
 //!   polls nonblocking sockets (mio) and, in the same loop, calls the SAN's
-//!   [`SanPoll::poll`]. After work it keeps polling without blocking for a short spin
-//!   time, then blocks in the poller until a socket, a timer or a [`Waker`] wakes it, so
-//!   an idle portal uses no CPU.
+//!   [`SanPoll::poll`]. After work it may keep polling without blocking for a short spin
+//!   time ([`NetConfig::spin`], optionally only at low queue depth:
+//!   [`NetConfig::spin_max_batch`]), then blocks in the poller until a socket, a timer or
+//!   a [`Waker`] wakes it, so an idle portal uses no CPU.
 //! * **Threaded** ([`spawn_threaded`]): the same loop on its own thread with a channel
 //!   adapter as its SAN: requests go to the SAN thread as owned [`SanRequest`]s, and the
 //!   SAN answers with [`SanEvent`]s through an [`EventSender`], which wakes the network
@@ -81,6 +82,12 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     /// Keep polling without blocking for this long after the last work.
     pub spin: Duration,
+    /// Spin only while the passes that brought new SCSI commands brought at most this
+    /// many on average (a moving average): at low queue depth the spin saves the
+    /// wake-up latency of the next command; at higher depths the initiator's commands
+    /// batch up while the loop sleeps, and spinning would only burn the CPU the
+    /// initiators need. 0: spin whatever the batches.
+    pub spin_max_batch: u32,
     /// Longest single block in the poller (bounds timer slack).
     pub max_block: Duration,
 }
@@ -90,6 +97,7 @@ impl Default for NetConfig {
         NetConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], ISCSI_PORT)),
             spin: Duration::from_micros(50),
+            spin_max_batch: 0,
             max_block: Duration::from_millis(100),
         }
     }
@@ -163,6 +171,34 @@ pub struct Server {
     /// The connections of one pass (kept for its buffer).
     tokens: Vec<Token>,
     stats: NetStats,
+    spin_policy: SpinPolicy,
+}
+
+/// Whether the loop may spin: [`NetConfig::spin_max_batch`] against a moving average of
+/// the new commands per pass (over the passes that brought any).
+#[derive(Debug, Clone, Copy)]
+struct SpinPolicy {
+    /// The average, times 16.
+    avg: u32,
+    /// The limit (0: none).
+    max: u32,
+}
+
+impl SpinPolicy {
+    fn new(max: u32) -> SpinPolicy {
+        SpinPolicy { avg: 0, max }
+    }
+
+    fn record(&mut self, new_commands: u64) {
+        if new_commands > 0 {
+            let n = new_commands.min(1 << 16) as u32 * 16;
+            self.avg = (self.avg * 3 + n) / 4;
+        }
+    }
+
+    fn may_spin(&self) -> bool {
+        self.max == 0 || self.avg <= self.max.saturating_mul(16)
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -178,6 +214,7 @@ impl Server {
     /// Binds the listener and builds the portal. The CHAP/StatSN generator is seeded
     /// from the operating system unless `portal.rng_seed` was changed from the default.
     pub fn bind(net: NetConfig, mut portal: PortalConfig) -> io::Result<Server> {
+        let spin_policy = SpinPolicy::new(net.spin_max_batch);
         if portal.rng_seed == PortalConfig::default().rng_seed {
             portal.rng_seed = os_seed();
         }
@@ -204,6 +241,7 @@ impl Server {
             rx_cap,
             tokens: Vec::new(),
             stats: NetStats::default(),
+            spin_policy,
         })
     }
 
@@ -250,7 +288,7 @@ impl Server {
                 return Ok(());
             }
             let now = self.now();
-            let timeout = if last_work.elapsed() < self.cfg.spin {
+            let timeout = if self.spin_policy.may_spin() && last_work.elapsed() < self.cfg.spin {
                 Duration::ZERO
             } else {
                 let mut t = self.cfg.max_block;
@@ -279,7 +317,10 @@ impl Server {
                     }
                 }
             }
+            let commands = self.portal.stats().commands;
             work |= self.service(san);
+            self.spin_policy
+                .record(self.portal.stats().commands.wrapping_sub(commands));
             if work {
                 last_work = Instant::now();
             }
@@ -861,6 +902,40 @@ pub fn spawn_threaded(mut server: Server) -> io::Result<(ServerHandle, SanEndpoi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_only_while_commands_come_one_or_two_a_pass() {
+        let mut p = SpinPolicy::new(2);
+        assert!(p.may_spin(), "no commands yet");
+        for _ in 0..50 {
+            p.record(1);
+            p.record(0);
+            assert!(p.may_spin(), "queue depth 1");
+        }
+        p.record(16);
+        assert!(!p.may_spin(), "a batch of 16 ends the spinning");
+        for _ in 0..3 {
+            p.record(8);
+            assert!(!p.may_spin());
+        }
+        let mut passes = 0;
+        while !p.may_spin() {
+            p.record(1);
+            passes += 1;
+            assert!(passes < 10, "back to spinning after a few single commands");
+        }
+        for _ in 0..50 {
+            p.record(2);
+        }
+        assert!(p.may_spin(), "queue depth 2");
+        p.record(3);
+        p.record(3);
+        p.record(3);
+        assert!(!p.may_spin(), "three a pass");
+        let mut always = SpinPolicy::new(0);
+        always.record(1000);
+        assert!(always.may_spin(), "no limit");
+    }
 
     #[test]
     fn listen_address_forms() {
