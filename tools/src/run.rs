@@ -46,8 +46,9 @@ pub struct RunArgs {
     pub duration: Option<f64>,
     /// Microseconds the portal loop keeps polling without blocking after the last work.
     /// Default 50. In rtc mode it spins only while the initiators' commands come one or
-    /// two at a time (low queue depth, where the spin saves a wake-up per command); at
-    /// higher depths it blocks at once and commands batch up meanwhile. 0: never spin.
+    /// two a pass (low queue depth, where the spin saves a wake-up per command); after a
+    /// larger batch it blocks at once for a while, and commands batch up meanwhile.
+    /// 0: never spin.
     #[arg(long, value_name = "MICROS")]
     pub spin: Option<u64>,
 }
@@ -162,7 +163,7 @@ fn banner(cfg: &Config, port_id: Option<rscst_fw::PortId>, listen: Option<std::n
 }
 
 /// In rtc mode the portal loop spins only while its passes bring at most this many new
-/// commands on average (see `NetConfig::spin_max_batch`).
+/// commands each (see `NetConfig::spin_max_batch`).
 const RTC_SPIN_MAX_BATCH: u32 = 2;
 
 fn portal_config(

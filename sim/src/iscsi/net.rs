@@ -83,10 +83,10 @@ pub struct NetConfig {
     /// Keep polling without blocking for this long after the last work.
     pub spin: Duration,
     /// Spin only while the passes that brought new SCSI commands brought at most this
-    /// many on average (a moving average): at low queue depth the spin saves the
-    /// wake-up latency of the next command; at higher depths the initiator's commands
-    /// batch up while the loop sleeps, and spinning would only burn the CPU the
-    /// initiators need. 0: spin whatever the batches.
+    /// many each (after a larger batch, not for the next 64 passes with commands): at
+    /// low queue depth the spin saves the wake-up latency of the next command; at higher
+    /// depths the initiator's commands batch up while the loop sleeps, and spinning would
+    /// only burn the CPU the initiators need. 0: spin whatever the batches.
     pub spin_max_batch: u32,
     /// Longest single block in the poller (bounds timer slack).
     pub max_block: Duration,
@@ -174,30 +174,39 @@ pub struct Server {
     spin_policy: SpinPolicy,
 }
 
-/// Whether the loop may spin: [`NetConfig::spin_max_batch`] against a moving average of
-/// the new commands per pass (over the passes that brought any).
+/// Whether the loop may spin ([`NetConfig::spin_max_batch`]): not for the next
+/// [`SpinPolicy::HOLD`] passes that bring commands after one that brought more than the
+/// limit. A maximum with hold-off rather than an average: while the loop spins it takes
+/// commands as they come, one or two a pass even at a high queue depth, so an average
+/// would keep it spinning; a single larger batch ends the spinning.
 #[derive(Debug, Clone, Copy)]
 struct SpinPolicy {
-    /// The average, times 16.
-    avg: u32,
+    /// Passes with commands still to see before spinning again.
+    hold: u32,
     /// The limit (0: none).
     max: u32,
 }
 
 impl SpinPolicy {
+    const HOLD: u32 = 64;
+
     fn new(max: u32) -> SpinPolicy {
-        SpinPolicy { avg: 0, max }
+        SpinPolicy { hold: 0, max }
     }
 
     fn record(&mut self, new_commands: u64) {
-        if new_commands > 0 {
-            let n = new_commands.min(1 << 16) as u32 * 16;
-            self.avg = (self.avg * 3 + n) / 4;
+        if self.max == 0 || new_commands == 0 {
+            return;
+        }
+        if new_commands > u64::from(self.max) {
+            self.hold = Self::HOLD;
+        } else {
+            self.hold = self.hold.saturating_sub(1);
         }
     }
 
     fn may_spin(&self) -> bool {
-        self.max == 0 || self.avg <= self.max.saturating_mul(16)
+        self.hold == 0
     }
 }
 
@@ -907,31 +916,31 @@ mod tests {
     fn spin_only_while_commands_come_one_or_two_a_pass() {
         let mut p = SpinPolicy::new(2);
         assert!(p.may_spin(), "no commands yet");
-        for _ in 0..50 {
+        for _ in 0..200 {
             p.record(1);
             p.record(0);
-            assert!(p.may_spin(), "queue depth 1");
+            p.record(2);
+            assert!(p.may_spin(), "queue depth 1 or 2");
         }
-        p.record(16);
-        assert!(!p.may_spin(), "a batch of 16 ends the spinning");
-        for _ in 0..3 {
-            p.record(8);
+        p.record(3);
+        assert!(!p.may_spin(), "a batch of 3 ends the spinning");
+        // Spinning would take the commands of a deep queue one or two at a time: one
+        // larger batch among them keeps the loop from spinning.
+        for i in 0..10 * SpinPolicy::HOLD {
+            p.record(if i % 32 == 0 { 8 } else { 1 });
             assert!(!p.may_spin());
         }
-        let mut passes = 0;
-        while !p.may_spin() {
+        // Passes without commands do not count.
+        p.record(8);
+        for _ in 0..1000 {
+            p.record(0);
+        }
+        assert!(!p.may_spin());
+        for _ in 0..SpinPolicy::HOLD {
+            assert!(!p.may_spin());
             p.record(1);
-            passes += 1;
-            assert!(passes < 10, "back to spinning after a few single commands");
         }
-        for _ in 0..50 {
-            p.record(2);
-        }
-        assert!(p.may_spin(), "queue depth 2");
-        p.record(3);
-        p.record(3);
-        p.record(3);
-        assert!(!p.may_spin(), "three a pass");
+        assert!(p.may_spin(), "back to spinning after HOLD single commands");
         let mut always = SpinPolicy::new(0);
         always.record(1000);
         assert!(always.may_spin(), "no limit");
