@@ -62,15 +62,22 @@ impl Frame {
     }
 }
 
-/// A free list of frame buffers.
+/// Buffers at least this long when freed go to the data frames' list.
+const LONG: usize = 1024;
+
+/// Free lists of frame buffers. A buffer keeps the length of its last frame; data
+/// frames ([`FramePool::build_data`]) take long ones first, so that growing one back to
+/// a full frame does not zero a payload about to be overwritten; the other frames
+/// (built zeroed) take short ones first.
 #[derive(Debug, Default)]
 pub(crate) struct FramePool {
     free: Vec<Vec<u8>>,
+    long: Vec<Vec<u8>>,
 }
 
 impl FramePool {
     pub(crate) fn get(&mut self) -> Vec<u8> {
-        match self.free.pop() {
+        match self.free.pop().or_else(|| self.long.pop()) {
             Some(mut v) => {
                 v.clear();
                 v
@@ -80,8 +87,13 @@ impl FramePool {
     }
 
     pub(crate) fn put(&mut self, v: Vec<u8>) {
-        if self.free.len() < 4096 && v.capacity() >= 64 {
-            self.free.push(v);
+        let list = if v.len() >= LONG {
+            &mut self.long
+        } else {
+            &mut self.free
+        };
+        if list.len() < 4096 && v.capacity() >= 64 {
+            list.push(v);
         }
     }
 
@@ -136,7 +148,11 @@ impl FramePool {
         header: &FcHeaderRepr,
         payload_len: usize,
     ) -> Result<Frame, WireError> {
-        let mut bytes = self.free.pop().unwrap_or_default();
+        let mut bytes = self
+            .long
+            .pop()
+            .or_else(|| self.free.pop())
+            .unwrap_or_default();
         let padded = payload_len.next_multiple_of(4);
         let n = FC_HEADER_LEN + padded;
         if bytes.len() >= n {

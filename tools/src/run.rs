@@ -48,6 +48,13 @@ pub struct RunArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Microseconds the portal loop keeps polling without blocking after the last work.
+    /// Default 50. In rtc mode it spins only while the initiators' commands come one or
+    /// two a pass (low queue depth, where the spin saves a wake-up per command); after a
+    /// larger batch it blocks at once for a while, and commands batch up meanwhile.
+    /// 0: never spin.
+    #[arg(long, value_name = "MICROS")]
+    pub spin: Option<u64>,
 }
 
 /// The configuration the arguments describe.
@@ -164,11 +171,22 @@ fn banner(cfg: &Config, port_id: Option<rscst_fw::PortId>, listen: Option<std::n
     let _ = std::io::stdout().flush();
 }
 
-fn portal_config(cfg: &Config) -> Option<(NetConfig, PortalConfig)> {
+/// In rtc mode the portal loop spins only while its passes bring at most this many new
+/// commands each (see `NetConfig::spin_max_batch`).
+const RTC_SPIN_MAX_BATCH: u32 = 2;
+
+fn portal_config(
+    cfg: &Config,
+    spin: Option<Duration>,
+    spin_max_batch: u32,
+) -> Option<(NetConfig, PortalConfig)> {
     let i = cfg.iscsi.as_ref()?;
+    let d = NetConfig::default();
     let net = NetConfig {
         listen: i.listen,
-        ..NetConfig::default()
+        spin: spin.unwrap_or(d.spin),
+        spin_max_batch,
+        ..d
     };
     let portal = PortalConfig {
         targets: vec![TargetConfig {
@@ -264,13 +282,22 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         });
     }
     match cfg.mode {
-        Mode::Rtc => run_rtc(&cfg, stats, &stop),
-        Mode::Threaded => run_threaded(&cfg, stats, &stop),
+        Mode::Rtc => run_rtc(
+            &cfg,
+            stats,
+            Duration::from_micros(args.spin.unwrap_or(50)),
+            &stop,
+        ),
+        Mode::Threaded => run_threaded(&cfg, stats, args.spin.map(Duration::from_micros), &stop),
     }
 }
 
-fn bind(cfg: &Config) -> Result<Option<Server>, CliError> {
-    let Some((net, portal)) = portal_config(cfg) else {
+fn bind(
+    cfg: &Config,
+    spin: Option<Duration>,
+    spin_max_batch: u32,
+) -> Result<Option<Server>, CliError> {
+    let Some((net, portal)) = portal_config(cfg, spin, spin_max_batch) else {
         return Ok(None);
     };
     let listen = net.listen;
@@ -279,12 +306,17 @@ fn bind(cfg: &Config) -> Result<Option<Server>, CliError> {
         .map_err(|e| CliError(format!("iSCSI door {listen}: {e}")))
 }
 
-fn run_rtc(cfg: &Config, stats: Option<Duration>, stop: &Stop) -> Result<(), CliError> {
+fn run_rtc(
+    cfg: &Config,
+    stats: Option<Duration>,
+    spin: Duration,
+    stop: &Stop,
+) -> Result<(), CliError> {
     let clock = Clock::start();
     let parts = stack::build(cfg, sim_config()).map_err(CliError)?;
     let mut st = RtcStack::new(parts, gateway_config(), clock, stats);
     st.bring_up(Duration::from_secs(30)).map_err(CliError)?;
-    let server = bind(cfg)?;
+    let server = bind(cfg, Some(spin), RTC_SPIN_MAX_BATCH)?;
     banner(
         cfg,
         st.parts.sim.hba_port_id(),
@@ -297,6 +329,7 @@ fn run_rtc(cfg: &Config, stats: Option<Duration>, stop: &Stop) -> Result<(), Cli
             server
                 .run(&mut st)
                 .map_err(|e| CliError(format!("iSCSI door: {e}")))?;
+            println!("rscst: iSCSI sockets: {}", server.net_stats());
             // Let the LOGOs of the closed sessions finish.
             let end = clock.elapsed() + Duration::from_millis(200);
             while clock.elapsed() < end && st.gw.stats().sessions > 0 {
@@ -318,7 +351,12 @@ fn run_rtc(cfg: &Config, stats: Option<Duration>, stop: &Stop) -> Result<(), Cli
 /// Spin this long after the last work before sleeping on the interrupt line.
 const SPIN: Duration = Duration::from_micros(50);
 
-fn run_threaded(cfg: &Config, stats: Option<Duration>, stop: &Stop) -> Result<(), CliError> {
+fn run_threaded(
+    cfg: &Config,
+    stats: Option<Duration>,
+    spin: Option<Duration>,
+    stop: &Stop,
+) -> Result<(), CliError> {
     let snap = Arc::new(Mutex::new(Snapshot::default()));
     let (tx, rx) = mpsc::channel::<Result<(Arc<SimThread>, Option<rscst_fw::PortId>), String>>();
     // The driver + core poller. The stack is built on its own thread: the core's
@@ -403,7 +441,7 @@ fn run_threaded(cfg: &Config, stats: Option<Duration>, stop: &Stop) -> Result<()
         }
         Err(_) => return Err(CliError("the driver thread ended".into())),
     };
-    let server = match bind(cfg) {
+    let server = match bind(cfg, spin, 0) {
         Ok(s) => s,
         Err(e) => {
             stop.stop();

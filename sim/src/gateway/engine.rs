@@ -3,7 +3,7 @@
 //! [`Sim`] calls and initiator-event handlers) and reports to the portal through a
 //! [`Sink`], which the run mode drains.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -71,14 +71,15 @@ impl Backlog {
         }
     }
 
-    fn take(&self) -> Vec<(InitiatorId, InitiatorEvent<'static>)> {
+    /// Moves the waiting events into `out` (empty on entry) and leaves `out`'s old
+    /// buffer in the backlog, so that neither side allocates in steady state.
+    fn take_into(&self, out: &mut Vec<(InitiatorId, InitiatorEvent<'static>)>) {
         if !self.flag.swap(false, Ordering::AcqRel) {
-            return Vec::new();
+            return;
         }
-        self.events
-            .lock()
-            .map(|mut q| std::mem::take(&mut *q))
-            .unwrap_or_default()
+        if let Ok(mut q) = self.events.lock() {
+            std::mem::swap(&mut *q, out);
+        }
     }
 }
 
@@ -145,23 +146,25 @@ struct Session {
     target: PortId,
     /// The FC login was lost under a live session (the port logs in again by itself).
     fc_lost: bool,
-    tasks: HashMap<Tag, Task>,
-    tags: HashMap<TaskId, Tag>,
-    tmfs: HashMap<Tag, Tmf>,
+    tasks: FxHashMap<Tag, Task>,
+    tags: FxHashMap<TaskId, Tag>,
+    tmfs: FxHashMap<Tag, Tmf>,
 }
 
 /// The gateway state machine. `S` receives the answers for the portal.
 pub(crate) struct Engine<S: Sink> {
     cfg: GatewayConfig,
     ports: Vec<Port>,
-    port_of_ini: HashMap<InitiatorId, usize>,
-    by_wwpn: HashMap<Wwn, usize>,
-    sessions: HashMap<NexusId, Session>,
+    port_of_ini: FxHashMap<InitiatorId, usize>,
+    by_wwpn: FxHashMap<Wwn, usize>,
+    sessions: FxHashMap<NexusId, Session>,
     next_nexus: u64,
     clock: u64,
     pub(crate) stats: GatewayStats,
     pub(crate) sink: S,
     backlog: Arc<Backlog>,
+    /// The backlog's events while they are handled (kept for its buffer).
+    backlog_scratch: Vec<(InitiatorId, InitiatorEvent<'static>)>,
     me: Weak<Mutex<Engine<S>>>,
 }
 
@@ -237,14 +240,15 @@ impl<S: Sink + 'static> Engine<S> {
             Mutex::new(Engine {
                 cfg,
                 ports: Vec::new(),
-                port_of_ini: HashMap::new(),
-                by_wwpn: HashMap::new(),
-                sessions: HashMap::new(),
+                port_of_ini: FxHashMap::default(),
+                by_wwpn: FxHashMap::default(),
+                sessions: FxHashMap::default(),
                 next_nexus: 1,
                 clock: 0,
                 stats: GatewayStats::default(),
                 sink,
                 backlog: Arc::new(Backlog::default()),
+                backlog_scratch: Vec::new(),
                 me: me.clone(),
             })
         })
@@ -254,19 +258,25 @@ impl<S: Sink + 'static> Engine<S> {
     pub(crate) fn finish(&mut self, sim: &mut Sim) {
         for _ in 0..64 {
             let mut any = false;
-            for (id, ev) in self.backlog.take() {
-                any = true;
-                self.on_event(sim, id, ev);
+            if self.backlog.flag.load(Ordering::Acquire) {
+                let mut backlog = std::mem::take(&mut self.backlog_scratch);
+                self.backlog.take_into(&mut backlog);
+                for (id, ev) in backlog.drain(..) {
+                    any = true;
+                    self.on_event(sim, id, ev);
+                }
+                self.backlog_scratch = backlog;
             }
-            // Events of a port whose handler was running land in its queue.
-            let queued: Vec<InitiatorId> = self
-                .ports
-                .iter()
-                .map(|p| p.ini)
-                .filter(|&i| sim.inis.get(i.0).is_some_and(|x| !x.events.is_empty()))
-                .collect();
-            for id in queued {
-                for ev in sim.initiator_events(id) {
+            // Events of a port whose handler was running land in its queue: those there
+            // now, in order (what they cause waits for the next pass).
+            let mut i = 0;
+            while let Some(id) = self.ports.get(i).map(|p| p.ini) {
+                i += 1;
+                let queued = sim.inis.get(id.0).map_or(0, |x| x.events.len());
+                for _ in 0..queued {
+                    let Some(ev) = sim.inis.get_mut(id.0).and_then(|x| x.events.pop_front()) else {
+                        break;
+                    };
                     any = true;
                     self.on_event(sim, id, ev);
                 }
@@ -341,9 +351,9 @@ impl<S: Sink + 'static> Engine<S> {
                 phase: Phase::Waiting,
                 target,
                 fc_lost: false,
-                tasks: HashMap::new(),
-                tags: HashMap::new(),
-                tmfs: HashMap::new(),
+                tasks: FxHashMap::default(),
+                tags: FxHashMap::default(),
+                tmfs: FxHashMap::default(),
             },
         );
         let p = &mut self.ports[port];
@@ -914,7 +924,7 @@ impl<S: Sink + 'static> Engine<S> {
 /// The session using `port` (a free function so the borrow stays on `sessions`).
 fn session_of<'a>(
     ports: &[Port],
-    sessions: &'a mut HashMap<NexusId, Session>,
+    sessions: &'a mut FxHashMap<NexusId, Session>,
     port: usize,
 ) -> Option<&'a mut Session> {
     let n = ports.get(port)?.session?;

@@ -5,7 +5,9 @@
 //! The portal allows one connection per session (MaxConnections=1), so session state
 //! lives inside its connection and moves with it on connection reinstatement.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::time::Duration;
 
 use super::digest::{self, DIGEST_LEN};
@@ -95,6 +97,20 @@ impl<T> Slab<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Slots, used or free: [`Slab::handle_at`] takes `0..slot_count()`.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The handle of slot `i` if it holds a value.
+    pub(crate) fn handle_at(&self, i: usize) -> Option<Handle> {
+        let (g, v) = self.slots.get(i)?;
+        v.as_ref().map(|_| Handle {
+            index: i as u32,
+            generation: *g,
+        })
     }
 
     pub(crate) fn handles(&self) -> Vec<Handle> {
@@ -363,7 +379,11 @@ pub(crate) struct Task {
     pub(crate) read: bool,
     pub(crate) write: bool,
     pub(crate) attr: TaskAttr,
-    pub(crate) cdb: Vec<u8>,
+    /// The CDB's first 16 bytes (from the BHS).
+    pub(crate) cdb: [u8; 16],
+    /// The whole CDB when an extended-CDB AHS made it longer than 16 bytes, else empty
+    /// (so the usual command allocates nothing for it).
+    pub(crate) cdb_long: Vec<u8>,
     pub(crate) state: TaskState,
     // Data-Out.
     pub(crate) unsol_open: bool,
@@ -382,6 +402,17 @@ pub(crate) struct Task {
     pub(crate) parked: Option<ParkedStatus>,
     /// End of the furthest range the SAN has asked for.
     pub(crate) granted_end: u32,
+}
+
+impl Task {
+    /// The whole CDB.
+    pub(crate) fn cdb(&self) -> &[u8] {
+        if self.cdb_long.is_empty() {
+            &self.cdb
+        } else {
+            &self.cdb_long
+        }
+    }
 }
 
 /// A TMF waiting for the SAN.
@@ -424,7 +455,7 @@ pub(crate) struct Session {
     pub(crate) params: SessionParams,
     pub(crate) exp_cmdsn: u32,
     pub(crate) max_cmdsn: u32,
-    pub(crate) queued: HashMap<u32, Queued>,
+    pub(crate) queued: FxHashMap<u32, Queued>,
 }
 
 impl Session {
@@ -478,7 +509,7 @@ pub(crate) struct Conn {
     pub(crate) login: Option<Box<super::login::LoginState>>,
     pub(crate) session: Option<Session>,
     pub(crate) tasks: Slab<Task>,
-    pub(crate) itt_map: HashMap<u32, Handle>,
+    pub(crate) itt_map: FxHashMap<u32, Handle>,
     pub(crate) tmfs: Slab<PendingTmf>,
     pub(crate) text_cont: Option<TextContinuation>,
     pub(crate) text_in: Vec<u8>,
@@ -509,7 +540,7 @@ impl Conn {
             login: None,
             session: None,
             tasks: Slab::default(),
-            itt_map: HashMap::new(),
+            itt_map: FxHashMap::default(),
             tmfs: Slab::default(),
             text_cont: None,
             text_in: Vec::new(),

@@ -217,11 +217,14 @@ impl Portal {
             self.reject(c, RejectReason::InvalidPduField, &hdr);
             return None;
         };
-        let mut cdb = cmd.cdb.to_vec();
+        let mut cdb_long = Vec::new();
         for a in ahs_iter(ahs_area) {
             match a {
                 Ok((ahs::EXTENDED_CDB, bytes)) if bytes.len() > 1 => {
-                    cdb.extend_from_slice(&bytes[1..]);
+                    if cdb_long.is_empty() {
+                        cdb_long.extend_from_slice(&cmd.cdb);
+                    }
+                    cdb_long.extend_from_slice(&bytes[1..]);
                 }
                 Ok((ahs::BIDI_READ_LENGTH, _)) => {
                     // Bidirectional commands are not supported.
@@ -265,7 +268,8 @@ impl Portal {
             read: cmd.read,
             write,
             attr: cmd.attr,
-            cdb,
+            cdb: cmd.cdb,
+            cdb_long,
             state: TaskState::Waiting,
             unsol_open,
             unsol_buf: if write { data.to_vec() } else { Vec::new() },
@@ -314,7 +318,7 @@ impl Portal {
         };
         let cmd = Command {
             lun: t.lun,
-            cdb: &t.cdb,
+            cdb: t.cdb(),
             attr: t.attr,
             expected_len: t.edtl,
             dir,

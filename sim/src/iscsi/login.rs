@@ -8,7 +8,7 @@
 //! the SAN for a nexus, after reinstating any session with the same initiator name, ISID
 //! and target. Errors end the login with a status class/detail and close the connection.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 
 use super::chap::{self, CHALLENGE_LEN, ChapConfig};
 use super::conn::{Conn, Digests, Frame, Phase, Session, SessionKind, Slab, TaskState};
@@ -657,7 +657,7 @@ impl Portal {
             params: ls.params.clone(),
             exp_cmdsn: ls.cmdsn,
             max_cmdsn: ls.cmdsn.wrapping_add(depth).wrapping_sub(1),
-            queued: HashMap::new(),
+            queued: FxHashMap::default(),
         };
         if let SessionKind::Normal { nexus, .. } = kind {
             self.by_nexus.insert(nexus, ch);

@@ -4,9 +4,10 @@
 //!
 //! * **Run-to-completion** ([`Server::run`], [`spawn_run_to_completion`]): one thread
 //!   polls nonblocking sockets (mio) and, in the same loop, calls the SAN's
-//!   [`SanPoll::poll`]. After work it keeps polling without blocking for a short spin
-//!   time, then blocks in the poller until a socket, a timer or a [`Waker`] wakes it, so
-//!   an idle portal uses no CPU.
+//!   [`SanPoll::poll`]. After work it may keep polling without blocking for a short spin
+//!   time ([`NetConfig::spin`], optionally only at low queue depth:
+//!   [`NetConfig::spin_max_batch`]), then blocks in the poller until a socket, a timer or
+//!   a [`Waker`] wakes it, so an idle portal uses no CPU.
 //! * **Threaded** ([`spawn_threaded`]): the same loop on its own thread with a channel
 //!   adapter as its SAN: requests go to the SAN thread as owned [`SanRequest`]s, and the
 //!   SAN answers with [`SanEvent`]s through an [`EventSender`], which wakes the network
@@ -16,7 +17,7 @@
 //! portal by reference; the portal writes PDUs straight into a per-connection output
 //! buffer, which is written to the socket from there.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -81,6 +82,12 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     /// Keep polling without blocking for this long after the last work.
     pub spin: Duration,
+    /// Spin only while the passes that brought new SCSI commands brought at most this
+    /// many each (after a larger batch, not for the next 64 passes with commands): at
+    /// low queue depth the spin saves the wake-up latency of the next command; at higher
+    /// depths the initiator's commands batch up while the loop sleeps, and spinning would
+    /// only burn the CPU the initiators need. 0: spin whatever the batches.
+    pub spin_max_batch: u32,
     /// Longest single block in the poller (bounds timer slack).
     pub max_block: Duration,
 }
@@ -90,6 +97,7 @@ impl Default for NetConfig {
         NetConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], ISCSI_PORT)),
             spin: Duration::from_micros(50),
+            spin_max_batch: 0,
             max_block: Duration::from_millis(100),
         }
     }
@@ -110,6 +118,33 @@ impl StopHandle {
     }
 }
 
+/// Socket-level counters of a [`Server`] (per IO they say how well its calls are batched).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Waits in the poller (`epoll_wait`), blocking or not.
+    pub polls: u64,
+    /// Socket reads that returned bytes.
+    pub reads: u64,
+    /// Socket reads that found nothing (`WouldBlock`).
+    pub empty_reads: u64,
+    /// Socket writes (each takes as much of the connection's queued output as the
+    /// socket accepts: every PDU the portal produced in that pass).
+    pub writes: u64,
+}
+
+impl std::fmt::Display for NetStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} polls, {} reads ({} empty), {} writes",
+            self.polls,
+            self.reads + self.empty_reads,
+            self.empty_reads,
+            self.writes
+        )
+    }
+}
+
 struct NetConn {
     stream: TcpStream,
     id: ConnId,
@@ -124,7 +159,7 @@ struct NetConn {
 pub struct Server {
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<Token, NetConn>,
+    conns: FxHashMap<Token, NetConn>,
     next_token: usize,
     portal: Portal,
     start: Instant,
@@ -133,6 +168,46 @@ pub struct Server {
     local_addr: SocketAddr,
     cfg: NetConfig,
     rx_cap: usize,
+    /// The connections of one pass (kept for its buffer).
+    tokens: Vec<Token>,
+    stats: NetStats,
+    spin_policy: SpinPolicy,
+}
+
+/// Whether the loop may spin ([`NetConfig::spin_max_batch`]): not for the next
+/// [`SpinPolicy::HOLD`] passes that bring commands after one that brought more than the
+/// limit. A maximum with hold-off rather than an average: while the loop spins it takes
+/// commands as they come, one or two a pass even at a high queue depth, so an average
+/// would keep it spinning; a single larger batch ends the spinning.
+#[derive(Debug, Clone, Copy)]
+struct SpinPolicy {
+    /// Passes with commands still to see before spinning again.
+    hold: u32,
+    /// The limit (0: none).
+    max: u32,
+}
+
+impl SpinPolicy {
+    const HOLD: u32 = 64;
+
+    fn new(max: u32) -> SpinPolicy {
+        SpinPolicy { hold: 0, max }
+    }
+
+    fn record(&mut self, new_commands: u64) {
+        if self.max == 0 || new_commands == 0 {
+            return;
+        }
+        if new_commands > u64::from(self.max) {
+            self.hold = Self::HOLD;
+        } else {
+            self.hold = self.hold.saturating_sub(1);
+        }
+    }
+
+    fn may_spin(&self) -> bool {
+        self.hold == 0
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -148,6 +223,7 @@ impl Server {
     /// Binds the listener and builds the portal. The CHAP/StatSN generator is seeded
     /// from the operating system unless `portal.rng_seed` was changed from the default.
     pub fn bind(net: NetConfig, mut portal: PortalConfig) -> io::Result<Server> {
+        let spin_policy = SpinPolicy::new(net.spin_max_batch);
         if portal.rng_seed == PortalConfig::default().rng_seed {
             portal.rng_seed = os_seed();
         }
@@ -163,7 +239,7 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             next_token: FIRST_CONN,
             portal,
             start: Instant::now(),
@@ -172,6 +248,9 @@ impl Server {
             local_addr,
             cfg: net,
             rx_cap,
+            tokens: Vec::new(),
+            stats: NetStats::default(),
+            spin_policy,
         })
     }
 
@@ -183,6 +262,11 @@ impl Server {
     /// The portal state machine.
     pub fn portal(&self) -> &Portal {
         &self.portal
+    }
+
+    /// Socket-level counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.stats
     }
 
     /// A handle that stops [`Server::run`] from another thread.
@@ -213,7 +297,7 @@ impl Server {
                 return Ok(());
             }
             let now = self.now();
-            let timeout = if last_work.elapsed() < self.cfg.spin {
+            let timeout = if self.spin_policy.may_spin() && last_work.elapsed() < self.cfg.spin {
                 Duration::ZERO
             } else {
                 let mut t = self.cfg.max_block;
@@ -222,6 +306,7 @@ impl Server {
                 }
                 t
             };
+            self.stats.polls += 1;
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -241,7 +326,10 @@ impl Server {
                     }
                 }
             }
+            let commands = self.portal.stats().commands;
             work |= self.service(san);
+            self.spin_policy
+                .record(self.portal.stats().commands.wrapping_sub(commands));
             if work {
                 last_work = Instant::now();
             }
@@ -251,7 +339,9 @@ impl Server {
     /// One pass over every connection and the SAN; returns whether anything happened.
     fn service<S: SanPoll + ?Sized>(&mut self, san: &mut S) -> bool {
         let mut work = false;
-        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        let mut tokens = std::mem::take(&mut self.tokens);
+        tokens.clear();
+        tokens.extend(self.conns.keys().copied());
         for t in &tokens {
             work |= self.read_conn(*t, san);
         }
@@ -268,6 +358,7 @@ impl Server {
         for t in &tokens {
             work |= self.write_conn(*t, san);
         }
+        self.tokens = tokens;
         work
     }
 
@@ -331,6 +422,13 @@ impl Server {
                 }
                 Ok(n) => {
                     work = true;
+                    self.stats.reads += 1;
+                    // A short read emptied the socket: bytes arriving later raise a new
+                    // readiness edge, so the read that would only say WouldBlock is
+                    // skipped (one syscall less per batch).
+                    if nc.end + n < nc.rx.len() {
+                        nc.readable = false;
+                    }
                     nc.end += n;
                     let now = self.start.elapsed();
                     let used = self
@@ -342,7 +440,10 @@ impl Server {
                         nc.end = 0;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => nc.readable = false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.stats.empty_reads += 1;
+                    nc.readable = false;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     closed = true;
@@ -371,6 +472,7 @@ impl Server {
                 Ok(0) => break,
                 Ok(n) => {
                     work = true;
+                    self.stats.writes += 1;
                     self.portal.transmitted(nc.id, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -809,6 +911,40 @@ pub fn spawn_threaded(mut server: Server) -> io::Result<(ServerHandle, SanEndpoi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_only_while_commands_come_one_or_two_a_pass() {
+        let mut p = SpinPolicy::new(2);
+        assert!(p.may_spin(), "no commands yet");
+        for _ in 0..200 {
+            p.record(1);
+            p.record(0);
+            p.record(2);
+            assert!(p.may_spin(), "queue depth 1 or 2");
+        }
+        p.record(3);
+        assert!(!p.may_spin(), "a batch of 3 ends the spinning");
+        // Spinning would take the commands of a deep queue one or two at a time: one
+        // larger batch among them keeps the loop from spinning.
+        for i in 0..10 * SpinPolicy::HOLD {
+            p.record(if i % 32 == 0 { 8 } else { 1 });
+            assert!(!p.may_spin());
+        }
+        // Passes without commands do not count.
+        p.record(8);
+        for _ in 0..1000 {
+            p.record(0);
+        }
+        assert!(!p.may_spin());
+        for _ in 0..SpinPolicy::HOLD {
+            assert!(!p.may_spin());
+            p.record(1);
+        }
+        assert!(p.may_spin(), "back to spinning after HOLD single commands");
+        let mut always = SpinPolicy::new(0);
+        always.record(1000);
+        assert!(always.may_spin(), "no limit");
+    }
 
     #[test]
     fn listen_address_forms() {

@@ -3,7 +3,9 @@
 //! [`Portal::transmit`], time goes in with [`Portal::poll`]; the SAN is called through
 //! [`SanPort`] and answers through [`SanEvents`], which the portal implements.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -182,10 +184,11 @@ pub(crate) type SessionKey = (String, [u8; 6], Option<usize>);
 #[derive(Debug)]
 pub struct Portal {
     pub(crate) cfg: PortalConfig,
-    pub(crate) conns: Slab<Conn>,
-    pub(crate) by_isid: HashMap<SessionKey, Handle>,
-    pub(crate) by_tsih: HashMap<u16, Handle>,
-    pub(crate) by_nexus: HashMap<NexusId, Handle>,
+    /// Boxed: every event takes its connection out of the slab and puts it back.
+    pub(crate) conns: Slab<Box<Conn>>,
+    pub(crate) by_isid: FxHashMap<SessionKey, Handle>,
+    pub(crate) by_tsih: FxHashMap<u16, Handle>,
+    pub(crate) by_nexus: FxHashMap<NexusId, Handle>,
     next_tsih: u16,
     rng: u64,
     pub(crate) deferred: VecDeque<Deferred>,
@@ -231,9 +234,9 @@ impl Portal {
         Ok(Portal {
             cfg,
             conns: Slab::default(),
-            by_isid: HashMap::new(),
-            by_tsih: HashMap::new(),
-            by_nexus: HashMap::new(),
+            by_isid: FxHashMap::default(),
+            by_tsih: FxHashMap::default(),
+            by_nexus: FxHashMap::default(),
             next_tsih: 1,
             rng,
             deferred: VecDeque::new(),
@@ -319,7 +322,10 @@ impl Portal {
         self.now = now;
         self.stats.connections += 1;
         let statsn = self.random() as u32;
-        ConnId(self.conns.insert(Conn::new(now, statsn, local_addr)))
+        ConnId(
+            self.conns
+                .insert(Box::new(Conn::new(now, statsn, local_addr))),
+        )
     }
 
     /// Feeds received bytes. Returns how many were consumed: whole PDUs only; the caller
@@ -427,7 +433,11 @@ impl Portal {
     pub fn poll<S: SanPort + ?Sized>(&mut self, now: Duration, san: &mut S) -> bool {
         self.now = now;
         let mut progress = self.flush_deferred(san);
-        for h in self.conns.handles() {
+        // By slot, not over a list of handles: no allocation per poll.
+        for i in 0..self.conns.slot_count() {
+            let Some(h) = self.conns.handle_at(i) else {
+                continue;
+            };
             let Some(mut c) = self.conns.take(h) else {
                 continue;
             };
