@@ -292,6 +292,15 @@ pub(crate) fn has_service_action(opcode: u8) -> bool {
         .is_some_and(|o| o.sa.is_some())
 }
 
+/// The row of an opcode without service actions, in two loads: `None` for an
+/// opcode that is not supported or whose rows need the service action (then
+/// [`lookup`] decides). Where it answers, it answers as [`lookup`] does.
+#[inline(always)]
+pub(crate) fn lookup_plain(opcode: u8) -> Option<&'static OpInfo> {
+    let o = OPS.get(usize::from(*INDEX.get(usize::from(opcode))?))?;
+    o.sa.is_none().then_some(o)
+}
+
 /// The operation of a CDB.
 pub(crate) fn lookup(cdb: &[u8; 16]) -> Result<&'static OpInfo, SenseReason> {
     lookup_op(cdb[0], cdb[1] & 0x1f).ok_or(if has_service_action(cdb[0]) {
@@ -392,6 +401,27 @@ mod tests {
                 assert!(size == 0 || usize::from(off + size) < len, "{}", o.name);
             }
         }
+    }
+
+    #[test]
+    fn lookup_plain_agrees_with_lookup() {
+        for opcode in 0..=255u8 {
+            for b1 in [0u8, 0x01, 0x10, 0x1f, 0xe0, 0xff] {
+                let c = cdb(&[opcode, b1]);
+                match lookup_plain(opcode) {
+                    Some(o) => {
+                        assert!(core::ptr::eq(o, lookup(&c).unwrap()), "{opcode:#x}");
+                        assert!(o.sa.is_none());
+                    }
+                    None => assert!(lookup(&c).is_err() || has_service_action(opcode)),
+                }
+            }
+        }
+        assert!(lookup_plain(0x28).is_some_and(|o| matches!(o.kind, OpKind::Read)));
+        assert!(
+            lookup_plain(0x9e).is_none(),
+            "SERVICE ACTION IN(16) needs its SA"
+        );
     }
 
     #[test]

@@ -183,7 +183,11 @@ impl Target<'_> {
     fn step_received(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let (s, l) = (usize::from(c.session), c.lu);
-        let looked = cdb::lookup(&c.cdb);
+        // Most opcodes have one row: two loads find it, the search only the rest.
+        let looked = match cdb::lookup_plain(c.cdb[0]) {
+            Some(op) => Ok(op),
+            None => cdb::lookup(&c.cdb),
+        };
         // NACA of the CONTROL byte, wherever the CDB length puts it.
         let len = match &looked {
             Ok(op) => usize::from(op.cdb_len),
