@@ -1199,6 +1199,7 @@ impl Target<'_> {
             }
             !start
         };
+        self.lu_changed(l);
         if stopping && !no_flush {
             let blocks = self.lus[l].cfg.blocks;
             return self.submit_io(i, b, IoKind::Flush, 0, blocks, None, 1);
@@ -1397,6 +1398,7 @@ impl Target<'_> {
             waiter: if immed { NIL } else { i as u16 },
             waiter_gen: c.generation,
         });
+        self.lu_changed(l);
         self.bg_active += 1;
         if matches!(kind, BgKind::Overwrite { .. } | BgKind::BlockErase) {
             self.lus[l].sanitize_failed = false;
@@ -1564,6 +1566,7 @@ impl Target<'_> {
         let Some(bg) = self.lus[l].bg.take() else {
             return;
         };
+        self.lu_changed(l);
         self.bg_active = self.bg_active.saturating_sub(1);
         if let Some(pb) = bg.buf {
             self.pool.release(pb);

@@ -423,6 +423,9 @@ impl<'a> Target<'a> {
             .iter()
             .any(|p| p.in_use && matches!(p.state, AluaState::Standby | AluaState::Unavailable));
         for l in 0..self.lus.len() {
+            self.lu_changed(l);
+        }
+        for l in 0..self.lus.len() {
             if self.lus[l].in_use {
                 self.set_ua_all(l, UnitAttention::AsymmetricAccessStateChanged, None);
             }
@@ -494,6 +497,7 @@ impl<'a> Target<'a> {
             *r = PrReg::EMPTY;
         }
         self.pr_restore(l);
+        self.lu_changed(l);
         Ok(LuId(l as u16))
     }
 
@@ -825,6 +829,7 @@ impl<'a> Target<'a> {
             if usize::from(lu.aca) == s {
                 self.clear_aca(l);
             }
+            self.lu_changed(l);
         }
     }
 
@@ -839,6 +844,16 @@ impl<'a> Target<'a> {
             .iter()
             .filter(|s| s.state == SessionState::Active)
             .count()
+    }
+
+    /// Recompute LU `l`'s [`Lu::quiet`] after a change of any state it
+    /// summarises (reset, ACA, reservations, background operation, ALUA,
+    /// medium, write protection).
+    pub(crate) fn lu_changed(&mut self, l: usize) {
+        let alua = self.alua_restricted;
+        if let Some(lu) = self.lus.get_mut(l) {
+            lu.quiet = lu.is_quiet(alua);
+        }
     }
 
     // ---------------------------------------------------------- unit attention

@@ -214,18 +214,26 @@ impl Target<'_> {
         }
         let l = usize::from(l);
         let lu = &self.lus[l];
-        if lu.resets > 0 {
-            // Held until the reset finishes (not in the task set).
-            self.cmds[i].state = CmdState::Dormant;
-            return Step::Park;
-        }
+        debug_assert_eq!(
+            lu.quiet,
+            lu.is_quiet(self.alua_restricted),
+            "LU {l}: stale quiet"
+        );
         let attr = self.cmds[i].attr;
-        if lu.aca != NIL {
-            if attr != TaskAttr::Aca || usize::from(lu.aca) != s || lu.aca_tasks > 0 {
-                return self.finish(i, ScsiStatus::AcaActive);
+        // A quiet LU has no reset in progress and no ACA condition.
+        if !lu.quiet || attr == TaskAttr::Aca {
+            if lu.resets > 0 {
+                // Held until the reset finishes (not in the task set).
+                self.cmds[i].state = CmdState::Dormant;
+                return Step::Park;
             }
-        } else if attr == TaskAttr::Aca {
-            return self.fail(i, SenseReason::InvalidMessage);
+            if lu.aca != NIL {
+                if attr != TaskAttr::Aca || usize::from(lu.aca) != s || lu.aca_tasks > 0 {
+                    return self.finish(i, ScsiStatus::AcaActive);
+                }
+            } else if attr == TaskAttr::Aca {
+                return self.fail(i, SenseReason::InvalidMessage);
+            }
         }
         let op = match looked {
             Ok(op) => op,
@@ -256,17 +264,14 @@ impl Target<'_> {
     /// The task is enabled: reservation, readiness and protection checks.
     #[inline(always)]
     fn step_enabled(&mut self, i: usize) -> Step {
-        // The usual case first: no reservation of any kind, no background
-        // operation, no ALUA restriction, the medium ready and writable.
-        // Nothing below could refuse the command then.
+        // The usual case first: a quiet LU (no reservation of any kind, no
+        // background operation, no ALUA restriction, the medium ready and
+        // writable) and no read-only map for a command that writes. Nothing
+        // below could refuse the command then.
         let c = &self.cmds[i];
         if let (Some(op), Some(lu)) = (c.op, self.lus.get(usize::from(c.lu)))
-            && lu.res2 == NIL
-            && lu.pr.res.is_none()
-            && lu.bg.is_none()
-            && !self.alua_restricted
-            && (!op.has(MEDIUM) || (lu.loaded && lu.started))
-            && (!op.has(WRITES) || !(lu.mode.swp || lu.cfg.read_only || c.map_ro))
+            && lu.quiet
+            && !(c.map_ro && op.has(WRITES))
         {
             let c = &mut self.cmds[i];
             c.state = CmdState::Exec;
@@ -470,10 +475,11 @@ impl Target<'_> {
         let Some(lu) = self.lus.get_mut(l) else {
             return;
         };
+        let (qerr, tas) = (lu.mode.qerr, lu.mode.tas);
         if naca && lu.aca == NIL {
             lu.aca = s as u16;
+            self.lu_changed(l);
         }
-        let (qerr, tas) = (lu.mode.qerr, lu.mode.tas);
         if qerr != 0b01 && qerr != 0b11 {
             return;
         }

@@ -1,0 +1,193 @@
+//! The receive checks' short path (a quiet LU, no unit attention, a SIMPLE
+//! task with nothing listed ahead) is never taken when a state that could
+//! hold or refuse the command is present. Each test first runs a READ on the
+//! quiet LU (the short path), then sets one state, sees the command held or
+//! refused as the standards say, clears the state and sees READs pass again.
+//! (In test builds the core also checks, on every command, that the LU's
+//! cached summary equals the states it summarises.)
+mod common;
+use common::*;
+use rscst_core::{
+    AluaState, CmdState, DataDirection, GroupId, LuConfig, Lun, RamBackend, ScsiStatus,
+    TargetPortGroupId, TaskAttr, TmfFunction, TmfResponseCode,
+};
+
+const RESERVE6: [u8; 6] = [0x16, 0, 0, 0, 0, 0];
+const RELEASE6: [u8; 6] = [0x17, 0, 0, 0, 0, 0];
+
+fn read(h: &mut H<RamB>, s: rscst_core::SessionHandle) -> Outcome {
+    h.read_cmd(s, 0, &rd10(0, 1), 512)
+}
+
+fn prout(h: &mut H<RamB>, s: rscst_core::SessionHandle, sa: u8, ty: u8, rk: u64, sark: u64) {
+    let mut p = vec![0u8; 24];
+    p[..8].copy_from_slice(&rk.to_be_bytes());
+    p[8..16].copy_from_slice(&sark.to_be_bytes());
+    h.write_cmd(s, 0, &[0x5f, sa, ty, 0, 0, 0, 0, 0, 24, 0], &p)
+        .good();
+}
+
+#[test]
+fn unit_attention_pending_on_the_nexus() {
+    let (mut h, lu) = ram_target(64);
+    let a = h.login_clean("iqn.t:a", 0);
+    read(&mut h, a).good();
+    h.t.resize_lu(lu, 32).unwrap();
+    // CAPACITY DATA HAS CHANGED, once.
+    read(&mut h, a).check(0x6, 0x2a, 0x09);
+    read(&mut h, a).good();
+}
+
+#[test]
+fn spc2_reservation_by_another_nexus() {
+    let (mut h, _) = ram_target(64);
+    let a = h.login_clean("iqn.t:a", 0);
+    let b = h.login_clean("iqn.t:b", 0);
+    read(&mut h, b).good();
+    h.cmd(a, 0, &RESERVE6).good();
+    read(&mut h, b).status(ScsiStatus::ReservationConflict);
+    read(&mut h, a).good();
+    h.cmd(a, 0, &RELEASE6).good();
+    read(&mut h, b).good();
+}
+
+#[test]
+fn persistent_reservation_by_another_nexus() {
+    let (mut h, _) = ram_target(64);
+    let a = h.login_clean("iqn.t:a", 0);
+    let b = h.login_clean("iqn.t:b", 0);
+    read(&mut h, b).good();
+    // REGISTER key 1, RESERVE EXCLUSIVE ACCESS.
+    prout(&mut h, a, 0, 0, 0, 1);
+    read(&mut h, b).good();
+    prout(&mut h, a, 1, 3, 1, 0);
+    read(&mut h, b).status(ScsiStatus::ReservationConflict);
+    read(&mut h, a).good();
+    // RELEASE: b reads again.
+    prout(&mut h, a, 2, 3, 1, 0);
+    read(&mut h, b).good();
+}
+
+#[test]
+fn aca_condition() {
+    let (mut h, _) = ram_target(64);
+    let a = h.login_clean("iqn.t:a", 0);
+    let b = h.login_clean("iqn.t:b", 0);
+    read(&mut h, a).good();
+    // NACA=1 on a failing command establishes ACA.
+    h.read_cmd(a, 0, &[0x28, 0, 0, 0, 1, 0, 0, 0, 1, 0x04], 512)
+        .check(0x5, 0x21, 0x00);
+    read(&mut h, a).status(ScsiStatus::AcaActive);
+    read(&mut h, b).status(ScsiStatus::AcaActive);
+    let t = h.tmf(a, 0, TmfFunction::ClearAca);
+    h.settle();
+    assert_eq!(h.tmf_result(t).code, TmfResponseCode::FunctionComplete);
+    read(&mut h, a).good();
+    read(&mut h, b).good();
+}
+
+#[test]
+fn ordered_command_ahead() {
+    let m0 = mem(64 * 512, 0x4000_0000);
+    let mut ram: RamB = RamBackend::new();
+    let a = ram.add_lun(m0, 512).unwrap();
+    let mut h = H::new(Slow::new(ram), 512 * 1024, &[m0]);
+    let lu = h.t.add_lu(&LuConfig::new(a, 512, 64)).unwrap();
+    h.t.map_lun(
+        GroupId::DEFAULT,
+        Lun::ZERO,
+        lu,
+        rscst_core::Access::ReadWrite,
+    )
+    .unwrap();
+    let s = h.login_clean("iqn.t:a", 0);
+    h.b.hold = true;
+    let first = h.submit(s, 0, &rd10(0, 1), DataDirection::In, 512, &[]);
+    h.settle();
+    assert_eq!(h.t.cmd_state(first), Some(CmdState::Backend));
+    let o = h.submit_attr(
+        s,
+        0,
+        TaskAttr::Ordered,
+        &rd10(1, 1),
+        DataDirection::In,
+        512,
+        &[],
+    );
+    let simple = h.submit(s, 0, &rd10(2, 1), DataDirection::In, 512, &[]);
+    h.settle();
+    // The ORDERED task waits for the older one, the SIMPLE one for it.
+    assert_eq!(h.t.cmd_state(o), Some(CmdState::Dormant));
+    assert_eq!(h.t.cmd_state(simple), Some(CmdState::Dormant));
+    h.b.release();
+    h.settle();
+    h.result(first).good();
+    assert_eq!(h.t.cmd_state(simple), Some(CmdState::Dormant));
+    h.b.release();
+    h.settle();
+    h.result(o).good();
+    h.b.release();
+    h.settle();
+    h.result(simple).good();
+}
+
+#[test]
+fn lu_not_ready() {
+    let (mut h, _) = ram_target_with(64, 512, |c| {
+        c.stoppable = true;
+        c.removable = true;
+    });
+    let s = h.login_clean("iqn.t:a", 0);
+    read(&mut h, s).good();
+    // Stopped: NOT READY, INITIALIZING COMMAND REQUIRED.
+    h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x00, 0]).good();
+    read(&mut h, s).check(0x2, 0x04, 0x02);
+    h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x01, 0]).good();
+    read(&mut h, s).good();
+    // Ejected: NOT READY, MEDIUM NOT PRESENT.
+    h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x02, 0]).good();
+    read(&mut h, s).check(0x2, 0x3a, 0x00);
+    h.cmd(s, 0, &[0x1b, 0x01, 0, 0, 0x03, 0]).good();
+    read(&mut h, s).good();
+}
+
+#[test]
+fn alua_standby() {
+    let (mut h, _) = ram_target(64);
+    let s = h.login_clean("iqn.t:a", 0);
+    read(&mut h, s).good();
+    h.t.set_port_group_state(TargetPortGroupId(1), AluaState::Standby)
+        .unwrap();
+    h.cmd(s, 0, &TUR).check(0x6, 0x2a, 0x06);
+    read(&mut h, s).check(0x2, 0x04, 0x0b);
+    h.t.set_port_group_state(TargetPortGroupId(1), AluaState::ActiveOptimized)
+        .unwrap();
+    h.cmd(s, 0, &TUR).check(0x6, 0x2a, 0x06);
+    read(&mut h, s).good();
+}
+
+#[test]
+fn software_write_protect() {
+    let (mut h, _) = ram_target(64);
+    let s = h.login_clean("iqn.t:a", 0);
+    h.write_cmd(s, 0, &wr10(0, 1), &[1; 512]).good();
+    // MODE SELECT(6) of the control page with SWP set.
+    let mut p = vec![0u8; 4 + 12];
+    p[4] = 0x0a;
+    p[5] = 0x0a;
+    p[8] = 0x08;
+    // BUSY TIMEOUT PERIOD as the LU reports it (not changeable).
+    p[12] = 0xff;
+    p[13] = 0xff;
+    h.write_cmd(s, 0, &[0x15, 0x10, 0, 0, p.len() as u8, 0], &p)
+        .good();
+    // DATA PROTECT, WRITE PROTECTED / SOFTWARE WRITE PROTECTED.
+    h.write_cmd(s, 0, &wr10(0, 1), &[2; 512])
+        .check(0x7, 0x27, 0x02);
+    read(&mut h, s).good().data(&[1; 512]);
+    p[8] = 0;
+    h.write_cmd(s, 0, &[0x15, 0x10, 0, 0, p.len() as u8, 0], &p)
+        .good();
+    h.write_cmd(s, 0, &wr10(0, 1), &[3; 512]).good();
+    read(&mut h, s).good().data(&[3; 512]);
+}
