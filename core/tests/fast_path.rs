@@ -191,3 +191,31 @@ fn software_write_protect() {
     h.write_cmd(s, 0, &wr10(0, 1), &[3; 512]).good();
     read(&mut h, s).good().data(&[3; 512]);
 }
+
+#[test]
+fn naca_is_read_where_the_cdb_length_puts_the_control_byte() {
+    // READ(16) out of range with NACA=1 in byte 15; an unsupported 6-byte
+    // opcode with NACA=1 in byte 5; NACA=0 establishes nothing.
+    let mut rd16_naca = rd16(1000, 1);
+    rd16_naca[15] = 0x04;
+    let unsupported6 = [0x02, 0, 0, 0, 0, 0x04];
+    for (cdb, len, key, asc) in [
+        (&rd16_naca[..], 512, 0x5, 0x21),
+        (&unsupported6[..], 0, 0x5, 0x20),
+    ] {
+        let (mut h, _) = ram_target(64);
+        let a = h.login_clean("iqn.t:a", 0);
+        read(&mut h, a).good();
+        h.read_cmd(a, 0, cdb, len).check(key, asc, 0x00);
+        read(&mut h, a).status(ScsiStatus::AcaActive);
+        let t = h.tmf(a, 0, TmfFunction::ClearAca);
+        h.settle();
+        assert_eq!(h.tmf_result(t).code, TmfResponseCode::FunctionComplete);
+        read(&mut h, a).good();
+        // The same without NACA: no ACA.
+        let mut plain = cdb.to_vec();
+        *plain.last_mut().unwrap() = 0;
+        h.read_cmd(a, 0, &plain, len).check(key, asc, 0x00);
+        read(&mut h, a).good();
+    }
+}

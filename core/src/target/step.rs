@@ -188,19 +188,6 @@ impl Target<'_> {
             Some(op) => Ok(op),
             None => cdb::lookup(&c.cdb),
         };
-        // NACA of the CONTROL byte, wherever the CDB length puts it.
-        let len = match &looked {
-            Ok(op) => usize::from(op.cdb_len),
-            Err(_) => match c.cdb[0] >> 5 {
-                0 => 6,
-                1 | 2 => 10,
-                4 => 16,
-                5 => 12,
-                _ => 16,
-            },
-        };
-        let naca = c.cdb.get(len - 1).is_some_and(|b| b & 0x04 != 0);
-        self.cmds[i].flags.naca = naca;
         if l == NIL {
             return match looked {
                 Ok(op) if op.has(NO_LU) => {
@@ -471,7 +458,7 @@ impl Target<'_> {
     /// QErr and ACA (SAM-5 5.9, SPC-5 control mode page) on a CHECK CONDITION.
     fn on_check_condition(&mut self, i: usize) {
         let c = &self.cmds[i];
-        let (s, l, naca) = (usize::from(c.session), usize::from(c.lu), c.flags.naca);
+        let (s, l, naca) = (usize::from(c.session), usize::from(c.lu), naca(&c.cdb));
         let Some(lu) = self.lus.get_mut(l) else {
             return;
         };
@@ -871,6 +858,25 @@ impl Target<'_> {
         self.cmds[i].media_active = true;
         true
     }
+}
+
+/// NACA of the CONTROL byte, wherever the CDB length puts it: the length of
+/// the operation's row, else the one its group code gives. Read only on a
+/// CHECK CONDITION (to establish ACA), so not parsed for every command.
+#[cold]
+#[inline(never)]
+fn naca(cdb: &[u8; 16]) -> bool {
+    let len = match cdb::lookup(cdb) {
+        Ok(op) => usize::from(op.cdb_len),
+        Err(_) => match cdb[0] >> 5 {
+            0 => 6,
+            1 | 2 => 10,
+            4 => 16,
+            5 => 12,
+            _ => 16,
+        },
+    };
+    cdb.get(len.wrapping_sub(1)).is_some_and(|b| b & 0x04 != 0)
 }
 
 /// The residual of a command (SPC-5 4.2.4; FCP-4 9.4.3): what it meant to
