@@ -219,3 +219,61 @@ fn naca_is_read_where_the_cdb_length_puts_the_control_byte() {
         read(&mut h, a).good();
     }
 }
+
+#[test]
+fn the_remembered_lun_follows_every_map_change() {
+    let (mut h, lu0) = ram_target(64);
+    let lu1 =
+        h.t.add_lu(&LuConfig::new(rscst_core::BackendLun(0), 512, 32))
+            .unwrap();
+    let s = h.login_clean("iqn.t:a", 0);
+    let cap = [0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let o = h.read_cmd(s, 0, &cap, 8);
+    o.good().data(&[0, 0, 0, 63, 0, 0, 2, 0]);
+    // Unmapped: LOGICAL UNIT NOT SUPPORTED at once.
+    h.t.unmap_lun(GroupId::DEFAULT, Lun::ZERO).unwrap();
+    h.read_cmd(s, 0, &cap, 8).check(0x5, 0x25, 0x00);
+    // LUN 0 now names the other LU (new to the nexus: POWER ON, RESET).
+    h.t.map_lun(
+        GroupId::DEFAULT,
+        Lun::ZERO,
+        lu1,
+        rscst_core::Access::ReadOnly,
+    )
+    .unwrap();
+    h.cmd(s, 0, &TUR).check(0x6, 0x29, 0x00);
+    let o = h.read_cmd(s, 0, &cap, 8);
+    o.good().data(&[0, 0, 0, 31, 0, 0, 2, 0]);
+    // Read-only through this map.
+    h.write_cmd(s, 0, &wr10(0, 1), &[1; 512])
+        .check(0x7, 0x27, 0x00);
+    // The same LUN in another encoding (flat space) is the same LUN.
+    let flat = Lun::from_bytes([0x40, 0, 0, 0, 0, 0, 0, 0]);
+    let tag = h.tag();
+    let c =
+        h.t.submit(&rscst_core::CommandRequest {
+            session: s,
+            tag,
+            lun: flat,
+            attr: TaskAttr::Simple,
+            priority: 0,
+            crn: 0,
+            cdb: &cap,
+            expected_len: 8,
+            dir: DataDirection::In,
+        })
+        .expect("submit");
+    h.settle();
+    h.result(c).good().data(&[0, 0, 0, 31, 0, 0, 2, 0]);
+    // Back to the first LU, read-write.
+    h.t.unmap_lun(GroupId::DEFAULT, Lun::ZERO).unwrap();
+    h.t.map_lun(
+        GroupId::DEFAULT,
+        Lun::ZERO,
+        lu0,
+        rscst_core::Access::ReadWrite,
+    )
+    .unwrap();
+    h.cmd(s, 0, &TUR).check(0x6, 0x29, 0x00);
+    h.write_cmd(s, 0, &wr10(0, 1), &[1; 512]).good();
+}
