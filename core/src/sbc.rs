@@ -43,6 +43,12 @@ fn lba_blocks(c: &Cmd) -> (u64, u64) {
     }
 }
 
+/// FUA of a READ(10), (12) or (16) (READ(6) has none).
+#[inline(always)]
+fn read_fua(c: &Cmd) -> bool {
+    c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0
+}
+
 /// [`Target::check_transfer`] of command slot `c` on its LU `lu`.
 #[inline(always)]
 fn check_transfer(c: &Cmd, lu: &Lu, lba: u64, blocks: u64) -> Result<(), SenseReason> {
@@ -237,8 +243,8 @@ impl Target<'_> {
             return Some(self.fail(i, r));
         }
         let bs = u64::from(lu.cfg.block_size);
-        // S_PARSE.
-        c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
+        // S_PARSE. FUA only matters to backend I/O, which a READ done in one
+        // mapped round never does: it is set on every way out to more rounds.
         c.lba = lba;
         c.count = blocks;
         c.intended = blocks * bs;
@@ -253,6 +259,7 @@ impl Target<'_> {
         // loop's S_MAP runs the whole of it otherwise).
         if !c.media_active {
             if c.media_lu != NIL || lu.atomic != 0 {
+                c.flags.fua = read_fua(c);
                 return None;
             }
             c.media_active = true;
@@ -286,9 +293,11 @@ impl Target<'_> {
                     c.state = CmdState::Respond;
                     return Some(Step::Continue);
                 }
+                c.flags.fua = read_fua(c);
                 Some(self.send_in(i, t, S_SENT))
             }
             Ok(Mapped::Unsupported) => {
+                c.flags.fua = read_fua(c);
                 c.stage = S_BUFFERED;
                 None
             }

@@ -277,3 +277,42 @@ fn the_remembered_lun_follows_every_map_change() {
     h.cmd(s, 0, &TUR).check(0x6, 0x29, 0x00);
     h.write_cmd(s, 0, &wr10(0, 1), &[1; 512]).good();
 }
+
+#[test]
+fn fua_of_a_read_reaches_buffered_io() {
+    // A backend that cannot map: every READ goes through a buffer and
+    // `Backend::submit`, which must see the CDB's FUA.
+    let m0 = mem(64 * 512, 0x4000_0000);
+    let mut ram: RamB = RamBackend::new();
+    let a = ram.add_lun(m0, 512).unwrap();
+    let mut h = H::new(Slow::new(ram), 512 * 1024, &[m0]);
+    let lu = h.t.add_lu(&LuConfig::new(a, 512, 64)).unwrap();
+    h.t.map_lun(
+        GroupId::DEFAULT,
+        Lun::ZERO,
+        lu,
+        rscst_core::Access::ReadWrite,
+    )
+    .unwrap();
+    let s = h.login_clean("iqn.t:a", 0);
+    h.b.hold = true;
+    let mut rd10_fua = rd10(0, 1);
+    rd10_fua[1] = 0x08;
+    let mut rd16_fua = rd16(0, 1);
+    rd16_fua[1] = 0x08;
+    let cases: [(&[u8], bool); 5] = [
+        (&rd10_fua, true),
+        (&rd10(0, 1), false),
+        (&rd16_fua, true),
+        (&rd16(0, 1), false),
+        (&[0x08, 0, 0, 0, 1, 0], false),
+    ];
+    for (cdb, fua) in cases {
+        let c = h.submit(s, 0, cdb, DataDirection::In, 512, &[]);
+        h.settle();
+        h.b.release();
+        h.settle();
+        h.result(c).good();
+        assert_eq!(h.b.fua.last(), Some(&fua), "{cdb:02x?}");
+    }
+}
