@@ -240,8 +240,16 @@ impl Target<'_> {
         }
         check!(self, i, cdb::check_reserved(op, &self.cmds[i].cdb));
         if self.enter_task_set(i) {
-            self.cmds[i].state = CmdState::Enabled;
-            self.step_enabled(i)
+            // `step_enabled`'s usual case with the operation and LU at hand
+            // (no store of the passing Enabled state).
+            let c = &mut self.cmds[i];
+            if self.lus.get(l).is_some_and(|lu| lu.quiet) && !(c.map_ro && op.has(WRITES)) {
+                c.state = CmdState::Exec;
+                c.stage = 0;
+                return Step::Continue;
+            }
+            c.state = CmdState::Enabled;
+            self.step_enabled_checks(i)
         } else {
             self.cmds[i].state = CmdState::Dormant;
             Step::Park
