@@ -5,7 +5,7 @@
 //! background operation engine they share).
 
 use crate::backend::{Backend, IoKind, MapDir, Mapped, Submitted};
-use crate::cdb::{be, be_at};
+use crate::cdb::{LbaLayout, be, be_at};
 use crate::memory::compare;
 use crate::sense::{FieldPointer, SenseReason};
 use crate::target::{BgKind, BgOp, Cmd, CmdState, Lu, NIL, Step, Target, check, need_buf};
@@ -24,22 +24,22 @@ fn invalid_param(byte: u16, bit: Option<u8>) -> SenseReason {
 fn lba_blocks(c: &Cmd) -> (u64, u64) {
     let Some(op) = c.op else { return (0, 0) };
     let d = &c.cdb;
-    match (op.lba, op.count) {
+    match op.layout {
         // The 10- and 16-byte READ/WRITE layouts, decoded directly.
-        ((2, 4), (7, 2)) => (
+        LbaLayout::Ten => (
             u64::from(u32::from_be_bytes([d[2], d[3], d[4], d[5]])),
             u64::from(u16::from_be_bytes([d[7], d[8]])),
         ),
-        ((2, 8), (10, 4)) => (
+        LbaLayout::Sixteen => (
             u64::from_be_bytes([d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]]),
             u64::from(u32::from_be_bytes([d[10], d[11], d[12], d[13]])),
         ),
-        _ if op.cdb_len == 6 => {
+        LbaLayout::Six => {
             let lba = be(d, (1, 3)) & 0x1f_ffff;
             let n = u64::from(d[4]);
             (lba, if n == 0 { 256 } else { n })
         }
-        _ => (be(d, op.lba), be(d, op.count)),
+        LbaLayout::Fields => (be(d, op.lba), be(d, op.count)),
     }
 }
 
