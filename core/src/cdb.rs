@@ -98,11 +98,40 @@ pub(crate) struct OpInfo {
     pub lba: (u8, u8),
     /// Transfer, allocation or parameter list length: (offset, size).
     pub count: (u8, u8),
+    /// Which of the LBA/count layouts `lba` and `count` describe, worked
+    /// out with the table (see [`LbaLayout`]).
+    pub layout: LbaLayout,
     pub flags: u16,
     pub kind: OpKind,
     /// Nominal and recommended timeouts in seconds (REPORT SUPPORTED OPERATION CODES, RCTD).
     pub timeouts: (u32, u32),
     pub pr: PrClass,
+}
+
+/// The layout of an operation's LBA and count fields, so that the READ and
+/// WRITE decoders need not compare offsets per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LbaLayout {
+    /// LBA in bytes 2-5, count in bytes 7-8 (the 10-byte READ/WRITE layout).
+    Ten,
+    /// LBA in bytes 2-9, count in bytes 10-13 (the 16-byte layout).
+    Sixteen,
+    /// A 6-byte CDB: 21-bit LBA in bytes 1-3, count in byte 4 (0 means 256).
+    Six,
+    /// Anything else: the `lba` and `count` fields as they are.
+    Fields,
+}
+
+impl LbaLayout {
+    /// The layout of fields `lba` and `count` of a CDB of `cdb_len` bytes.
+    pub(crate) const fn of(lba: (u8, u8), count: (u8, u8), cdb_len: usize) -> LbaLayout {
+        match (lba, count) {
+            ((2, 4), (7, 2)) => LbaLayout::Ten,
+            ((2, 8), (10, 4)) => LbaLayout::Sixteen,
+            _ if cdb_len == 6 => LbaLayout::Six,
+            _ => LbaLayout::Fields,
+        }
+    }
 }
 
 impl OpInfo {
@@ -166,6 +195,7 @@ const fn op(
         dir,
         lba,
         count,
+        layout: LbaLayout::of(lba, count, bytes.len()),
         flags,
         kind,
         timeouts,
@@ -292,6 +322,15 @@ pub(crate) fn has_service_action(opcode: u8) -> bool {
         .is_some_and(|o| o.sa.is_some())
 }
 
+/// The row of an opcode without service actions, in two loads: `None` for an
+/// opcode that is not supported or whose rows need the service action (then
+/// [`lookup`] decides). Where it answers, it answers as [`lookup`] does.
+#[inline(always)]
+pub(crate) fn lookup_plain(opcode: u8) -> Option<&'static OpInfo> {
+    let o = OPS.get(usize::from(*INDEX.get(usize::from(opcode))?))?;
+    o.sa.is_none().then_some(o)
+}
+
 /// The operation of a CDB.
 pub(crate) fn lookup(cdb: &[u8; 16]) -> Result<&'static OpInfo, SenseReason> {
     lookup_op(cdb[0], cdb[1] & 0x1f).ok_or(if has_service_action(cdb[0]) {
@@ -392,6 +431,46 @@ mod tests {
                 assert!(size == 0 || usize::from(off + size) < len, "{}", o.name);
             }
         }
+    }
+
+    #[test]
+    fn layout_follows_the_fields() {
+        for o in all_ops() {
+            assert_eq!(
+                o.layout,
+                LbaLayout::of(o.lba, o.count, o.cdb_len.into()),
+                "{}",
+                o.name
+            );
+        }
+        let l = |op: u8| lookup_op(op, 0).unwrap().layout;
+        assert_eq!(l(0x08), LbaLayout::Six);
+        assert_eq!(l(0x28), LbaLayout::Ten);
+        assert_eq!(l(0x2a), LbaLayout::Ten);
+        assert_eq!(l(0x88), LbaLayout::Sixteen);
+        assert_eq!(l(0x8a), LbaLayout::Sixteen);
+        assert_eq!(l(0xa8), LbaLayout::Fields);
+    }
+
+    #[test]
+    fn lookup_plain_agrees_with_lookup() {
+        for opcode in 0..=255u8 {
+            for b1 in [0u8, 0x01, 0x10, 0x1f, 0xe0, 0xff] {
+                let c = cdb(&[opcode, b1]);
+                match lookup_plain(opcode) {
+                    Some(o) => {
+                        assert!(core::ptr::eq(o, lookup(&c).unwrap()), "{opcode:#x}");
+                        assert!(o.sa.is_none());
+                    }
+                    None => assert!(lookup(&c).is_err() || has_service_action(opcode)),
+                }
+            }
+        }
+        assert!(lookup_plain(0x28).is_some_and(|o| matches!(o.kind, OpKind::Read)));
+        assert!(
+            lookup_plain(0x9e).is_none(),
+            "SERVICE ACTION IN(16) needs its SA"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! background operation engine they share).
 
 use crate::backend::{Backend, IoKind, MapDir, Mapped, Submitted};
-use crate::cdb::{be, be_at};
+use crate::cdb::{LbaLayout, be, be_at};
 use crate::memory::compare;
 use crate::sense::{FieldPointer, SenseReason};
 use crate::target::{BgKind, BgOp, Cmd, CmdState, Lu, NIL, Step, Target, check, need_buf};
@@ -24,23 +24,29 @@ fn invalid_param(byte: u16, bit: Option<u8>) -> SenseReason {
 fn lba_blocks(c: &Cmd) -> (u64, u64) {
     let Some(op) = c.op else { return (0, 0) };
     let d = &c.cdb;
-    match (op.lba, op.count) {
+    match op.layout {
         // The 10- and 16-byte READ/WRITE layouts, decoded directly.
-        ((2, 4), (7, 2)) => (
+        LbaLayout::Ten => (
             u64::from(u32::from_be_bytes([d[2], d[3], d[4], d[5]])),
             u64::from(u16::from_be_bytes([d[7], d[8]])),
         ),
-        ((2, 8), (10, 4)) => (
+        LbaLayout::Sixteen => (
             u64::from_be_bytes([d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]]),
             u64::from(u32::from_be_bytes([d[10], d[11], d[12], d[13]])),
         ),
-        _ if op.cdb_len == 6 => {
+        LbaLayout::Six => {
             let lba = be(d, (1, 3)) & 0x1f_ffff;
             let n = u64::from(d[4]);
             (lba, if n == 0 { 256 } else { n })
         }
-        _ => (be(d, op.lba), be(d, op.count)),
+        LbaLayout::Fields => (be(d, op.lba), be(d, op.count)),
     }
+}
+
+/// FUA of a READ(10), (12) or (16) (READ(6) has none).
+#[inline(always)]
+fn read_fua(c: &Cmd) -> bool {
+    c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0
 }
 
 /// [`Target::check_transfer`] of command slot `c` on its LU `lu`.
@@ -237,8 +243,8 @@ impl Target<'_> {
             return Some(self.fail(i, r));
         }
         let bs = u64::from(lu.cfg.block_size);
-        // S_PARSE.
-        c.flags.fua = c.op.is_some_and(|o| o.cdb_len > 6) && c.cdb[1] & 0x08 != 0;
+        // S_PARSE. FUA only matters to backend I/O, which a READ done in one
+        // mapped round never does: it is set on every way out to more rounds.
         c.lba = lba;
         c.count = blocks;
         c.intended = blocks * bs;
@@ -253,6 +259,7 @@ impl Target<'_> {
         // loop's S_MAP runs the whole of it otherwise).
         if !c.media_active {
             if c.media_lu != NIL || lu.atomic != 0 {
+                c.flags.fua = read_fua(c);
                 return None;
             }
             c.media_active = true;
@@ -286,9 +293,11 @@ impl Target<'_> {
                     c.state = CmdState::Respond;
                     return Some(Step::Continue);
                 }
+                c.flags.fua = read_fua(c);
                 Some(self.send_in(i, t, S_SENT))
             }
             Ok(Mapped::Unsupported) => {
+                c.flags.fua = read_fua(c);
                 c.stage = S_BUFFERED;
                 None
             }
@@ -1199,6 +1208,7 @@ impl Target<'_> {
             }
             !start
         };
+        self.lu_changed(l);
         if stopping && !no_flush {
             let blocks = self.lus[l].cfg.blocks;
             return self.submit_io(i, b, IoKind::Flush, 0, blocks, None, 1);
@@ -1397,6 +1407,7 @@ impl Target<'_> {
             waiter: if immed { NIL } else { i as u16 },
             waiter_gen: c.generation,
         });
+        self.lu_changed(l);
         self.bg_active += 1;
         if matches!(kind, BgKind::Overwrite { .. } | BgKind::BlockErase) {
             self.lus[l].sanitize_failed = false;
@@ -1564,6 +1575,7 @@ impl Target<'_> {
         let Some(bg) = self.lus[l].bg.take() else {
             return;
         };
+        self.lu_changed(l);
         self.bg_active = self.bg_active.saturating_sub(1);
         if let Some(pb) = bg.buf {
             self.pool.release(pb);

@@ -666,6 +666,7 @@ impl Target<'_> {
         if sp {
             lu.saved = new;
         }
+        self.lu_changed(l);
         if changed {
             let s = usize::from(self.cmds[i].session);
             self.set_ua_all(l, UnitAttention::ModeParametersChanged, Some(s));
@@ -873,6 +874,7 @@ impl Target<'_> {
         }
         // Held by another nexus is refused in the enabled-state check.
         lu.res2 = s;
+        self.lu_changed(l);
         self.good(i)
     }
 
@@ -889,6 +891,7 @@ impl Target<'_> {
         if lu.res2 == s {
             lu.res2 = NIL;
         }
+        self.lu_changed(l);
         self.good(i)
     }
 }

@@ -84,7 +84,6 @@ impl fmt::Display for CmdState {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct CmdFlags {
     pub fua: bool,
-    pub naca: bool,
     pub immed: bool,
 }
 
@@ -195,7 +194,6 @@ impl Cmd {
         hw_pending_reported: false,
         flags: CmdFlags {
             fua: false,
-            naca: false,
             immed: false,
         },
         lba: 0,

@@ -115,6 +115,11 @@ pub(crate) struct Lu {
     pub sanitize_failed: bool,
     pub stats: LuStats,
     pub pr: PrState,
+    /// Nothing that could hold or refuse a command is set: [`Lu::is_quiet`]
+    /// as of the last change. Every place that changes one of the states it
+    /// summarises calls `Target::lu_changed`; the receive checks take their
+    /// short path only while it is set (false is always safe).
+    pub quiet: bool,
 }
 
 impl Lu {
@@ -176,7 +181,27 @@ impl Lu {
             write_bytes: 0,
         },
         pr: PrState::EMPTY,
+        quiet: false,
     };
+
+    /// No reset in progress, no ACA condition, no SPC-2 or persistent
+    /// reservation, no background operation, no ALUA restriction on the
+    /// target, the medium loaded and started, not write-protected. Then the
+    /// only checks left for a command are its own: the nexus's unit
+    /// attentions, its task attribute and a read-only LUN map.
+    pub(crate) fn is_quiet(&self, alua_restricted: bool) -> bool {
+        self.in_use
+            && self.resets == 0
+            && self.aca == NIL
+            && self.res2 == NIL
+            && self.pr.res.is_none()
+            && self.bg.is_none()
+            && !alua_restricted
+            && self.loaded
+            && self.started
+            && !self.mode.swp
+            && !self.cfg.read_only
+    }
 
     pub(crate) fn serial(&self) -> &[u8] {
         &self.cfg.serial[..usize::from(self.cfg.serial_len)]

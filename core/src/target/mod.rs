@@ -126,6 +126,13 @@ pub(crate) struct Session {
     /// Commands of this session in the pool.
     pub cmds: u16,
     pub lost_seq: u32,
+    /// The last LUN looked up for this session, as the transport gave it,
+    /// and what it named (LU or NIL, read-only) while the LUN maps were at
+    /// `lun_gen` (`Target::map_gen`; 0: nothing cached).
+    pub lun_raw: Lun,
+    pub lun_lu: u16,
+    pub lun_ro: bool,
+    pub lun_gen: u64,
 }
 
 impl Session {
@@ -137,6 +144,10 @@ impl Session {
         group: 0,
         cmds: 0,
         lost_seq: 0,
+        lun_raw: Lun::ZERO,
+        lun_lu: NIL,
+        lun_ro: false,
+        lun_gen: 0,
     };
 }
 
@@ -277,6 +288,9 @@ pub struct Target<'a> {
     pub(crate) bg_active: u16,
     /// Some port group is in a state that refuses media commands.
     pub(crate) alua_restricted: bool,
+    /// Generation of the LUN maps, bumped by every change of any group's
+    /// map; a session's cached lookup is valid only at the same value.
+    pub(crate) map_gen: u64,
     pub(crate) stats: Stats,
 }
 
@@ -352,6 +366,7 @@ impl<'a> Target<'a> {
             next_seq: 0,
             bg_active: 0,
             alua_restricted: false,
+            map_gen: 1,
             stats: Stats::default(),
         }
     }
@@ -422,6 +437,9 @@ impl<'a> Target<'a> {
             .ports
             .iter()
             .any(|p| p.in_use && matches!(p.state, AluaState::Standby | AluaState::Unavailable));
+        for l in 0..self.lus.len() {
+            self.lu_changed(l);
+        }
         for l in 0..self.lus.len() {
             if self.lus[l].in_use {
                 self.set_ua_all(l, UnitAttention::AsymmetricAccessStateChanged, None);
@@ -494,6 +512,7 @@ impl<'a> Target<'a> {
             *r = PrReg::EMPTY;
         }
         self.pr_restore(l);
+        self.lu_changed(l);
         Ok(LuId(l as u16))
     }
 
@@ -660,6 +679,8 @@ impl<'a> Target<'a> {
     }
 
     fn lun_map_changed(&mut self, g: usize, new_lu: Option<usize>) {
+        // Every session's cached LUN lookup is stale now.
+        self.map_gen += 1;
         let stride = self.lus.len();
         for s in 0..self.sessions.len() {
             if self.sessions[s].state != SessionState::Active
@@ -696,6 +717,20 @@ impl<'a> Target<'a> {
             .iter()
             .find(|e| e.in_use && e.lun == lun)
             .map(|e| (e.lu, e.read_only))
+    }
+
+    /// [`Self::lookup_lun`] for session `s`, remembered in the session.
+    #[inline(never)]
+    fn lookup_cached(&mut self, s: usize, lun: Lun) -> (u16, bool) {
+        let group = self.sessions[s].group;
+        let (lu, ro) = self.lookup_lun(group, lun).unwrap_or((NIL, false));
+        let map_gen = self.map_gen;
+        let sess = &mut self.sessions[s];
+        sess.lun_raw = lun;
+        sess.lun_lu = lu;
+        sess.lun_ro = ro;
+        sess.lun_gen = map_gen;
+        (lu, ro)
     }
 
     /// The map entries of a group (REPORT LUNS).
@@ -753,6 +788,7 @@ impl<'a> Target<'a> {
         sess.port = port;
         sess.group = group;
         sess.cmds = 0;
+        sess.lun_gen = 0;
         let generation = sess.generation;
         let stride = self.lus.len();
         for e in &mut self.itl[s * stride..(s + 1) * stride] {
@@ -825,6 +861,7 @@ impl<'a> Target<'a> {
             if usize::from(lu.aca) == s {
                 self.clear_aca(l);
             }
+            self.lu_changed(l);
         }
     }
 
@@ -839,6 +876,16 @@ impl<'a> Target<'a> {
             .iter()
             .filter(|s| s.state == SessionState::Active)
             .count()
+    }
+
+    /// Recompute LU `l`'s [`Lu::quiet`] after a change of any state it
+    /// summarises (reset, ACA, reservations, background operation, ALUA,
+    /// medium, write protection).
+    pub(crate) fn lu_changed(&mut self, l: usize) {
+        let alua = self.alua_restricted;
+        if let Some(lu) = self.lus.get_mut(l) {
+            lu.quiet = lu.is_quiet(alua);
+        }
     }
 
     // ---------------------------------------------------------- unit attention
@@ -918,9 +965,15 @@ impl<'a> Target<'a> {
         };
         self.free_head = c.next;
         let generation = c.generation;
-        let (group, session_gen) = (self.sessions[s].group, self.sessions[s].generation);
-        let lun = req.lun.normalized();
-        let (lu, map_ro) = self.lookup_normalized(group, lun).unwrap_or((NIL, false));
+        let sess = &self.sessions[s];
+        let session_gen = sess.generation;
+        // The session's last LUN again (the usual case): what it named then,
+        // unless a LUN map changed since.
+        let (lu, map_ro) = if sess.lun_gen == self.map_gen && sess.lun_raw == req.lun {
+            (sess.lun_lu, sess.lun_ro)
+        } else {
+            self.lookup_cached(s, req.lun)
+        };
         let cdb = cdb16(req.cdb);
         self.next_seq = self.next_seq.wrapping_add(1);
         let c = &mut self.cmds[i];

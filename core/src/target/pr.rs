@@ -359,6 +359,7 @@ impl<'a> Target<'a> {
                 }
             }
         };
+        self.lu_changed(l);
         match r {
             Ok(()) => {
                 self.pr_save(l, was_aptpl);
@@ -548,9 +549,11 @@ impl<'a> Target<'a> {
         if res.ty.all_registrants() {
             if !remaining {
                 self.lus[l].pr.res = None;
+                self.lu_changed(l);
             }
         } else if usize::from(res.holder) == r {
             self.lus[l].pr.res = None;
+            self.lu_changed(l);
             if res.ty.registrants_only() {
                 self.pr_ua_registrants(l, UnitAttention::ReservationsReleased, s);
             }

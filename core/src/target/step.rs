@@ -183,20 +183,11 @@ impl Target<'_> {
     fn step_received(&mut self, i: usize) -> Step {
         let c = &self.cmds[i];
         let (s, l) = (usize::from(c.session), c.lu);
-        let looked = cdb::lookup(&c.cdb);
-        // NACA of the CONTROL byte, wherever the CDB length puts it.
-        let len = match &looked {
-            Ok(op) => usize::from(op.cdb_len),
-            Err(_) => match c.cdb[0] >> 5 {
-                0 => 6,
-                1 | 2 => 10,
-                4 => 16,
-                5 => 12,
-                _ => 16,
-            },
+        // Most opcodes have one row: two loads find it, the search only the rest.
+        let looked = match cdb::lookup_plain(c.cdb[0]) {
+            Some(op) => Ok(op),
+            None => cdb::lookup(&c.cdb),
         };
-        let naca = c.cdb.get(len - 1).is_some_and(|b| b & 0x04 != 0);
-        self.cmds[i].flags.naca = naca;
         if l == NIL {
             return match looked {
                 Ok(op) if op.has(NO_LU) => {
@@ -210,18 +201,26 @@ impl Target<'_> {
         }
         let l = usize::from(l);
         let lu = &self.lus[l];
-        if lu.resets > 0 {
-            // Held until the reset finishes (not in the task set).
-            self.cmds[i].state = CmdState::Dormant;
-            return Step::Park;
-        }
+        debug_assert_eq!(
+            lu.quiet,
+            lu.is_quiet(self.alua_restricted),
+            "LU {l}: stale quiet"
+        );
         let attr = self.cmds[i].attr;
-        if lu.aca != NIL {
-            if attr != TaskAttr::Aca || usize::from(lu.aca) != s || lu.aca_tasks > 0 {
-                return self.finish(i, ScsiStatus::AcaActive);
+        // A quiet LU has no reset in progress and no ACA condition.
+        if !lu.quiet || attr == TaskAttr::Aca {
+            if lu.resets > 0 {
+                // Held until the reset finishes (not in the task set).
+                self.cmds[i].state = CmdState::Dormant;
+                return Step::Park;
             }
-        } else if attr == TaskAttr::Aca {
-            return self.fail(i, SenseReason::InvalidMessage);
+            if lu.aca != NIL {
+                if attr != TaskAttr::Aca || usize::from(lu.aca) != s || lu.aca_tasks > 0 {
+                    return self.finish(i, ScsiStatus::AcaActive);
+                }
+            } else if attr == TaskAttr::Aca {
+                return self.fail(i, SenseReason::InvalidMessage);
+            }
         }
         let op = match looked {
             Ok(op) => op,
@@ -241,8 +240,16 @@ impl Target<'_> {
         }
         check!(self, i, cdb::check_reserved(op, &self.cmds[i].cdb));
         if self.enter_task_set(i) {
-            self.cmds[i].state = CmdState::Enabled;
-            self.step_enabled(i)
+            // `step_enabled`'s usual case with the operation and LU at hand
+            // (no store of the passing Enabled state).
+            let c = &mut self.cmds[i];
+            if self.lus.get(l).is_some_and(|lu| lu.quiet) && !(c.map_ro && op.has(WRITES)) {
+                c.state = CmdState::Exec;
+                c.stage = 0;
+                return Step::Continue;
+            }
+            c.state = CmdState::Enabled;
+            self.step_enabled_checks(i)
         } else {
             self.cmds[i].state = CmdState::Dormant;
             Step::Park
@@ -252,17 +259,14 @@ impl Target<'_> {
     /// The task is enabled: reservation, readiness and protection checks.
     #[inline(always)]
     fn step_enabled(&mut self, i: usize) -> Step {
-        // The usual case first: no reservation of any kind, no background
-        // operation, no ALUA restriction, the medium ready and writable.
-        // Nothing below could refuse the command then.
+        // The usual case first: a quiet LU (no reservation of any kind, no
+        // background operation, no ALUA restriction, the medium ready and
+        // writable) and no read-only map for a command that writes. Nothing
+        // below could refuse the command then.
         let c = &self.cmds[i];
         if let (Some(op), Some(lu)) = (c.op, self.lus.get(usize::from(c.lu)))
-            && lu.res2 == NIL
-            && lu.pr.res.is_none()
-            && lu.bg.is_none()
-            && !self.alua_restricted
-            && (!op.has(MEDIUM) || (lu.loaded && lu.started))
-            && (!op.has(WRITES) || !(lu.mode.swp || lu.cfg.read_only || c.map_ro))
+            && lu.quiet
+            && !(c.map_ro && op.has(WRITES))
         {
             let c = &mut self.cmds[i];
             c.state = CmdState::Exec;
@@ -462,14 +466,15 @@ impl Target<'_> {
     /// QErr and ACA (SAM-5 5.9, SPC-5 control mode page) on a CHECK CONDITION.
     fn on_check_condition(&mut self, i: usize) {
         let c = &self.cmds[i];
-        let (s, l, naca) = (usize::from(c.session), usize::from(c.lu), c.flags.naca);
+        let (s, l, naca) = (usize::from(c.session), usize::from(c.lu), naca(&c.cdb));
         let Some(lu) = self.lus.get_mut(l) else {
             return;
         };
+        let (qerr, tas) = (lu.mode.qerr, lu.mode.tas);
         if naca && lu.aca == NIL {
             lu.aca = s as u16;
+            self.lu_changed(l);
         }
-        let (qerr, tas) = (lu.mode.qerr, lu.mode.tas);
         if qerr != 0b01 && qerr != 0b11 {
             return;
         }
@@ -861,6 +866,25 @@ impl Target<'_> {
         self.cmds[i].media_active = true;
         true
     }
+}
+
+/// NACA of the CONTROL byte, wherever the CDB length puts it: the length of
+/// the operation's row, else the one its group code gives. Read only on a
+/// CHECK CONDITION (to establish ACA), so not parsed for every command.
+#[cold]
+#[inline(never)]
+fn naca(cdb: &[u8; 16]) -> bool {
+    let len = match cdb::lookup(cdb) {
+        Ok(op) => usize::from(op.cdb_len),
+        Err(_) => match cdb[0] >> 5 {
+            0 => 6,
+            1 | 2 => 10,
+            4 => 16,
+            5 => 12,
+            _ => 16,
+        },
+    };
+    cdb.get(len.wrapping_sub(1)).is_some_and(|b| b & 0x04 != 0)
 }
 
 /// The residual of a command (SPC-5 4.2.4; FCP-4 9.4.3): what it meant to

@@ -182,6 +182,7 @@ impl Target<'_> {
     /// End the ACA condition of LU `l` and let blocked tasks run.
     pub(crate) fn clear_aca(&mut self, l: usize) {
         self.lus[l].aca = NIL;
+        self.lu_changed(l);
         if self.lus[l].n_dormant > 0 {
             self.enable_dormant(l);
         }

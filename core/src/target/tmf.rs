@@ -147,6 +147,7 @@ impl Target<'_> {
                 for l in 0..self.lus.len() {
                     if self.lus[l].in_use {
                         self.lus[l].resets += 1;
+                        self.lu_changed(l);
                     }
                 }
                 for j in 0..self.cmds.len() {
@@ -199,6 +200,7 @@ impl Target<'_> {
             }
             (TmfFunction::LogicalUnitReset, Some(l)) => {
                 self.lus[usize::from(l)].resets += 1;
+                self.lu_changed(usize::from(l));
                 for j in 0..self.cmds.len() {
                     if self.cmds[j].lu == l {
                         self.abort_cmd(j, false, Some(k));
@@ -311,6 +313,7 @@ impl Target<'_> {
         lu.mode = lu.saved;
         lu.resets = lu.resets.saturating_sub(1);
         let released = lu.resets == 0;
+        self.lu_changed(l);
         for s in 0..self.sessions.len() {
             self.itl[s * stride + l].prevent = false;
         }

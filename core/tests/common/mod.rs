@@ -229,6 +229,8 @@ pub struct Slow<B> {
     pub queued: VecDeque<(IoToken, Result<(), IoError>)>,
     pub done: VecDeque<(IoToken, Result<(), IoError>)>,
     pub submitted: Vec<(IoToken, rscst_core::IoKind, u64, u64)>,
+    /// The FUA of each submitted I/O, in `submitted` order.
+    pub fua: Vec<bool>,
     pub busy: u32,
 }
 
@@ -240,6 +242,7 @@ impl<B: Backend> Slow<B> {
             queued: VecDeque::new(),
             done: VecDeque::new(),
             submitted: Vec::new(),
+            fua: Vec::new(),
             busy: 0,
         }
     }
@@ -275,6 +278,7 @@ impl<B: Backend> Backend for Slow<B> {
             return Err(Busy);
         }
         self.submitted.push((io.token, io.kind, io.lba, io.blocks));
+        self.fua.push(io.fua);
         // Do the work now (data lands), report it later.
         let r = match self.inner.submit(io)? {
             Submitted::Done(r) => r,
