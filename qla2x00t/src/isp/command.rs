@@ -24,7 +24,8 @@ use rscst_core::{
 };
 use rscst_fw::fc::fcp::{DataDir, RspCode, TaskAttr as FcpTaskAttr, TmFlags, TmFunction};
 use rscst_fw::iocb::{
-    Atio7, Atio7CmdRepr, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus, Dsd64,
+    Atio7, Atio7CmdRepr, Ctio7, Ctio7CompletionRepr, Ctio7Flags, Ctio7Repr, CtioStatus, Dsd64,
+    EntryType,
 };
 use rscst_hba::Platform;
 
@@ -743,7 +744,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
         self.handles.release(slot);
         match o.payload {
-            Owner::Ctio { cmd } => self.cmd_ctio_done(core, cmd as usize, ok, c),
+            Owner::Ctio { cmd } => self.cmd_ctio_done(core, cmd as usize, (!ok).then_some(c)),
             Owner::Terminate { cmd } => {
                 if let Some(s) = self.cmds.get_mut(cmd as usize) {
                     s.outstanding = s.outstanding.saturating_sub(1);
@@ -759,6 +760,38 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             Owner::AbtsResp { .. } | Owner::NotifyAck => {}
         }
+    }
+
+    /// A CTIO7 completion in its usual form, read where it lies in the copied
+    /// entry: SUCCESS without entry status, the final handle of an outstanding
+    /// CTIO7 of a command, its exchange. Returns `false`, having done nothing,
+    /// for anything else: the general path ([`Self::ctio_completion`] after the
+    /// full parse) takes it, and does for this form exactly what is done here.
+    #[inline(always)]
+    pub(crate) fn ctio_completion_ok<C: CoreApi>(&mut self, core: &mut C, buf: &Entry) -> bool {
+        let v = Ctio7::new_unchecked(buf);
+        if v.entry_type_raw() != u8::from(EntryType::Ctio7)
+            || !v.entry_status().is_empty()
+            || v.status_raw() != u16::from(CtioStatus::Success)
+        {
+            return false;
+        }
+        let h = IocbHandle(v.handle());
+        if h.is_intermediate() {
+            return false;
+        }
+        let Ok((slot, o)) = self.handles.lookup(h) else {
+            return false;
+        };
+        let Owner::Ctio { cmd } = o.payload else {
+            return false;
+        };
+        if o.exchange != v.exchange_addr().0 {
+            return false;
+        }
+        self.handles.release(slot);
+        self.cmd_ctio_done(core, cmd as usize, None);
+        true
     }
 
     /// A CTIO7 completion whose handle is the skip handle or matches nothing
@@ -815,22 +848,23 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         }
     }
 
+    /// The final CTIO7 of command slot `i` came back: `failed` is its
+    /// completion when it did not succeed.
     fn cmd_ctio_done<C: CoreApi>(
         &mut self,
         core: &mut C,
         i: usize,
-        ok: bool,
-        c: &Ctio7CompletionRepr,
+        failed: Option<&Ctio7CompletionRepr>,
     ) {
         let Some(slot) = self.cmds.get_mut(i) else {
             return;
         };
-        if !ok && matches!(slot.op, Op::Status | Op::DataIn { with_status: true }) {
+        if failed.is_some() && matches!(slot.op, Op::Status | Op::DataIn { with_status: true }) {
             self.stats.final_ctio_failed += 1;
         }
         let slot = &mut self.cmds[i];
         slot.outstanding = slot.outstanding.saturating_sub(1);
-        if !ok {
+        if let Some(c) = failed {
             slot.op_error.get_or_insert(ctio_error(c.status));
             // Reference §7.6: terminate unless already terminated; a DATA_OUT
             // failure (not "always terminate") goes to the core first.

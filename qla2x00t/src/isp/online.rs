@@ -164,9 +164,12 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
             n += 1;
             self.stats.response_entries += 1;
-            match Ctio7CompletionRepr::parse_bytes(&buf) {
-                Ok(c) => self.ctio_completion(core, &c),
-                Err(_) => self.response_entry(core, &buf),
+            // The usual completion without the full parse; anything else parsed.
+            if !self.ctio_completion_ok(core, &buf) {
+                match Ctio7CompletionRepr::parse_bytes(&buf) {
+                    Ok(c) => self.ctio_completion(core, &c),
+                    Err(_) => self.response_entry(core, &buf),
+                }
             }
             if self.phase() != super::Phase::Online {
                 // A completion made us reset the chip: the ring is gone.
