@@ -850,6 +850,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// The final CTIO7 of command slot `i` came back: `failed` is its
     /// completion when it did not succeed.
+    #[inline(always)]
     fn cmd_ctio_done<C: CoreApi>(
         &mut self,
         core: &mut C,
