@@ -363,6 +363,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     }
 
     fn run_jobs<C: CoreApi>(&mut self, core: &mut C) -> bool {
+        // The usual poll: no job running, none queued, no session check due.
+        if self.job_running.is_none() && !self.jobs_queued && !self.checks_queued {
+            return false;
+        }
+        self.run_jobs_now(core)
+    }
+
+    #[inline(never)]
+    fn run_jobs_now<C: CoreApi>(&mut self, core: &mut C) -> bool {
         if let Some(j) = self.job_running {
             let Some((_, res)) = self.mbx.take() else {
                 return false;
