@@ -489,7 +489,17 @@ mod tests {
             vp: 0,
             fcp_dl: 512,
         };
-        for (len, max, offset) in [(512, 4096, 0), (4096, 4096, 8192), (1, 1, 3), (513, 512, 0)] {
+        let cases = [(512, 4096, 0), (4096, 4096, 8192), (1, 1, 3), (513, 512, 0)];
+        let dirs = [DataDir::DataIn, DataDir::DataOut];
+        let flags = [Ctio7Flags::SEND_STATUS, Ctio7Flags::empty()];
+        for ((len, max, offset), (dir, (f, (attr, vp)))) in cases.into_iter().flat_map(|c| {
+            dirs.into_iter().flat_map(move |d| {
+                flags
+                    .into_iter()
+                    .flat_map(move |f| [(1u8, 0u8), (0x1F, 5)].map(|a| (c, (d, (f, a)))))
+            })
+        }) {
+            let x = Exchange { attr, vp, ..x };
             let segs = [Seg {
                 addr: 0x1234_5000,
                 len,
@@ -499,30 +509,13 @@ mod tests {
                 assert_eq!(entries_for(&segs, offset, max).1, 2);
                 continue;
             };
-            let mut one = [0u8; 64];
-            data_ctio_one(
-                &x,
-                7,
-                DataDir::DataIn,
-                offset,
-                dsd,
-                Ctio7Flags::SEND_STATUS,
-                10,
-                &mut one,
-            );
+            // Every byte written: a buffer of garbage comes out equal.
+            let mut one = [0x5Au8; 64];
+            data_ctio_one(&x, 7, dir, offset, dsd, f, 10, &mut one);
             let p: Vec<Piece> = Pieces::new(&segs, offset, max).collect();
             assert_eq!(p.len(), 1);
             let mut out = [[0xA5u8; 64]; 3];
-            let n = data_ctio(
-                &x,
-                7,
-                DataDir::DataIn,
-                &p[0],
-                &segs,
-                Ctio7Flags::SEND_STATUS,
-                10,
-                &mut out,
-            );
+            let n = data_ctio(&x, 7, dir, &p[0], &segs, f, 10, &mut out);
             assert_eq!((n, one), (1, out[0]));
         }
         assert!(single_dsd(&[], 512).is_none());
