@@ -503,6 +503,20 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.stats.handles_exhausted += 1;
             return Err(Busy);
         };
+        // The slot first, while the compiler still has it at hand (the ring
+        // write below is a call).
+        let slot = &mut self.cmds[i];
+        slot.op = match dir {
+            DataDir::DataOut => Op::DataOut,
+            _ => Op::DataIn {
+                with_status: send_status,
+            },
+        };
+        slot.outstanding = slot.outstanding.saturating_add(1);
+        slot.op_error = None;
+        if send_status {
+            slot.closed = true;
+        }
         let flags = if send_status {
             Ctio7Flags::SEND_STATUS
         } else {
@@ -517,18 +531,6 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         match dir {
             DataDir::DataOut => self.stats.bytes_out += len,
             _ => self.stats.bytes_in += len,
-        }
-        let slot = &mut self.cmds[i];
-        slot.op = match dir {
-            DataDir::DataOut => Op::DataOut,
-            _ => Op::DataIn {
-                with_status: send_status,
-            },
-        };
-        slot.outstanding = slot.outstanding.saturating_add(1);
-        slot.op_error = None;
-        if send_status {
-            slot.closed = true;
         }
         Ok(())
     }
