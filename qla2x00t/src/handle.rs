@@ -248,6 +248,40 @@ impl<'s, T: Copy> HandleTable<'s, T> {
         Ok(out)
     }
 
+    /// [`free`](Self::free) in one look at the slot, if `take` says yes to
+    /// what it holds; `None` (nothing changed) for a handle `lookup` would
+    /// refuse or one `take` declines.
+    #[inline]
+    pub(crate) fn take_if(
+        &mut self,
+        h: IocbHandle,
+        take: impl FnOnce(&Outstanding<T>) -> bool,
+    ) -> Option<Outstanding<T>> {
+        let h = h.final_half();
+        if h.is_skip() || h.0 & TARGET_MARKER == 0 || h.queue() != self.queue {
+            return None;
+        }
+        let i = h.index();
+        let s = self.slots.get_mut(i)?;
+        if !s.used || s.generation != h.generation() {
+            return None;
+        }
+        let out = Outstanding {
+            payload: s.payload?,
+            exchange: s.exchange,
+        };
+        if !take(&out) {
+            return None;
+        }
+        s.used = false;
+        s.payload = None;
+        s.generation = s.generation.wrapping_add(1) & GEN_MASK;
+        s.next_free = self.free_head;
+        self.free_head = i as u16;
+        self.in_use -= 1;
+        Some(out)
+    }
+
     /// Free slot `i`, as [`lookup`](Self::lookup) returned it for a handle
     /// in use (anything else is ignored).
     #[inline]
@@ -338,6 +372,42 @@ mod tests {
             "h1.7q2i"
         );
         assert_eq!(IocbHandle(SKIP_HANDLE).to_string(), "skip");
+    }
+
+    #[test]
+    fn take_if_is_free_when_taken() {
+        let mut st = [HandleSlot::<u8>::EMPTY; 4];
+        let mut t = HandleTable::new(&mut st, 0);
+        let a = t.alloc(1, 0x100, Instant::ZERO).unwrap();
+        let b = t.alloc(2, 0x200, Instant::ZERO).unwrap();
+        // Declined: nothing changes.
+        assert_eq!(t.take_if(a, |o| o.exchange == 0x999), None);
+        assert_eq!((t.in_use(), t.get(a).unwrap().payload), (2, 1));
+        // Taken: what it held, the handle stale after, the slot reused with a
+        // new generation.
+        let o = t.take_if(a, |o| o.exchange == 0x100).unwrap();
+        assert_eq!((o.payload, o.exchange, t.in_use()), (1, 0x100, 1));
+        assert_eq!(t.get(a), Err(HandleMiss::Stale));
+        assert_eq!(t.take_if(a, |_| true), None);
+        let c = t.alloc(3, 0x300, Instant::ZERO).unwrap();
+        assert_eq!(c.index(), a.index());
+        assert_ne!(c, a);
+        // The intermediate half names the same IOCB; skip, foreign and
+        // out-of-range handles are refused.
+        assert_eq!(t.take_if(b.intermediate(), |_| true).unwrap().payload, 2);
+        assert_eq!(t.take_if(IocbHandle(SKIP_HANDLE), |_| true), None);
+        assert_eq!(t.take_if(IocbHandle(c.0 & !TARGET_MARKER), |_| true), None);
+        assert_eq!(t.take_if(IocbHandle::new(1, 0, 0), |_| true), None);
+        assert_eq!(t.take_if(IocbHandle::new(9, 0, 0), |_| true), None);
+        assert_eq!(
+            t.take_if(IocbHandle::new(c.index() as u16, 1, c.generation()), |_| {
+                true
+            }),
+            None
+        );
+        assert_eq!(t.in_use(), 1);
+        assert_eq!(t.take_if(c, |_| true).unwrap().payload, 3);
+        assert_eq!(t.in_use(), 0);
     }
 
     #[test]

@@ -782,16 +782,19 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         if h.is_intermediate() {
             return false;
         }
-        let Ok((slot, o)) = self.handles.lookup(h) else {
-            return false;
-        };
-        let Owner::Ctio { cmd } = o.payload else {
-            return false;
-        };
-        if o.exchange != v.exchange_addr().0 {
+        // Lookup, checks and release in one look at the handle's slot.
+        let exchange = v.exchange_addr().0;
+        let mut cmd = 0;
+        let taken = self.handles.take_if(h, |o| match o.payload {
+            Owner::Ctio { cmd: c } if o.exchange == exchange => {
+                cmd = c;
+                true
+            }
+            _ => false,
+        });
+        if taken.is_none() {
             return false;
         }
-        self.handles.release(slot);
         self.cmd_ctio_done(core, cmd as usize, None);
         true
     }
