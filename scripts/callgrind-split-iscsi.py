@@ -15,7 +15,6 @@ import importlib.util
 import os
 import re
 import sys
-from collections import defaultdict
 
 here = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("cgsplit", os.path.join(here, "callgrind-split.py"))
@@ -53,44 +52,7 @@ def main():
     cgsplit.PREFIXES = PREFIXES
     selfc, calls = cgsplit.parse(path)
 
-    def file_class(fl):
-        if fl and fl.startswith(root):
-            rel = fl[len(root):]
-            for d, cls in DIRS:
-                if rel.startswith(d):
-                    return cls
-        return None
-
-    callers = defaultdict(list)
-    for (caller, callee), cost in calls.items():
-        callers[callee].append((caller, cost))
-    memo = {}
-
-    def owner(fn, depth=0):
-        if fn in memo:
-            return memo[fn]
-        cls = cgsplit.crate_of_symbol(fn or "")
-        if cls:
-            memo[fn] = {cls: 1.0}
-            return memo[fn]
-        memo[fn] = {}
-        w = defaultdict(float)
-        total = sum(c for _, c in callers.get(fn, []))
-        if total > 0 and depth < 50:
-            for caller, c in callers[fn]:
-                for k, v in owner(caller, depth + 1).items():
-                    w[k] += v * c / total
-        memo[fn] = dict(w) if w else {"unattributed": 1.0}
-        return memo[fn]
-
-    by_class = defaultdict(float)
-    by_fn = defaultdict(float)
-    for (fn, fl), cost in selfc.items():
-        cls = file_class(fl)
-        weights = {cls: 1.0} if cls else owner(fn)
-        for k, v in weights.items():
-            by_class[k] += cost * v
-            by_fn[(k, fn, fl)] += cost * v
+    by_class, by_fn = cgsplit.attribute(selfc, calls, root, DIRS)
     total = sum(selfc.values())
     alloc = sum(c for (fn, _), c in selfc.items()
                 if fn and re.search(r"^(malloc|free|realloc|calloc|_int_malloc|_int_free|"
@@ -109,8 +71,7 @@ def main():
             continue
         print(f"\ntop {cls} costs (instructions per IO; function [source file]):")
         for c, fn, fl in rows[:top]:
-            short = fl[len(root):] if fl and fl.startswith(root) else re.sub(r".*/library/", "std/", fl or "?")
-            print(f"  {c / n:7.1f}  {fn[:110]}  [{short}]")
+            print(f"  {c / n:7.1f}  {fn[:110]}  [{cgsplit.short_path(fl, root)}]")
 
 
 if __name__ == "__main__":

@@ -109,15 +109,14 @@ PREFIXES = (
 )
 
 
-def main():
-    if len(sys.argv) < 4:
-        sys.exit(__doc__)
-    path, root, n = sys.argv[1], sys.argv[2].rstrip("/") + "/", int(sys.argv[3])
-    top = int(sys.argv[4]) if len(sys.argv) > 4 else 12
-    selfc, calls = parse(path)
 
-    dirs = (("core/", "core"), ("qla2x00t/", "driver"), ("sim/", "sim"), ("tools/", "harness"))
+def attribute(selfc, calls, root, dirs):
+    """Instructions by class, and by (class, function, file), from a parsed profile.
 
+    A cost line is the class of its source file when that file is under `root` and one of
+    `dirs` (prefix, class); else the class of its function's symbol (`crate_of_symbol`,
+    which reads `PREFIXES`); else (memcpy, malloc, libc, std) it is shared among its callers
+    in proportion to their inclusive cost of the call, recursively."""
     def file_class(fl):
         if fl and fl.startswith(root):
             rel = fl[len(root):]
@@ -158,6 +157,23 @@ def main():
         for k, v in weights.items():
             by_class[k] += cost * v
             by_fn[(k, fn, fl)] += cost * v
+    return by_class, by_fn
+
+
+def short_path(fl, root):
+    """A source file relative to the repository, or std's relative to its library/."""
+    return fl[len(root):] if fl and fl.startswith(root) else re.sub(r".*/library/", "std/", fl or "?")
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    path, root, n = sys.argv[1], sys.argv[2].rstrip("/") + "/", int(sys.argv[3])
+    top = int(sys.argv[4]) if len(sys.argv) > 4 else 12
+    selfc, calls = parse(path)
+
+    dirs = (("core/", "core"), ("qla2x00t/", "driver"), ("sim/", "sim"), ("tools/", "harness"))
+    by_class, by_fn = attribute(selfc, calls, root, dirs)
 
     def inclusive(pattern):
         return sum(c for (caller, callee), c in calls.items() if callee and re.search(pattern, callee)
@@ -180,8 +196,7 @@ def main():
         rows = sorted(((c, fn, fl) for (k, fn, fl), c in by_fn.items() if k == cls), reverse=True)
         print(f"\ntop {cls} costs (instructions per command; function [source file of the code]):")
         for c, fn, fl in rows[:top]:
-            short = fl[len(root):] if fl and fl.startswith(root) else re.sub(r".*/library/", "std/", fl or "?")
-            print(f"  {c / n:7.1f}  {fn}  [{short}]")
+            print(f"  {c / n:7.1f}  {fn}  [{short_path(fl, root)}]")
 
 
 if __name__ == "__main__":
