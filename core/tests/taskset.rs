@@ -223,18 +223,6 @@ fn aca_cleared_by_the_faulted_nexus_going_away() {
     h.cmd(b, 0, &TUR).good();
 }
 
-fn set_control(h: &mut H<Slow<RamB>>, s: rscst_core::SessionHandle, tas: bool, qerr: u8) {
-    let mut p = vec![0u8; 4 + 12];
-    p[4] = 0x0a;
-    p[5] = 0x0a;
-    p[7] = qerr << 1;
-    p[9] = if tas { 0x40 } else { 0 };
-    p[12] = 0xff;
-    p[13] = 0xff;
-    h.write_cmd(s, 0, &[0x15, 0x10, 0, 0, p.len() as u8, 0], &p)
-        .good();
-}
-
 #[test]
 fn qerr_01_aborts_the_task_set_on_check_condition() {
     for tas in [false, true] {

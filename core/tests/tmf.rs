@@ -248,19 +248,6 @@ fn lun_reset_with_queued_ordered_commands() {
     assert_eq!(lun_bytes_of(&h, 0, 2, 1), vec![0; 512]);
 }
 
-/// Set TAS (and QErr) in the control mode page through session `s`.
-fn set_control(h: &mut H<Slow<RamB>>, s: rscst_core::SessionHandle, tas: bool, qerr: u8) {
-    let mut p = vec![0u8; 4 + 12];
-    p[4] = 0x0a;
-    p[5] = 0x0a;
-    p[7] = qerr << 1;
-    p[9] = if tas { 0x40 } else { 0 };
-    p[12] = 0xff;
-    p[13] = 0xff;
-    h.write_cmd(s, 0, &[0x15, 0x10, 0, 0, p.len() as u8, 0], &p)
-        .good();
-}
-
 #[test]
 fn clear_task_set_with_tas() {
     let (mut h, _) = slow_target();

@@ -907,3 +907,17 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// Set TAS and QErr in the control mode page (0Ah) through session `s` with
+/// MODE SELECT(6), PF=1; the page's other fields are 0 but BUSY TIMEOUT PERIOD (FFFFh).
+pub fn set_control<B: Backend>(h: &mut H<B>, s: SessionHandle, tas: bool, qerr: u8) {
+    let mut p = vec![0u8; 4 + 12];
+    p[4] = 0x0a;
+    p[5] = 0x0a;
+    p[7] = qerr << 1;
+    p[9] = if tas { 0x40 } else { 0 };
+    p[12] = 0xff;
+    p[13] = 0xff;
+    h.write_cmd(s, 0, &[0x15, 0x10, 0, 0, p.len() as u8, 0], &p)
+        .good();
+}
