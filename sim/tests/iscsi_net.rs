@@ -129,10 +129,16 @@ fn serve(
 
 /// `n` READs of 4 KiB (ITTs and CmdSNs from `first`), framed back to back.
 fn reads(first: u32, n: u32) -> Vec<u8> {
+    reads_of(first, n, 8)
+}
+
+/// `n` READs of `blocks` 512-byte blocks each (at most 2,048).
+fn reads_of(first: u32, n: u32, blocks: u16) -> Vec<u8> {
     let mut batch = Vec::new();
     for i in first..first + n {
         let mut c = [0u8; 16];
-        c[..10].copy_from_slice(&read10(i * 8 % 2048, 8));
+        let lba = i * u32::from(blocks) % (2048 - u32::from(blocks) + 1);
+        c[..10].copy_from_slice(&read10(lba, blocks));
         let mut h = [0u8; BHS_LEN];
         wire::ScsiCommandRepr {
             immediate: false,
@@ -142,7 +148,7 @@ fn reads(first: u32, n: u32) -> Vec<u8> {
             attr: wire::TaskAttr::Simple,
             lun: Lun::ZERO,
             itt: i + 1,
-            edtl: 4096,
+            edtl: u32::from(blocks) * 512,
             cmdsn: i,
             exp_statsn: 1,
             cdb: c,
@@ -238,4 +244,23 @@ fn no_moderation_while_commands_come_one_at_a_time() {
     });
     assert_eq!(st.coalesced, 0, "{st}");
     assert!(st.reads > u64::from(COMMANDS), "{st}");
+}
+
+#[test]
+fn no_moderation_for_large_transfers() {
+    let net = NetConfig {
+        spin_max_batch: 2,
+        coalesce: MODERATION,
+        ..no_spin()
+    };
+    let st = serve(net, |s, rd, cmdsn| {
+        // High queue depth, but 64 KiB a command: each pass moves far more than
+        // `coalesce_max_bytes`, and the data, not the pass, is what costs.
+        for b in 0..3 {
+            s.write_all(&reads_of(cmdsn + b * COMMANDS / 2, COMMANDS / 2, 128))
+                .unwrap();
+            await_good(s, rd, COMMANDS / 2);
+        }
+    });
+    assert_eq!(st.coalesced, 0, "{st}");
 }

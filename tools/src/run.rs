@@ -56,7 +56,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "MICROS")]
     pub spin: Option<u64>,
     /// Interrupt moderation of the portal loop (rtc mode), in microseconds: while the
-    /// initiators' commands come more than two a pass (high queue depth), the loop lets
+    /// initiators' commands come more than two a pass (high queue depth) and a pass
+    /// moves at most 128 KiB (small transfers), the loop lets
     /// them gather this long after a pass before it looks again, so one wake-up, read
     /// and write serve several. Trades up to that much latency at those depths for CPU
     /// per IO. Default 30; 0: off.

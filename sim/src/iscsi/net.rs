@@ -93,9 +93,10 @@ pub struct NetConfig {
     pub spin_max_batch: u32,
     /// Longest single block in the poller (bounds timer slack).
     pub max_block: Duration,
-    /// Interrupt moderation at high queue depth: after a pass that did work, while the
-    /// passes bring more than [`NetConfig::spin_max_batch`] commands (the same test and
-    /// hold-off that stop the spin; never with a limit of 0), sleep this long before
+    /// Interrupt moderation at high queue depth: after a pass that brought commands and moved
+    /// at most [`NetConfig::coalesce_max_bytes`], while the passes bring more than
+    /// [`NetConfig::spin_max_batch`] commands (the same test and hold-off that stop the
+    /// spin; never with a limit of 0), sleep this long before
     /// looking at the sockets again instead of waking for the first byte, so the next
     /// pass takes the commands that arrived meanwhile in one read and answers them in
     /// one write. Costs up to this much latency per command at those depths; saves a
@@ -103,6 +104,11 @@ pub struct NetConfig {
     /// timer slack of 1 µs while it is set (Linux), so the sleep is this long and not
     /// the default 50 µs more. `Duration::ZERO`: off (block at once).
     pub coalesce: Duration,
+    /// Moderate only after a pass that moved at most this many bytes through its
+    /// sockets (read and written): the sleep pays where each command is small and a
+    /// pass's fixed cost (wake-up, system calls) is a large share of it; with large
+    /// transfers the data dominates and a sleep would only hold the initiators up.
+    pub coalesce_max_bytes: usize,
 }
 
 impl Default for NetConfig {
@@ -113,6 +119,7 @@ impl Default for NetConfig {
             spin_max_batch: 0,
             max_block: Duration::from_millis(100),
             coalesce: Duration::ZERO,
+            coalesce_max_bytes: 128 * 1024,
         }
     }
 }
@@ -189,6 +196,8 @@ pub struct Server {
     tokens: Vec<Token>,
     stats: NetStats,
     spin_policy: SpinPolicy,
+    /// Bytes read and written by the current pass.
+    pass_bytes: usize,
 }
 
 /// Whether the loop may spin ([`NetConfig::spin_max_batch`]): not for the next
@@ -274,6 +283,7 @@ impl Server {
             tokens: Vec::new(),
             stats: NetStats::default(),
             spin_policy,
+            pass_bytes: 0,
         })
     }
 
@@ -314,7 +324,8 @@ impl Server {
     pub fn run<S: SanPoll + ?Sized>(&mut self, san: &mut S) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         let mut last_work = Instant::now();
-        let mut worked = false;
+        // The last pass brought new SCSI commands.
+        let mut brought = false;
         if !self.cfg.coalesce.is_zero() {
             fine_timer_slack();
         }
@@ -333,7 +344,7 @@ impl Server {
                 }
                 t
             };
-            let timeout = if worked && !timeout.is_zero() && self.moderate() {
+            let timeout = if brought && !timeout.is_zero() && self.moderate() {
                 // Let the initiators' next commands gather, then take them all at once.
                 self.stats.coalesced += 1;
                 std::thread::sleep(self.cfg.coalesce);
@@ -363,23 +374,26 @@ impl Server {
             }
             let commands = self.portal.stats().commands;
             work |= self.service(san);
-            self.spin_policy
-                .record(self.portal.stats().commands.wrapping_sub(commands));
+            let new_commands = self.portal.stats().commands.wrapping_sub(commands);
+            self.spin_policy.record(new_commands);
             if work {
                 last_work = Instant::now();
             }
-            worked = work;
+            brought = new_commands > 0;
         }
     }
 
     /// Whether to sleep for [`NetConfig::coalesce`] before the next look at the sockets.
     fn moderate(&self) -> bool {
-        !self.cfg.coalesce.is_zero() && self.spin_policy.deep()
+        !self.cfg.coalesce.is_zero()
+            && self.spin_policy.deep()
+            && self.pass_bytes <= self.cfg.coalesce_max_bytes
     }
 
     /// One pass over every connection and the SAN; returns whether anything happened.
     fn service<S: SanPoll + ?Sized>(&mut self, san: &mut S) -> bool {
         let mut work = false;
+        self.pass_bytes = 0;
         let mut tokens = std::mem::take(&mut self.tokens);
         tokens.clear();
         tokens.extend(self.conns.keys().copied());
@@ -464,6 +478,7 @@ impl Server {
                 Ok(n) => {
                     work = true;
                     self.stats.reads += 1;
+                    self.pass_bytes += n;
                     // A short read emptied the socket: bytes arriving later raise a new
                     // readiness edge, so the read that would only say WouldBlock is
                     // skipped (one syscall less per batch).
@@ -514,6 +529,7 @@ impl Server {
                 Ok(n) => {
                     work = true;
                     self.stats.writes += 1;
+                    self.pass_bytes += n;
                     self.portal.transmitted(nc.id, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
