@@ -6,6 +6,7 @@
 
 mod cmd;
 mod config;
+mod express;
 mod lu;
 mod pool;
 mod pr;
@@ -951,6 +952,15 @@ impl<'a> Target<'a> {
     /// Accept a command. `Err` means no slot was taken: the transport answers
     /// with [`Rejected::status`] itself.
     pub fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        let (i, h) = self.submit_slot(req)?;
+        self.enqueue(i);
+        Ok(h)
+    }
+
+    /// [`Self::submit`] up to the ready queue: the slot taken and filled,
+    /// in `Received`, not queued yet.
+    #[inline(always)]
+    fn submit_slot(&mut self, req: &CommandRequest<'_>) -> Result<(usize, CmdHandle), Rejected> {
         let s = self
             .session_index(req.session)
             .ok_or(Rejected::UnknownSession)?;
@@ -990,8 +1000,7 @@ impl<'a> Target<'a> {
         c.expected_len = req.expected_len;
         self.sessions[s].cmds += 1;
         self.stats.commands += 1;
-        self.enqueue(i);
-        Ok(CmdHandle::new(i as u16, generation))
+        Ok((i, CmdHandle::new(i as u16, generation)))
     }
 
     /// Accept a task management request. `Err(Rejected::Busy)`: every TMF

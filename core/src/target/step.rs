@@ -397,7 +397,7 @@ impl Target<'_> {
 
     /// Queue the status (with the final data, if any).
     #[inline(always)]
-    fn step_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
+    pub(crate) fn step_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
         let c = &self.cmds[i];
         if c.status == ScsiStatus::CheckCondition || c.sense.is_some() {
             return self.step_respond_sense(i, t);
@@ -456,7 +456,9 @@ impl Target<'_> {
                 let c = &mut self.cmds[i];
                 c.state = CmdState::ResponseSent;
                 c.waiting_since = self.now;
-                self.leave_task_set(i);
+                if c.in_task_set {
+                    self.leave_task_set(i);
+                }
                 Step::Park
             }
             Err(_) => Step::Retry,
