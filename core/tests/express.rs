@@ -595,10 +595,16 @@ fn replay(acts: &[Act], express: bool) -> (String, String, usize) {
         h.b.release();
         h.settle();
     }
-    // An ACA condition left standing keeps dormant tasks blocked: clear it.
-    for s in sessions {
-        let _ = h.tmf_try(s, 0, TmfFunction::ClearAca);
-        h.settle();
+    // An ACA condition left standing keeps dormant tasks blocked: clear it
+    // (a dormant NACA=1 command may set it again once it runs).
+    for _ in 0..20 {
+        if h.t.active_commands() == 0 {
+            break;
+        }
+        for s in sessions {
+            let _ = h.tmf_try(s, 0, TmfFunction::ClearAca);
+            h.settle();
+        }
     }
     assert_eq!(h.t.active_commands(), 0);
     let mut outcomes: Vec<_> = submitted

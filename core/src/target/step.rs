@@ -891,7 +891,7 @@ fn naca(cdb: &[u8; 16]) -> bool {
 
 /// The residual of a command (SPC-5 4.2.4; FCP-4 9.4.3): what it meant to
 /// move in its direction against what the initiator expected.
-#[inline]
+#[inline(always)]
 fn residual(c: &super::Cmd) -> Residual {
     let dir = c.op.map_or(DataDirection::None, |o| o.dir);
     let expected = if dir == DataDirection::None {
