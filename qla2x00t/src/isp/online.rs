@@ -132,7 +132,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
 
     /// One entry taken from the ATIO queue: `first` is its first slot, `bytes`
     /// all of its slots that were copied.
-    #[inline(always)]
+    #[inline]
     fn atio_entry<C: CoreApi>(&mut self, core: &mut C, first: &Entry, bytes: &[u8]) {
         match entry_type(first[0]) {
             EntryType::Atio7 => self.atio7(core, bytes),
