@@ -1291,6 +1291,15 @@ impl<'a> Target<'a> {
             moved = true;
             self.io_done(token, r);
         });
+        // The usual poll after an express command: nothing to do.
+        if !moved
+            && self.ready_len == 0
+            && !self.tmf_work
+            && self.bg_active == 0
+            && self.cfg.hw_pending_timeout.is_none()
+        {
+            return Progress::Idle;
+        }
         if self.tmf_work {
             moved |= self.run_tmfs(t);
         }
