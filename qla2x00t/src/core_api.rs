@@ -109,12 +109,15 @@ impl CoreApi for Target<'_> {
 /// the rings into, so that a command the core can run at once runs from the
 /// ATIO drain ([`CoreApi::submit_now`]) instead of waiting for the core's poll.
 /// Every other entry point is the target's own.
-pub(crate) struct StackCore<'a, 't, B> {
+/// The backend is a trait object: one instantiation of the driver's poll
+/// serves every backend type (with a generic one the whole online poll was
+/// compiled once per backend).
+pub(crate) struct StackCore<'a, 't> {
     pub(crate) target: &'a mut Target<'t>,
-    pub(crate) backend: &'a mut B,
+    pub(crate) backend: &'a mut (dyn Backend + 'a),
 }
 
-impl<B: Backend> CoreApi for StackCore<'_, '_, B> {
+impl CoreApi for StackCore<'_, '_> {
     #[inline]
     fn command_slots(&self) -> Option<usize> {
         CoreApi::command_slots(&*self.target)
@@ -148,7 +151,7 @@ impl<B: Backend> CoreApi for StackCore<'_, '_, B> {
         accepted: impl FnOnce(&mut T, CmdHandle),
     ) -> Result<CmdHandle, Rejected> {
         self.target
-            .submit_now(req, now, t, &mut *self.backend, accepted)
+            .submit_now(req, now, t, &mut self.backend, accepted)
     }
     #[inline]
     fn submit_tmf(&mut self, req: &TmfRequest) -> Result<TmfHandle, Rejected> {
