@@ -658,3 +658,27 @@ fn the_random_replay_takes_the_express_path() {
     assert_eq!(log_p, log_e);
     assert_eq!(out_p, out_e);
 }
+
+#[test]
+fn a_nexus_lost_while_an_answered_read_is_out_ends_when_it_is_sent() {
+    let (mut h, _) = ram_target(64);
+    let a = h.login_clean("iqn.t:a", 0);
+    h.auto = false;
+    let c = h.submit_now_read(a, 0, &rd10(0, 1), 512);
+    ran(&h, c);
+    // The nexus goes while the status is on its way: the session waits for
+    // the command, which completes normally when the transport reports it.
+    h.t.remove_session(a).unwrap();
+    h.poll();
+    assert!(h.t.find_task(a, TaskTag(0)).is_none());
+    h.complete_for(c);
+    h.result(c).good();
+    h.auto = true;
+    // The initiator comes back: I_T NEXUS LOSS OCCURRED (29/07), which only
+    // a nexus that has finished with its commands reports.
+    let again = h.login("iqn.t:a");
+    let o = h.cmd(again, 0, &TUR);
+    o.check(0x6, 0x29, 0x07);
+    express_read(&mut h, again).good();
+    assert_eq!(h.t.active_commands(), 0);
+}

@@ -1119,8 +1119,44 @@ impl<'a> Target<'a> {
         } else {
             self.stats.aborted += 1;
         }
-        self.free_cmd(i);
+        self.free_answered(i);
         Ok(())
+    }
+
+    /// [`Self::free_cmd`] of a command whose status was sent: when it holds
+    /// nothing (no buffer, no interlocked range, not in the task set, no
+    /// TMF or PREEMPT AND ABORT waiting for it, no command waiting for its
+    /// blocks) only the slot and its session's count change, done here
+    /// inline; anything else goes through `free_cmd`.
+    #[inline(always)]
+    fn free_answered(&mut self, i: usize) {
+        let waiting_overlap = self.waiting_overlap;
+        let free_head = self.free_head;
+        let c = &mut self.cmds[i];
+        if c.buf.is_some()
+            || c.in_task_set
+            || c.locks_range
+            || c.tmf_waiters != 0
+            || c.pa_waiter != NIL
+            || (c.media_active && waiting_overlap)
+        {
+            return self.free_cmd(i);
+        }
+        let s = usize::from(c.session);
+        c.generation = c.generation.wrapping_add(1);
+        c.state = CmdState::Free;
+        c.next = free_head;
+        c.media_active = false;
+        c.aborted = false;
+        c.lu = NIL;
+        c.session = NIL;
+        self.free_head = i as u16;
+        if let Some(sess) = self.sessions.get_mut(s) {
+            sess.cmds = sess.cmds.saturating_sub(1);
+            if sess.state == SessionState::Closing && sess.cmds == 0 {
+                sess.state = SessionState::Lost;
+            }
+        }
     }
 
     /// The transport has terminated the exchange of a command it was told
