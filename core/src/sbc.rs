@@ -241,17 +241,20 @@ impl Target<'_> {
             Some(Step::Continue) => {
                 // `read_first` continues only into Respond.
                 debug_assert_eq!(self.cmds[i].state, CmdState::Respond);
-                self.step_respond(i, t)
+                let step = self.step_respond(i, t);
+                if step == Step::Park {
+                    // The status is queued (`ResponseSent`): it never was in
+                    // the task set as far as anything could tell (see
+                    // `express_start`).
+                    debug_assert_eq!(self.cmds[i].state, CmdState::ResponseSent);
+                    return;
+                }
+                step
             }
             Some(step) => step,
             // The stage loop goes on at the stage set.
             None => Step::Retry,
         };
-        if self.cmds[i].state == CmdState::ResponseSent {
-            // Answered: it never was in the task set as far as anything
-            // could tell (see `express_start`).
-            return;
-        }
         self.express_enter(i);
         if step != Step::Park {
             self.enqueue(i);
