@@ -505,7 +505,16 @@ fn table() -> Vec<(Vec<u8>, DataDirection, u32)> {
 /// Everything the transport saw and every outcome, for one act sequence
 /// with each command submitted through the poll or the express path and a
 /// poll right after each submission either way.
-fn replay(acts: &[Act], express: bool) -> (String, String, usize) {
+/// How [`replay`] submits: through the poll, `submit_now`, or `submit` then
+/// `run_now`.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Poll,
+    SubmitNow,
+    RunNow,
+}
+
+fn replay(acts: &[Act], mode: Mode) -> (String, String, usize) {
     let m0 = mem(64 * 512, 0x4000_0000);
     let mut ram: RamB = RamBackend::new();
     let a = ram.add_lun(m0, 512).unwrap();
@@ -541,10 +550,15 @@ fn replay(acts: &[Act], express: bool) -> (String, String, usize) {
                     expected_len: *len,
                     dir: *dir,
                 };
-                let r = if express {
-                    h.t.submit_now(&req, h.now, &mut h.tr, &mut h.b, |_, _| {})
-                } else {
-                    h.t.submit(&req)
+                let r = match mode {
+                    Mode::Poll => h.t.submit(&req),
+                    Mode::SubmitNow => h.t.submit_now(&req, h.now, &mut h.tr, &mut h.b, |_, _| {}),
+                    Mode::RunNow => h.t.submit(&req).inspect(|&c| {
+                        let ran = h.t.run_now(c, h.now, &mut h.tr, &mut h.b);
+                        assert_eq!(ran, h.t.cmd_state(c) != Some(CmdState::Received));
+                        // Once only: it is no longer a fresh command.
+                        assert!(!h.t.run_now(c, h.now, &mut h.tr, &mut h.b));
+                    }),
                 };
                 if let Ok(c) = r {
                     if h.t.cmd_state(c) != Some(CmdState::Received) {
@@ -622,17 +636,22 @@ proptest! {
     /// Random interleavings of commands (READs the express path takes or
     /// refuses, WRITEs, reservations, a NACA failure), task management,
     /// held backend I/O, unit attentions and out-of-order completions:
-    /// submitting through the express path changes nothing the transport or
-    /// the initiator sees. (A transport `Busy` is left out: after one, the
+    /// submitting through the express path (`submit_now`, or `submit` then
+    /// `run_now`, which runs a command at most once) changes nothing the
+    /// transport or the initiator sees. (A transport `Busy` is left out: after one, the
     /// express path's command is retried at the poll right after it, the
     /// poll's own at the one after that, which `a_busy_transport_…` covers.)
     #[test]
     fn the_express_path_is_invisible(acts in proptest::collection::vec(act(), 1..100)) {
-        let (log_p, out_p, none) = replay(&acts, false);
-        let (log_e, out_e, _) = replay(&acts, true);
+        let (log_p, out_p, none) = replay(&acts, Mode::Poll);
+        let (log_e, out_e, n) = replay(&acts, Mode::SubmitNow);
+        let (log_r, out_r, m) = replay(&acts, Mode::RunNow);
         prop_assert_eq!(none, 0);
-        prop_assert_eq!(log_p, log_e);
-        prop_assert_eq!(out_p, out_e);
+        prop_assert_eq!(&log_p, &log_e);
+        prop_assert_eq!(&out_p, &out_e);
+        prop_assert_eq!(&log_p, &log_r);
+        prop_assert_eq!(&out_p, &out_r);
+        prop_assert_eq!(n, m);
     }
 }
 
@@ -651,8 +670,8 @@ fn the_random_replay_takes_the_express_path() {
             ]
         })
         .collect();
-    let (log_p, out_p, _) = replay(&acts, false);
-    let (log_e, out_e, expressed) = replay(&acts, true);
+    let (log_p, out_p, _) = replay(&acts, Mode::Poll);
+    let (log_e, out_e, expressed) = replay(&acts, Mode::SubmitNow);
     // The first READ of each nexus reports POWER ON, RESET through the poll.
     assert_eq!(expressed, 4);
     assert_eq!(log_p, log_e);
