@@ -94,6 +94,7 @@ impl CoreApi for Target<'_> {
     fn data_in_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
         rscst_core::Target::data_in_done(self, cmd, result).is_ok()
     }
+    #[inline]
     fn response_sent(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
         rscst_core::Target::response_sent(self, cmd, result).is_ok()
     }
