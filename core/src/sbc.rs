@@ -241,7 +241,18 @@ impl Target<'_> {
             Some(Step::Continue) => {
                 // `read_first` continues only into Respond.
                 debug_assert_eq!(self.cmds[i].state, CmdState::Respond);
-                let step = self.step_respond(i, t);
+                let c = &self.cmds[i];
+                // Its one mapped round with the status, or (a range error,
+                // no data) the status alone.
+                let step = if c.data_with_status
+                    && c.status == ScsiStatus::Good
+                    && c.sense.is_none()
+                    && !c.segs.is_empty()
+                {
+                    self.express_respond(i, t)
+                } else {
+                    self.step_respond(i, t)
+                };
                 if step == Step::Park {
                     // The status is queued (`ResponseSent`): it never was in
                     // the task set as far as anything could tell (see

@@ -465,6 +465,48 @@ impl Target<'_> {
         }
     }
 
+    /// [`Self::step_respond`] of a command that ends GOOD, without sense,
+    /// with its final data in `segs` (the express READ's one mapped round):
+    /// the one `queue_data_in` with the status that `queue_response` makes
+    /// for it, with the slot borrowed once across the call. The command is
+    /// not in the task set (the express path enters it only on its other
+    /// ways out).
+    #[inline(always)]
+    pub(crate) fn express_respond<T: Transport>(&mut self, i: usize, t: &mut T) -> Step {
+        let now = self.now;
+        let c = &mut self.cmds[i];
+        debug_assert!(
+            c.status == ScsiStatus::Good
+                && c.sense.is_none()
+                && c.data_with_status
+                && !c.segs.is_empty()
+                && !c.in_task_set
+        );
+        let status = Status {
+            status: ScsiStatus::Good,
+            sense: &[],
+            residual: residual(c),
+        };
+        let r = crate::transport::CmdRef {
+            handle: crate::ids::CmdHandle::new(i as u16, c.generation),
+            session: crate::ids::SessionHandle::new(c.session, c.session_gen),
+            tag: c.tag,
+        };
+        let data = Data {
+            offset: c.seg_offset as u32,
+            segs: c.segs.as_slice(),
+        };
+        match t.queue_data_in(r, &data, Some(&status)) {
+            Ok(()) => {
+                self.stats.data_in_bytes += c.segs.total_len();
+                c.state = CmdState::ResponseSent;
+                c.waiting_since = now;
+                Step::Park
+            }
+            Err(_) => Step::Retry,
+        }
+    }
+
     /// QErr and ACA (SAM-5 5.9, SPC-5 control mode page) on a CHECK CONDITION.
     fn on_check_condition(&mut self, i: usize) {
         let c = &self.cmds[i];
