@@ -284,7 +284,7 @@ impl SegList {
     }
 
     /// Total bytes.
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u64 {
         self.as_slice().iter().map(|s| u64::from(s.len)).sum()
     }

@@ -224,6 +224,54 @@ impl Target<'_> {
         }
     }
 
+    /// A READ on the express path ([`Target::run_now`]): command `i`, off
+    /// the ready queue and in `Exec`, runs what the step loop would:
+    /// `read_first`, then the status through `step_respond`. Any other way
+    /// out (further rounds, a parked or busy stage) puts it in the task set
+    /// and, unless parked, on the ready queue in the state the loop
+    /// continues from.
+    #[inline(always)]
+    pub(crate) fn express_read<T: Transport, B: Backend>(
+        &mut self,
+        i: usize,
+        t: &mut T,
+        b: &mut B,
+    ) {
+        let step = match self.read_first(i, t, b) {
+            Some(Step::Continue) => {
+                // `read_first` continues only into Respond.
+                debug_assert_eq!(self.cmds[i].state, CmdState::Respond);
+                let c = &self.cmds[i];
+                // Its one mapped round with the status, or (a range error,
+                // no data) the status alone.
+                let step = if c.data_with_status
+                    && c.status == ScsiStatus::Good
+                    && c.sense.is_none()
+                    && !c.segs.is_empty()
+                {
+                    self.express_respond(i, t)
+                } else {
+                    self.step_respond(i, t)
+                };
+                if step == Step::Park {
+                    // The status is queued (`ResponseSent`): it never was in
+                    // the task set as far as anything could tell (see
+                    // `express_start`).
+                    debug_assert_eq!(self.cmds[i].state, CmdState::ResponseSent);
+                    return;
+                }
+                step
+            }
+            Some(step) => step,
+            // The stage loop goes on at the stage set.
+            None => Step::Retry,
+        };
+        self.express_enter(i);
+        if step != Step::Park {
+            self.enqueue(i);
+        }
+    }
+
     /// READ's S_PARSE stage, then (when the backend maps and no interlock
     /// is in play) its first S_MAP and S_SEND. `None`: go on in the stage
     /// loop of [`Self::exec_read`] at the stage set.

@@ -7,8 +7,8 @@
 //! implemented for `rscst_core::Target`.
 
 use rscst_core::{
-    CmdHandle, CommandRequest, Rejected, RelativePortId, SessionHandle, TmfHandle, TmfRequest,
-    TransferError, TransportId,
+    Backend, CmdHandle, CommandRequest, Instant, Rejected, RelativePortId, SessionHandle, Target,
+    TmfHandle, TmfRequest, TransferError, Transport, TransportId,
 };
 
 /// The core entry points a transport calls.
@@ -32,6 +32,25 @@ pub trait CoreApi {
     fn remove_session(&mut self, session: SessionHandle);
     /// A new command.
     fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected>;
+    /// A new command, run at once if the core can (the express path,
+    /// [`Target::submit_now`]) with `t` as its transport: `accepted(t,
+    /// handle)` runs first, once the command has its slot, so that the
+    /// transport's own state for it is in place for the transport calls.
+    /// `Err`: no slot was taken and `accepted` did not run. The default,
+    /// for a core without a backend at hand, is `submit` then `accepted`.
+    #[inline]
+    fn submit_now<T: Transport>(
+        &mut self,
+        req: &CommandRequest<'_>,
+        now: Instant,
+        t: &mut T,
+        accepted: impl FnOnce(&mut T, CmdHandle),
+    ) -> Result<CmdHandle, Rejected> {
+        let _ = now;
+        let h = self.submit(req)?;
+        accepted(t, h);
+        Ok(h)
+    }
     /// A new task management request.
     fn submit_tmf(&mut self, req: &TmfRequest) -> Result<TmfHandle, Rejected>;
     /// The Data-Out asked for by `request_data_out` arrived (or failed).
@@ -46,7 +65,7 @@ pub trait CoreApi {
     fn tmf_response_sent(&mut self, tmf: TmfHandle) -> bool;
 }
 
-impl CoreApi for rscst_core::Target<'_> {
+impl CoreApi for Target<'_> {
     fn command_slots(&self) -> Option<usize> {
         Some(rscst_core::Target::command_slots(self))
     }
@@ -75,6 +94,7 @@ impl CoreApi for rscst_core::Target<'_> {
     fn data_in_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
         rscst_core::Target::data_in_done(self, cmd, result).is_ok()
     }
+    #[inline]
     fn response_sent(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
         rscst_core::Target::response_sent(self, cmd, result).is_ok()
     }
@@ -83,5 +103,79 @@ impl CoreApi for rscst_core::Target<'_> {
     }
     fn tmf_response_sent(&mut self, tmf: TmfHandle) -> bool {
         rscst_core::Target::tmf_response_sent(self, tmf).is_ok()
+    }
+}
+
+/// The core with the backend at hand: what [`crate::Isp::poll_stack`] drains
+/// the rings into, so that a command the core can run at once runs from the
+/// ATIO drain ([`CoreApi::submit_now`]) instead of waiting for the core's poll.
+/// Every other entry point is the target's own.
+/// The backend is a trait object: one instantiation of the driver's poll
+/// serves every backend type (with a generic one the whole online poll was
+/// compiled once per backend).
+pub(crate) struct StackCore<'a, 't> {
+    pub(crate) target: &'a mut Target<'t>,
+    pub(crate) backend: &'a mut (dyn Backend + 'a),
+}
+
+impl CoreApi for StackCore<'_, '_> {
+    #[inline]
+    fn command_slots(&self) -> Option<usize> {
+        CoreApi::command_slots(&*self.target)
+    }
+    #[inline]
+    fn tmf_slots(&self) -> Option<usize> {
+        CoreApi::tmf_slots(&*self.target)
+    }
+    #[inline]
+    fn create_session(
+        &mut self,
+        initiator: &TransportId,
+        port: RelativePortId,
+    ) -> Option<SessionHandle> {
+        CoreApi::create_session(&mut *self.target, initiator, port)
+    }
+    #[inline]
+    fn remove_session(&mut self, session: SessionHandle) {
+        CoreApi::remove_session(&mut *self.target, session)
+    }
+    #[inline]
+    fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        CoreApi::submit(&mut *self.target, req)
+    }
+    #[inline]
+    fn submit_now<T: Transport>(
+        &mut self,
+        req: &CommandRequest<'_>,
+        now: Instant,
+        t: &mut T,
+        accepted: impl FnOnce(&mut T, CmdHandle),
+    ) -> Result<CmdHandle, Rejected> {
+        self.target
+            .submit_now(req, now, t, &mut self.backend, accepted)
+    }
+    #[inline]
+    fn submit_tmf(&mut self, req: &TmfRequest) -> Result<TmfHandle, Rejected> {
+        CoreApi::submit_tmf(&mut *self.target, req)
+    }
+    #[inline]
+    fn data_out_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        CoreApi::data_out_done(&mut *self.target, cmd, result)
+    }
+    #[inline]
+    fn data_in_done(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        CoreApi::data_in_done(&mut *self.target, cmd, result)
+    }
+    #[inline]
+    fn response_sent(&mut self, cmd: CmdHandle, result: Result<(), TransferError>) -> bool {
+        CoreApi::response_sent(&mut *self.target, cmd, result)
+    }
+    #[inline]
+    fn abort_done(&mut self, cmd: CmdHandle) -> bool {
+        CoreApi::abort_done(&mut *self.target, cmd)
+    }
+    #[inline]
+    fn tmf_response_sent(&mut self, tmf: TmfHandle) -> bool {
+        CoreApi::tmf_response_sent(&mut *self.target, tmf)
     }
 }

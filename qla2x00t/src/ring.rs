@@ -52,6 +52,10 @@ pub struct RequestRing<const N: usize> {
     in_idx: u16,
     published: u16,
     out_cache: u16,
+    /// `free_between(in_idx, out_cache)`, kept with the two: every command
+    /// asks for it several times (each ATIO's reservation, its CTIO7's
+    /// reservation and write).
+    free: u16,
 }
 
 impl<const N: usize> Default for RequestRing<N> {
@@ -71,6 +75,7 @@ impl<const N: usize> RequestRing<N> {
             in_idx: 0,
             published: 0,
             out_cache: 0,
+            free: Self::free_between(0, 0) as u16,
         }
     }
 
@@ -84,7 +89,7 @@ impl<const N: usize> RequestRing<N> {
     /// Free slots by the last known out-pointer.
     #[inline]
     pub fn free(&self) -> usize {
-        Self::free_between(self.in_idx, self.out_cache)
+        usize::from(self.free)
     }
 
     /// The local in-index (next slot to write).
@@ -111,6 +116,7 @@ impl<const N: usize> RequestRing<N> {
         let out = hw.out_pointer();
         if (out as usize) < N {
             self.out_cache = out;
+            self.free = Self::free_between(self.in_idx, out) as u16;
         }
         self.free() >= want
     }
@@ -131,6 +137,9 @@ impl<const N: usize> RequestRing<N> {
             idx = Self::next(idx);
         }
         self.in_idx = idx;
+        // `free` was at least `entries.len() + REQUEST_KEEP_FREE` (above).
+        self.free -= entries.len() as u16;
+        debug_assert_eq!(self.free(), Self::free_between(self.in_idx, self.out_cache));
         Ok(true)
     }
 

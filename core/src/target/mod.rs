@@ -6,6 +6,7 @@
 
 mod cmd;
 mod config;
+mod express;
 mod lu;
 mod pool;
 mod pr;
@@ -951,6 +952,15 @@ impl<'a> Target<'a> {
     /// Accept a command. `Err` means no slot was taken: the transport answers
     /// with [`Rejected::status`] itself.
     pub fn submit(&mut self, req: &CommandRequest<'_>) -> Result<CmdHandle, Rejected> {
+        let (i, h) = self.submit_slot(req)?;
+        self.enqueue(i);
+        Ok(h)
+    }
+
+    /// [`Self::submit`] up to the ready queue: the slot taken and filled,
+    /// in `Received`, not queued yet.
+    #[inline(always)]
+    fn submit_slot(&mut self, req: &CommandRequest<'_>) -> Result<(usize, CmdHandle), Rejected> {
         let s = self
             .session_index(req.session)
             .ok_or(Rejected::UnknownSession)?;
@@ -990,8 +1000,7 @@ impl<'a> Target<'a> {
         c.expected_len = req.expected_len;
         self.sessions[s].cmds += 1;
         self.stats.commands += 1;
-        self.enqueue(i);
-        Ok(CmdHandle::new(i as u16, generation))
+        Ok((i, CmdHandle::new(i as u16, generation)))
     }
 
     /// Accept a task management request. `Err(Rejected::Busy)`: every TMF
@@ -1110,8 +1119,44 @@ impl<'a> Target<'a> {
         } else {
             self.stats.aborted += 1;
         }
-        self.free_cmd(i);
+        self.free_answered(i);
         Ok(())
+    }
+
+    /// [`Self::free_cmd`] of a command whose status was sent: when it holds
+    /// nothing (no buffer, no interlocked range, not in the task set, no
+    /// TMF or PREEMPT AND ABORT waiting for it, no command waiting for its
+    /// blocks) only the slot and its session's count change, done here
+    /// inline; anything else goes through `free_cmd`.
+    #[inline(always)]
+    fn free_answered(&mut self, i: usize) {
+        let waiting_overlap = self.waiting_overlap;
+        let free_head = self.free_head;
+        let c = &mut self.cmds[i];
+        if c.buf.is_some()
+            || c.in_task_set
+            || c.locks_range
+            || c.tmf_waiters != 0
+            || c.pa_waiter != NIL
+            || (c.media_active && waiting_overlap)
+        {
+            return self.free_cmd(i);
+        }
+        let s = usize::from(c.session);
+        c.generation = c.generation.wrapping_add(1);
+        c.state = CmdState::Free;
+        c.next = free_head;
+        c.media_active = false;
+        c.aborted = false;
+        c.lu = NIL;
+        c.session = NIL;
+        self.free_head = i as u16;
+        if let Some(sess) = self.sessions.get_mut(s) {
+            sess.cmds = sess.cmds.saturating_sub(1);
+            if sess.state == SessionState::Closing && sess.cmds == 0 {
+                sess.state = SessionState::Lost;
+            }
+        }
     }
 
     /// The transport has terminated the exchange of a command it was told
@@ -1282,6 +1327,15 @@ impl<'a> Target<'a> {
             moved = true;
             self.io_done(token, r);
         });
+        // The usual poll after an express command: nothing to do.
+        if !moved
+            && self.ready_len == 0
+            && !self.tmf_work
+            && self.bg_active == 0
+            && self.cfg.hw_pending_timeout.is_none()
+        {
+            return Progress::Idle;
+        }
         if self.tmf_work {
             moved |= self.run_tmfs(t);
         }

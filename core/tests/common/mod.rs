@@ -546,6 +546,55 @@ impl<B: Backend> H<B> {
         self.submit_attr(s, lun, TaskAttr::Simple, cdb, dir, len, out)
     }
 
+    /// Submit through the express path (`Target::submit_now`, the fake
+    /// transport as the transport) without settling: the command runs at
+    /// once if the core can, else it waits for the next poll.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_now_attr(
+        &mut self,
+        s: SessionHandle,
+        lun: u16,
+        attr: TaskAttr,
+        cdb: &[u8],
+        dir: DataDirection,
+        len: u32,
+        out: &[u8],
+    ) -> CmdHandle {
+        let tag = self.tag();
+        let req = CommandRequest {
+            session: s,
+            tag,
+            lun: Lun::single_level(lun).unwrap(),
+            attr,
+            priority: 0,
+            crn: 0,
+            cdb,
+            expected_len: len,
+            dir,
+        };
+        let mut seen = None;
+        let h = self
+            .t
+            .submit_now(&req, self.now, &mut self.tr, &mut self.b, |_, h| {
+                seen = Some(h)
+            })
+            .expect("submit_now");
+        assert_eq!(seen, Some(h), "accepted ran once with the handle");
+        self.outs.insert(h.to_u32(), out.to_vec());
+        h
+    }
+
+    /// [`Self::submit_now_attr`] of a SIMPLE Data-In command.
+    pub fn submit_now_read(
+        &mut self,
+        s: SessionHandle,
+        lun: u16,
+        cdb: &[u8],
+        len: u32,
+    ) -> CmdHandle {
+        self.submit_now_attr(s, lun, TaskAttr::Simple, cdb, DataDirection::In, len, &[])
+    }
+
     pub fn tmf(&mut self, s: SessionHandle, lun: u16, f: TmfFunction) -> TmfHandle {
         let tag = self.tag();
         self.t

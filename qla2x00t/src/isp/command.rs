@@ -285,11 +285,16 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             expected_len: a.data_len,
             dir,
         };
-        match core.submit(&req) {
-            Ok(h) => {
-                self.stats.commands += 1;
-                self.new_cmd(h, x, si as u16, lun);
-            }
+        // The express path: the core runs it now if nothing is ahead of it
+        // and its checks would pass (else its poll does), once the driver's
+        // slot for it is filled.
+        let now = self.now;
+        let accepted = |isp: &mut Self, h: CmdHandle| {
+            isp.stats.commands += 1;
+            isp.new_cmd(h, x, si as u16, lun);
+        };
+        match core.submit_now(&req, now, self, accepted) {
+            Ok(_) => {}
             Err(rej) => {
                 self.stats.core_rejected += 1;
                 let st = match rej {

@@ -636,15 +636,24 @@ impl<P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     Isp<'_, P, REQ, RSP, ATIO>
 {
     /// One turn of a port's poller with the SCSI core: drain the rings into
-    /// `target`, let the core run (its transport calls queue IOCBs), then
-    /// ring the doorbell once for everything queued.
+    /// `target` (a new command the core can run at once runs there, with
+    /// `backend`: `Target::submit_now`), let the core run (its transport calls
+    /// queue IOCBs), then ring the doorbell once for everything queued.
     pub fn poll_stack<B: rscst_core::Backend>(
         &mut self,
         now: Instant,
         target: &mut rscst_core::Target<'_>,
         backend: &mut B,
     ) -> Progress {
-        let a = self.poll(now, target);
+        // The rings drained with the backend at hand: a command the core can
+        // run at once runs from the ATIO drain (`CoreApi::submit_now`).
+        let a = self.poll(
+            now,
+            &mut crate::core_api::StackCore {
+                target: &mut *target,
+                backend: &mut *backend,
+            },
+        );
         let b = target.poll(now, self, backend);
         let c = self.flush();
         Progress::from_bool(a == Progress::Busy || b == rscst_core::Progress::Progressed || c)

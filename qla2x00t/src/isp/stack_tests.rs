@@ -307,3 +307,70 @@ fn lun_reset_with_a_write_waiting_for_data() {
     assert_eq!(s.target.active_commands(), 0);
     assert_eq!((s.isp.commands_in_flight(), s.isp.tmfs_in_flight()), (0, 0));
 }
+
+/// The express path: with the backend at hand (`poll_stack`'s
+/// `StackCore`), a READ is answered from the ATIO drain itself, with the
+/// same CTIO7 the core's poll would have had the driver post; the driver's
+/// `poll` with the bare target leaves it to the core's poll.
+#[test]
+fn a_read_is_answered_from_the_atio_drain_with_the_polls_ctio7() {
+    let read = |express: bool| {
+        let mut s = stack();
+        s.login();
+        s.run(0x100, &[0, 0, 0, 0, 0, 0], DataDir::None, 0, &[]);
+        let pattern: Vec<u8> = (0..512u32).map(|i| (i * 5 + 1) as u8).collect();
+        let wr = [0x2A, 0, 0, 0, 0, 3, 0, 0, 1, 0];
+        assert_eq!(s.run(0x101, &wr, DataDir::DataOut, 512, &pattern).1, 0);
+        let fcp = FcpCmndRepr::command(
+            Lun::from_index(0).unwrap(),
+            &[0x28, 0, 0, 0, 0, 3, 0, 0, 1, 0],
+            DataDir::DataIn,
+            512,
+        )
+        .unwrap();
+        let a = Atio7Repr::new(
+            ExchangeAddr(0x400),
+            PortId::new(INIT),
+            PortId::new(0x010200),
+            OxId(0x400),
+            fcp,
+        );
+        let mut e = [0u8; 64];
+        a.emit_bytes(&mut e).unwrap();
+        s.fw.atio(&s.isp, &e);
+        s.fw.now += 1;
+        let now = Instant::from_millis(s.fw.now);
+        if express {
+            let mut core = crate::core_api::StackCore {
+                target: &mut s.target,
+                backend: &mut s.backend,
+            };
+            s.isp.poll(now, &mut core);
+            // Answered in the drain: nothing left for the core's poll.
+            assert_eq!(s.target.poll_at(now), None);
+        } else {
+            s.isp.poll(now, &mut s.target);
+            assert!(
+                s.iocbs().is_empty(),
+                "nothing posted before the core's poll"
+            );
+            assert_eq!(s.target.poll_at(now), Some(now));
+            s.target.poll(now, &mut s.isp, &mut s.backend);
+            s.isp.flush();
+        }
+        let iocbs = s.iocbs();
+        assert_eq!(iocbs.len(), 1);
+        let c = Ctio7Repr::parse_bytes(&iocbs[0][0]).unwrap();
+        assert!(
+            c.flags
+                .contains(Ctio7Flags::DATA_IN | Ctio7Flags::SEND_STATUS)
+        );
+        assert_eq!(s.fw.read_dsds(&iocbs[0]), pattern);
+        s.complete(&iocbs[0][0], CtioStatus::Success);
+        s.settle();
+        assert_eq!(s.target.active_commands(), 0);
+        assert_eq!(s.isp.commands_in_flight(), 0);
+        iocbs[0][0]
+    };
+    assert_eq!(read(true), read(false));
+}
