@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # bench-vs-tgtd.sh — `rscst run` and STGT's tgtd side by side, with the same client
 # (scripts/peers/bench-iscsi.sh: fio's libiscsi engine and iscsi-perf) on the same LUN
-# kinds, one after the other on an otherwise idle machine, and the ratios rscst / tgtd.
+# kinds, measured in turns on an otherwise idle machine, and the ratios rscst / tgtd.
 #
 #   scripts/bench-vs-tgtd.sh                 # 10 s runs, 3 reps, both LUN kinds
 #   RUNTIME=3 REPS=1 scripts/bench-vs-tgtd.sh   # quick look
 #   PIN=same scripts/bench-vs-tgtd.sh        # client and targets on CPU 0 (QD1 latency)
 #   ONLY=rr4k_qd32,rr4k_qd1 LUNS=null scripts/bench-vs-tgtd.sh
 #   WAIT_QUIET=0 ...                         # do not wait for an idle machine (noisy numbers)
+#
+# Both targets run side by side for the whole script and are measured in turns: each
+# repetition runs every workload against rscst and then against tgtd (one fio at a time,
+# the idle target using ~0.1 % of a core), so both see the same minutes of a shared host
+# (the same binary's figures swing by up to 2x between minutes on a VM) and the ratios
+# compare like with like. The medians are over the repetitions.
 #
 # Both targets get a 1 GiB RAM-class LU (tgtd: rdwr on /dev/shm; rscst: RAM LU) as LUN 1
 # and a null LU as LUN 2. The table gives, per workload and LUN: IOPS, mean latency and
@@ -53,7 +59,7 @@ cleanup() {
 trap cleanup EXIT
 
 bench() { # label pid url json
-  bash scripts/peers/bench-iscsi.sh --pid "$2" --pin "$PIN" --runtime "$RUNTIME" --reps "$REPS" \
+  bash scripts/peers/bench-iscsi.sh --pid "$2" --pin "$PIN" --runtime "$RUNTIME" --reps 1 \
     --only "$ONLY" --tool fio --wait-quiet "${WAIT_QUIET:-60}" --label "$1" --out "$OUT/raw-$1" --json "$4" "$3" \
     >"$OUT/$1.md" 2>"$OUT/$1.log"
   cat "$OUT/$1.md" >&2
@@ -70,31 +76,34 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 RIQN="iqn.2025-01.org.rscst:bench"
-for lun in $LUNS; do
-  n=1; [ "$lun" = null ] && n=2
-  bench "rscst-$lun" "$RPID" "iscsi://127.0.0.1:$RPORT/$RIQN/$n" "$OUT/rscst-$lun.json"
-done
-kill -TERM "$RPID"; wait "$RPID" 2>/dev/null || true
 
 say "tgtd on 127.0.0.1:$TPORT"
 PORTAL="127.0.0.1:$TPORT" STATE_DIR="$OUT/tgt" FILL=random bash scripts/peers/tgtd-start.sh >"$OUT/tgtd-start.txt"
 eval "$(grep -E '^(TGTD_PID|URL_RDWR|URL_NULL)=' "$OUT/tgtd-start.txt")"
-for lun in $LUNS; do
-  url="$URL_RDWR"; [ "$lun" = null ] && url="$URL_NULL"
-  bench "tgtd-$lun" "$TGTD_PID" "$url" "$OUT/tgtd-$lun.json"
+
+for rep in $(seq 1 "$REPS"); do
+  for lun in $LUNS; do
+    n=1; [ "$lun" = null ] && n=2
+    say "repetition $rep/$REPS, $lun LUN: rscst, then tgtd"
+    bench "rscst-$lun-r$rep" "$RPID" "iscsi://127.0.0.1:$RPORT/$RIQN/$n" "$OUT/rscst-$lun-r$rep.json"
+    url="$URL_RDWR"; [ "$lun" = null ] && url="$URL_NULL"
+    bench "tgtd-$lun-r$rep" "$TGTD_PID" "$url" "$OUT/tgtd-$lun-r$rep.json"
+  done
 done
+kill -TERM "$RPID"; wait "$RPID" 2>/dev/null || true
 
 python3 - "$OUT" "$LUNS" "$MODE" "$PIN" <<'PY' | tee "$OUT/table.md"
-import json, os, statistics, sys
+import glob, json, os, statistics, sys
 out, luns, mode, pin = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4]
 def load(name):
-    with open(os.path.join(out, name + ".json")) as f:
-        d = json.load(f)
     rows = {}
-    for s in d.get("samples", []):
-        if s.get("tool", "fio") != "fio":
-            continue
-        rows.setdefault(s["workload"], []).append(s)
+    for p in sorted(glob.glob(os.path.join(out, name + "-r*.json"))):
+        with open(p) as f:
+            d = json.load(f)
+        for s in d.get("samples", []):
+            if s.get("tool", "fio") != "fio":
+                continue
+            rows.setdefault(s["workload"], []).append(s)
     return rows
 def med(xs):
     xs = [x for x in xs if x is not None]
