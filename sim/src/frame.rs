@@ -161,7 +161,9 @@ impl FramePool {
             bytes.reserve(MAX_FRAME_LEN.max(n) - bytes.len());
             bytes.resize(n, 0);
         }
-        bytes[FC_HEADER_LEN + payload_len..].fill(0);
+        if padded > payload_len {
+            bytes[FC_HEADER_LEN + payload_len..].fill(0);
+        }
         Self::finish_raw(bytes, sof, eof, header, payload_len)
     }
 
