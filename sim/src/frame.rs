@@ -38,14 +38,20 @@ impl Frame {
 
     /// The payload without fill bytes (empty if the frame is shorter than a header).
     pub fn payload(&self) -> &[u8] {
-        let body = self.bytes.get(FC_HEADER_LEN..).unwrap_or(&[]);
+        self.bytes.get(self.payload_range()).unwrap_or(&[])
+    }
+
+    /// Where [`Frame::payload`] lies in `bytes`.
+    pub(crate) fn payload_range(&self) -> core::ops::Range<usize> {
+        let start = FC_HEADER_LEN.min(self.bytes.len());
+        let body = self.bytes.len() - start;
         let fill = self
             .bytes
             .get(9 + 2)
             .map(|b| (b & 3) as usize)
             .unwrap_or(0)
-            .min(body.len());
-        &body[..body.len() - fill]
+            .min(body);
+        start..self.bytes.len() - fill
     }
 
     /// `true` if the stored CRC (when present) matches the bytes.
@@ -59,6 +65,35 @@ impl Frame {
     /// The decoded frame (for traces and tests).
     pub fn decode(&self) -> Result<FcFrameRepr<'_>, WireError> {
         FcFrameRepr::parse(&self.bytes)
+    }
+}
+
+/// A delivered FCP_DATA frame handed whole to an initiator port's handler
+/// ([`crate::initiator::InitiatorHandler::on_data_frame`]), which may keep it and pass
+/// the payload on later without copying it; the buffer goes back to the simulation's
+/// frame pool when the handler is done ([`crate::Sim::recycle_data_frame`]).
+#[derive(Debug)]
+pub struct DataFrame {
+    bytes: Vec<u8>,
+    payload: core::ops::Range<usize>,
+}
+
+impl DataFrame {
+    pub(crate) fn new(frame: Frame) -> DataFrame {
+        let payload = frame.payload_range();
+        DataFrame {
+            bytes: frame.bytes,
+            payload,
+        }
+    }
+
+    /// The frame's payload (the read data it carries).
+    pub fn payload(&self) -> &[u8] {
+        self.bytes.get(self.payload.clone()).unwrap_or(&[])
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 
@@ -161,7 +196,9 @@ impl FramePool {
             bytes.reserve(MAX_FRAME_LEN.max(n) - bytes.len());
             bytes.resize(n, 0);
         }
-        bytes[FC_HEADER_LEN + payload_len..].fill(0);
+        if padded > payload_len {
+            bytes[FC_HEADER_LEN + payload_len..].fill(0);
+        }
         Self::finish_raw(bytes, sof, eof, header, payload_len)
     }
 

@@ -477,6 +477,29 @@ pub struct InitiatorStats {
 pub trait InitiatorHandler: Send {
     /// Called for every event; `ctl` issues new requests on the same port.
     fn on_event(&mut self, ctl: &mut Control<'_>, ev: InitiatorEvent<'_>);
+
+    /// Read data of a command in streaming mode as the whole frame that carried it. A
+    /// handler may keep the frame (return `None`) to pass the payload on later without
+    /// copying it, and give the buffer back with [`crate::Sim::recycle_data_frame`];
+    /// the default hands the payload to [`InitiatorHandler::on_event`] as
+    /// [`InitiatorEvent::DataIn`] and returns the frame.
+    fn on_data_frame(
+        &mut self,
+        ctl: &mut Control<'_>,
+        tag: Tag,
+        offset: u32,
+        frame: crate::frame::DataFrame,
+    ) -> Option<crate::frame::DataFrame> {
+        self.on_event(
+            ctl,
+            InitiatorEvent::DataIn {
+                tag,
+                offset,
+                data: Cow::Borrowed(frame.payload()),
+            },
+        );
+        Some(frame)
+    }
 }
 
 /// Requests on one initiator port, from a handler or the test.

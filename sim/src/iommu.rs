@@ -432,4 +432,43 @@ mod tests {
             ["over", "guard", "wild", "unmapped"]
         );
     }
+
+    #[test]
+    fn the_device_view_finds_the_right_mapping_in_any_order() {
+        // Several mappings visited in rotating and shuffled orders: every
+        // access lands in its own mapping, and one crossing a mapping's end
+        // faults whatever was used last.
+        let iommu = Arc::new(Iommu::new(DEFAULT_IOVA_BASE));
+        let pool = SimDmaPool::new(Arc::clone(&iommu));
+        let mut view = DmaView::new(Arc::clone(&iommu));
+        let t = SimTime::ZERO;
+        let regions: Vec<_> = (0..7)
+            .map(|i| {
+                let r = pool.alloc(256 * (i + 1), 64).unwrap();
+                r.fill(0, r.len(), i as u8 + 1).unwrap();
+                r
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..regions.len()).collect();
+        for round in 0..40usize {
+            order.rotate_left(round % 3 + 1);
+            if round % 5 == 0 {
+                order.swap(0, round % regions.len());
+            }
+            for &i in order.iter().chain(order.iter().take(2)) {
+                let r = &regions[i];
+                let mut b = [0u8; 8];
+                let off = (round * 24) % (r.len() - 8);
+                view.read(t, r.iova().0 + off as u64, &mut b, "in").unwrap();
+                assert_eq!(b, [i as u8 + 1; 8], "round {round} region {i}");
+                let tail = r.iova().0 + r.len() as u64 - 4;
+                assert!(view.read(t, tail, &mut b, "across the end").is_err());
+            }
+        }
+        assert_eq!(
+            iommu.take_faults().len(),
+            40 * (regions.len() + 2),
+            "every crossing faulted"
+        );
+    }
 }

@@ -30,7 +30,7 @@ pub use fabric::{FabricConfig, HBA_SLOT, NameServerEntry, Slot};
 pub use fault::{FaultConfig, FrameFaults, FrameScope, InjectedFault, ScheduledFault};
 pub use firmware::image::{FirmwareImage, ImageSpec};
 pub use firmware::{ExchangeExhaustion, FirmwareConfig, FirmwareStats, Timing};
-pub use frame::Frame;
+pub use frame::{DataFrame, Frame};
 pub use initiator::{
     CommandError, CommandResult, CommandSpec, Control, InitiatorConfig, InitiatorEvent,
     InitiatorHandler, InitiatorStats, LogoutReason, ResultRef, SubmitError, Tag,

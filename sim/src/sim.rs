@@ -26,7 +26,7 @@ use crate::event::EventQueue;
 use crate::fabric::{Fabric, FabricConfig, HBA_SLOT, NameServerEntry, Slot, Tx};
 use crate::fault::{FaultConfig, FaultInjector, FrameId, InjectedFault, ScheduledFault};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareStats, FwEvent};
-use crate::frame::{Frame, FramePool};
+use crate::frame::{DataFrame, Frame, FramePool};
 use crate::initiator::{
     CommandSpec, Control, FrameOutcome, IniTimer, Initiator, InitiatorConfig, InitiatorEvent,
     InitiatorHandler, InitiatorStats, Owner, ResultRef, SubmitError, Tag,
@@ -753,14 +753,12 @@ impl Sim {
             None => FrameOutcome::None,
         };
         self.after(false);
-        if let FrameOutcome::DataIn { tag, offset } = outcome {
+        let mut frame = Some(frame);
+        if let FrameOutcome::DataIn { tag, offset } = outcome
+            && let Some(f) = frame.take()
+        {
             self.flush_ini_events(idx);
-            let ev = InitiatorEvent::DataIn {
-                tag,
-                offset,
-                data: std::borrow::Cow::Borrowed(frame.payload()),
-            };
-            self.dispatch(idx, ev);
+            frame = self.dispatch_data(idx, tag, offset, f);
             self.after(false);
         }
         for port in rscn {
@@ -771,7 +769,51 @@ impl Sim {
             self.after(false);
         }
         self.flush_ini_events(idx);
-        self.frames.put(frame.bytes);
+        if let Some(f) = frame {
+            self.frames.put(f.bytes);
+        }
+    }
+
+    /// Hands a data frame to the port's owner: whole to a handler (which may keep it),
+    /// as a [`InitiatorEvent::DataIn`] to the others. Returns the frame unless kept.
+    fn dispatch_data(&mut self, idx: usize, tag: Tag, offset: u32, frame: Frame) -> Option<Frame> {
+        let Some(ini) = self.inis.get_mut(idx) else {
+            return Some(frame);
+        };
+        let mut h = match std::mem::replace(&mut ini.owner, Owner::Busy) {
+            Owner::Handler(h) => h,
+            other => {
+                ini.owner = other;
+                let ev = InitiatorEvent::DataIn {
+                    tag,
+                    offset,
+                    data: std::borrow::Cow::Borrowed(frame.payload()),
+                };
+                self.dispatch(idx, ev);
+                return Some(frame);
+            }
+        };
+        let back = h.on_data_frame(
+            &mut Control {
+                sim: self,
+                id: InitiatorId(idx),
+            },
+            tag,
+            offset,
+            DataFrame::new(frame),
+        );
+        if let Some(ini) = self.inis.get_mut(idx) {
+            ini.owner = Owner::Handler(h);
+        }
+        if let Some(f) = back {
+            self.frames.put(f.into_bytes());
+        }
+        None
+    }
+
+    /// Gives the buffer of a data frame a handler kept back to the frame pool.
+    pub fn recycle_data_frame(&mut self, frame: DataFrame) {
+        self.frames.put(frame.into_bytes());
     }
 
     fn set_cable(&mut self, slot: Slot, up: bool) {

@@ -744,6 +744,72 @@ fn data_in_splits_by_mrdsl_and_collapses_good_status() {
     assert_eq!(p.task_count(ti.conn), 0);
 }
 
+/// The bytes the portal sends for one 40 KiB READ whose data comes as `parts` (one
+/// `data_in` call if `None`), digests on, 8 KiB segments, 16 KiB bursts.
+fn read_pdus(data: &[u8], parts: Option<&[usize]>) -> Vec<u8> {
+    let (mut p, mut san, mut ti) = logged_in(&[
+        ("HeaderDigest", "CRC32C"),
+        ("DataDigest", "CRC32C"),
+        ("MaxBurstLength", "16384"),
+    ]);
+    assert!(ti.hd && ti.dd, "digests negotiated");
+    san.auto = false;
+    let (hdr, _) = ti.cmd(&read10(0, 80), 40960, true, false, true);
+    ti.send(&mut p, &mut san, &hdr, &[]);
+    let task = san.commands[0].0;
+    match parts {
+        None => p.data_in(task, 0, data).unwrap(),
+        Some(lens) => {
+            let mut rest = data;
+            let mut v: Vec<&[u8]> = Vec::new();
+            for &n in lens {
+                let (a, b) = rest.split_at(n.min(rest.len()));
+                v.push(a);
+                rest = b;
+            }
+            v.push(rest);
+            p.data_in_parts(task, 0, &v).unwrap();
+        }
+    }
+    p.status(
+        task,
+        &ScsiStatus {
+            status: 0,
+            sense: &[],
+            residual: Residual::None,
+        },
+    )
+    .unwrap();
+    let bytes = p.transmit(ti.conn).to_vec();
+    assert_eq!(
+        ti.recv(&mut p).len(),
+        5,
+        "5 Data-In (8 KiB segments), digests checked"
+    );
+    bytes
+}
+
+#[test]
+fn data_in_parts_make_the_pdus_of_the_data_in_one_piece() {
+    let data: Vec<u8> = (0..40960u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let whole = read_pdus(&data, None);
+    for lens in [
+        &[2048usize; 19][..],
+        &[1, 4095, 8192, 0, 100, 12000],
+        &[8192, 8192, 8192, 8192],
+        &[40959],
+        &[0, 0, 16384, 1, 1, 1],
+    ] {
+        assert_eq!(read_pdus(&data, Some(lens)), whole, "parts {lens:?}");
+    }
+    // More data than the initiator asked for: clipped the same way.
+    let mut long = data.clone();
+    long.extend_from_slice(&[9; 3000]);
+    let clipped = read_pdus(&long, None);
+    assert_eq!(clipped, whole);
+    assert_eq!(read_pdus(&long, Some(&[2048; 20])), whole);
+}
+
 #[test]
 fn data_in_without_collapse_when_already_sent_or_sense() {
     let (mut p, mut san, mut ti) = logged_in(&[]);

@@ -12,6 +12,7 @@ use rscst_fw::{Lun as FcLun, PortId, Wwn};
 
 use super::{GatewayConfig, GatewayStats, initiator_wwnn, initiator_wwpn};
 use crate::InitiatorId;
+use crate::frame::DataFrame;
 use crate::initiator::{
     CommandError, CommandSpec, Control, InitiatorConfig, InitiatorEvent, InitiatorHandler,
     LogoutReason, SubmitError, Tag,
@@ -32,6 +33,13 @@ pub(crate) trait Sink: Send {
     fn login_done(&mut self, login: LoginId, result: Result<NexusId, LoginStatus>);
     fn ready_to_transfer(&mut self, task: TaskId, offset: u32, len: u32);
     fn data_in(&mut self, task: TaskId, offset: u32, data: &[u8]);
+    /// Read data as the frame that carried it: a sink that keeps the frame (to pass the
+    /// payload on without a copy) returns `None`. The default copies the payload
+    /// ([`Sink::data_in`]) and returns the frame.
+    fn data_in_frame(&mut self, task: TaskId, offset: u32, frame: DataFrame) -> Option<DataFrame> {
+        self.data_in(task, offset, frame.payload());
+        Some(frame)
+    }
     fn status(&mut self, task: TaskId, status: u8, sense: &[u8], residual: Residual);
     fn tmf_done(&mut self, tmf: TmfId, response: TmfResponseCode);
 }
@@ -175,6 +183,33 @@ pub(crate) struct GwHandler<S: Sink> {
 }
 
 impl<S: Sink + 'static> InitiatorHandler for GwHandler<S> {
+    fn on_data_frame(
+        &mut self,
+        ctl: &mut Control<'_>,
+        tag: Tag,
+        offset: u32,
+        frame: DataFrame,
+    ) -> Option<DataFrame> {
+        let mut e = match self.engine.try_lock() {
+            Ok(e) => e,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // The engine is inside a request of its own: keep a copy of the data for the
+            // end of that request (as `on_event` does).
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let ev = InitiatorEvent::DataIn {
+                    tag,
+                    offset,
+                    data: std::borrow::Cow::Owned(frame.payload().to_vec()),
+                };
+                self.backlog.push(ctl.id, ev);
+                return Some(frame);
+            }
+        };
+        let back = e.on_data_frame(ctl.id, tag, offset, frame);
+        e.finish(ctl.sim);
+        back
+    }
+
     fn on_event(&mut self, ctl: &mut Control<'_>, ev: InitiatorEvent<'_>) {
         match self.engine.try_lock() {
             Ok(mut e) => {
@@ -696,6 +731,28 @@ impl<S: Sink + 'static> Engine<S> {
 
     // ---------------------------------------------------------------------------------
     // Events from the fabric.
+
+    /// Read data as a whole frame (see [`Sink::data_in_frame`]); the frame comes back
+    /// unless the sink kept it.
+    pub(crate) fn on_data_frame(
+        &mut self,
+        ini: InitiatorId,
+        tag: Tag,
+        offset: u32,
+        frame: DataFrame,
+    ) -> Option<DataFrame> {
+        let Some(&port) = self.port_of_ini.get(&ini) else {
+            return Some(frame);
+        };
+        match self.task(port, tag) {
+            Some(t) if !t.zombie => {
+                let id = t.id;
+                self.stats.bytes_in += frame.payload().len() as u64;
+                self.sink.data_in_frame(id, offset, frame)
+            }
+            _ => Some(frame),
+        }
+    }
 
     pub(crate) fn on_event(&mut self, sim: &mut Sim, ini: InitiatorId, ev: InitiatorEvent<'_>) {
         let Some(&port) = self.port_of_ini.get(&ini) else {

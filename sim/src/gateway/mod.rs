@@ -40,9 +40,12 @@
 //! * Stepped or run-to-completion ([`Gateway`]): the caller owns the [`Sim`](crate::Sim); SCSI
 //!   requests go into the simulation synchronously (Data-Out bytes are copied once, from
 //!   the portal's receive buffer into the FC data frames); the answers are collected
-//!   while the simulation runs and handed to the portal by [`Gateway::deliver`] (Data-In
-//!   is copied once into a reused staging buffer, then by the portal into the socket
-//!   buffer).
+//!   while the simulation runs and handed to the portal by [`Gateway::deliver`]. Data-In
+//!   stays in the FC data frames that carried it (the gateway keeps them:
+//!   [`crate::initiator::InitiatorHandler::on_data_frame`]) until the portal copies the
+//!   payloads, as the parts of one Data-In, into the socket buffer
+//!   ([`crate::iscsi::SanEvents::data_in_parts`]); a run of more than 32 frames is
+//!   joined in a reused buffer first.
 //! * Threaded ([`ThreadedGateway`]): the simulation runs on its own thread
 //!   ([`crate::SimThread`]) and the portal on another; requests are posted to the
 //!   simulation thread, answers come back through a queue that wakes the portal.

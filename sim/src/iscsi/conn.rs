@@ -5,6 +5,7 @@
 //! The portal allows one connection per session (MaxConnections=1), so session state
 //! lives inside its connection and moves with it on connection reinstatement.
 
+use std::cmp::min;
 use std::collections::VecDeque;
 
 use crate::fxhash::FxHashMap;
@@ -200,8 +201,39 @@ impl TxBuf {
     /// Appends a PDU: header, optional header digest, data parts, padding, optional data
     /// digest. Returns the stream position of the header.
     pub(crate) fn push_pdu(&mut self, hdr: &[u8; BHS_LEN], data: &[&[u8]], dg: Digests) -> u64 {
+        let dlen = data.iter().map(|d| d.len()).sum();
+        self.push_pdu_range(hdr, data, 0, dlen, dg)
+    }
+
+    /// [`TxBuf::push_pdu`] with bytes `[skip, skip + len)` of the parts joined as the
+    /// data (fewer if the parts end sooner).
+    pub(crate) fn push_pdu_range(
+        &mut self,
+        hdr: &[u8; BHS_LEN],
+        parts: &[&[u8]],
+        skip: usize,
+        len: usize,
+        dg: Digests,
+    ) -> u64 {
         let pos = self.base + self.buf.len() as u64;
-        let dlen: usize = data.iter().map(|d| d.len()).sum();
+        // The parts' pieces that make the data: the first from `skip` on, at most
+        // `len` bytes in all.
+        let (mut skip, mut want) = (skip, len);
+        let data = parts.iter().filter_map(move |p| {
+            let d = p.get(skip..).unwrap_or(&[]);
+            skip -= p.len() - d.len();
+            let d = &d[..min(want, d.len())];
+            want -= d.len();
+            (!d.is_empty()).then_some(d)
+        });
+        let dlen = min(
+            len,
+            parts
+                .iter()
+                .map(|d| d.len())
+                .sum::<usize>()
+                .saturating_sub(skip),
+        );
         let mut h = *hdr;
         Bhs::new_unchecked(&mut h[..]).set_data_segment_len(dlen as u32);
         self.buf.reserve(BHS_LEN + 2 * DIGEST_LEN + dlen + 3);

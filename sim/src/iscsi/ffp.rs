@@ -630,12 +630,14 @@ impl Portal {
         Ok(())
     }
 
+    /// Read data at `offset`: `parts` joined, as Data-In PDUs of at most
+    /// MaxRecvDataSegmentLength within MaxBurstLength sequences.
     pub(crate) fn on_data_in(
         &mut self,
         c: &mut Conn,
         task: TaskId,
         offset: u32,
-        data: &[u8],
+        parts: &[&[u8]],
     ) -> Result<(), EventError> {
         let Some(s) = c.session.as_ref() else {
             return Err(EventError::Stale);
@@ -654,16 +656,20 @@ impl Portal {
         if offset != t.in_next_offset {
             return Err(EventError::Invalid("Data-In not contiguous"));
         }
-        t.in_next_offset = offset.saturating_add(data.len() as u32);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        t.in_next_offset = offset.saturating_add(total as u32);
         if !t.read || offset >= t.edtl {
             // Nothing the initiator can take: the SAN's residual covers it.
             return Ok(());
         }
-        let usable = min(data.len() as u64, u64::from(t.edtl - offset)) as usize;
+        let usable = min(total as u64, u64::from(t.edtl - offset)) as usize;
         let mut off = offset;
-        let mut rest = &data[..usable];
-        while !rest.is_empty() {
-            let n = min(min(rest.len() as u32, max_seg), max_burst - t.in_seq_bytes);
+        let mut at = 0usize;
+        while at < usable {
+            let n = min(
+                min((usable - at) as u32, max_seg),
+                max_burst - t.in_seq_bytes,
+            );
             let end = off + n;
             let final_ = t.in_seq_bytes + n == max_burst || end == t.edtl;
             let mut hdr = [0u8; BHS_LEN];
@@ -681,11 +687,11 @@ impl Portal {
                 offset: off,
             }
             .emit(&mut hdr);
-            t.last_datain = Some(c.tx.push_pdu(&hdr, &[&rest[..n as usize]], dg));
+            t.last_datain = Some(c.tx.push_pdu_range(&hdr, parts, at, n as usize, dg));
             t.in_sn = t.in_sn.wrapping_add(1);
             t.in_seq_bytes = if final_ { 0 } else { t.in_seq_bytes + n };
             off = end;
-            rest = &rest[n as usize..];
+            at += n as usize;
         }
         Ok(())
     }

@@ -643,7 +643,16 @@ impl SanEvents for Portal {
     }
 
     fn data_in(&mut self, task: TaskId, offset: u32, data: &[u8]) -> Result<(), EventError> {
-        self.with_conn(task.conn, |p, c| p.on_data_in(c, task, offset, data))
+        self.with_conn(task.conn, |p, c| p.on_data_in(c, task, offset, &[data]))
+    }
+
+    fn data_in_parts(
+        &mut self,
+        task: TaskId,
+        offset: u32,
+        parts: &[&[u8]],
+    ) -> Result<(), EventError> {
+        self.with_conn(task.conn, |p, c| p.on_data_in(c, task, offset, parts))
     }
 
     fn status(&mut self, task: TaskId, status: &ScsiStatus<'_>) -> Result<(), EventError> {

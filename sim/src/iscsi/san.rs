@@ -269,6 +269,20 @@ pub trait SanEvents {
     fn ready_to_transfer(&mut self, task: TaskId, offset: u32, len: u32) -> Result<(), EventError>;
     /// Read data at `offset` (must continue where the previous one ended).
     fn data_in(&mut self, task: TaskId, offset: u32, data: &[u8]) -> Result<(), EventError>;
+    /// Read data at `offset` in parts that follow each other: the same as one
+    /// [`SanEvents::data_in`] of the parts joined (the same PDUs), without joining them
+    /// first. The default joins them.
+    fn data_in_parts(
+        &mut self,
+        task: TaskId,
+        offset: u32,
+        parts: &[&[u8]],
+    ) -> Result<(), EventError> {
+        match parts {
+            [one] => self.data_in(task, offset, one),
+            _ => self.data_in(task, offset, &parts.concat()),
+        }
+    }
     /// Final status; the task ends.
     fn status(&mut self, task: TaskId, status: &ScsiStatus<'_>) -> Result<(), EventError>;
     /// The SAN terminated the task without status (aborted by a TMF, maybe from another
