@@ -38,7 +38,14 @@ impl Frame {
 
     /// The payload without fill bytes (empty if the frame is shorter than a header).
     pub fn payload(&self) -> &[u8] {
-        self.bytes.get(self.payload_range()).unwrap_or(&[])
+        let body = self.bytes.get(FC_HEADER_LEN..).unwrap_or(&[]);
+        let fill = self
+            .bytes
+            .get(9 + 2)
+            .map(|b| (b & 3) as usize)
+            .unwrap_or(0)
+            .min(body.len());
+        &body[..body.len() - fill]
     }
 
     /// Where [`Frame::payload`] lies in `bytes`.

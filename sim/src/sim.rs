@@ -753,14 +753,29 @@ impl Sim {
             None => FrameOutcome::None,
         };
         self.after(false);
-        let mut frame = Some(frame);
-        if let FrameOutcome::DataIn { tag, offset } = outcome
-            && let Some(f) = frame.take()
-        {
+        // The frame's buffer, unless a handler kept it.
+        let spare = if let FrameOutcome::DataIn { tag, offset } = outcome {
             self.flush_ini_events(idx);
-            frame = self.dispatch_data(idx, tag, offset, f);
+            let to_handler = self
+                .inis
+                .get(idx)
+                .is_some_and(|i| matches!(i.owner, Owner::Handler(_)));
+            let spare = if to_handler {
+                self.dispatch_frame(idx, tag, offset, frame)
+            } else {
+                let ev = InitiatorEvent::DataIn {
+                    tag,
+                    offset,
+                    data: std::borrow::Cow::Borrowed(frame.payload()),
+                };
+                self.dispatch(idx, ev);
+                Some(frame.bytes)
+            };
             self.after(false);
-        }
+            spare
+        } else {
+            Some(frame.bytes)
+        };
         for port in rscn {
             let present = self.fabric.route(port).is_some();
             if let Some((mut ctx, ini)) = self.ini_parts(idx) {
@@ -769,20 +784,27 @@ impl Sim {
             self.after(false);
         }
         self.flush_ini_events(idx);
-        if let Some(f) = frame {
-            self.frames.put(f.bytes);
+        if let Some(b) = spare {
+            self.frames.put(b);
         }
     }
 
-    /// Hands a data frame to the port's owner: whole to a handler (which may keep it),
-    /// as a [`InitiatorEvent::DataIn`] to the others. Returns the frame unless kept.
-    fn dispatch_data(&mut self, idx: usize, tag: Tag, offset: u32, frame: Frame) -> Option<Frame> {
+    /// Hands a data frame whole to the port's handler, which may keep it. Returns the
+    /// frame's buffer unless kept.
+    fn dispatch_frame(
+        &mut self,
+        idx: usize,
+        tag: Tag,
+        offset: u32,
+        frame: Frame,
+    ) -> Option<Vec<u8>> {
         let Some(ini) = self.inis.get_mut(idx) else {
-            return Some(frame);
+            return Some(frame.bytes);
         };
         let mut h = match std::mem::replace(&mut ini.owner, Owner::Busy) {
             Owner::Handler(h) => h,
             other => {
+                // Not a handler (the caller checked): as a plain event.
                 ini.owner = other;
                 let ev = InitiatorEvent::DataIn {
                     tag,
@@ -790,7 +812,7 @@ impl Sim {
                     data: std::borrow::Cow::Borrowed(frame.payload()),
                 };
                 self.dispatch(idx, ev);
-                return Some(frame);
+                return Some(frame.bytes);
             }
         };
         let back = h.on_data_frame(
@@ -805,10 +827,7 @@ impl Sim {
         if let Some(ini) = self.inis.get_mut(idx) {
             ini.owner = Owner::Handler(h);
         }
-        if let Some(f) = back {
-            self.frames.put(f.into_bytes());
-        }
-        None
+        back.map(DataFrame::into_bytes)
     }
 
     /// Gives the buffer of a data frame a handler kept back to the frame pool.

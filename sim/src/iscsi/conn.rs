@@ -202,7 +202,7 @@ impl TxBuf {
     /// digest. Returns the stream position of the header.
     pub(crate) fn push_pdu(&mut self, hdr: &[u8; BHS_LEN], data: &[&[u8]], dg: Digests) -> u64 {
         let dlen = data.iter().map(|d| d.len()).sum();
-        self.push_pdu_range(hdr, data, 0, dlen, dg)
+        self.push_parts(hdr, data.iter().copied(), dlen, dg)
     }
 
     /// [`TxBuf::push_pdu`] with bytes `[skip, skip + len)` of the parts joined as the
@@ -215,9 +215,15 @@ impl TxBuf {
         len: usize,
         dg: Digests,
     ) -> u64 {
-        let pos = self.base + self.buf.len() as u64;
+        let total: usize = parts.iter().map(|d| d.len()).sum();
+        if skip == 0 && len >= total {
+            // All of the parts (a Data-In that fits one PDU).
+            let data = parts.iter().copied().filter(|d| !d.is_empty());
+            return self.push_parts(hdr, data, total, dg);
+        }
         // The parts' pieces that make the data: the first from `skip` on, at most
         // `len` bytes in all.
+        let dlen = min(len, total.saturating_sub(skip));
         let (mut skip, mut want) = (skip, len);
         let data = parts.iter().filter_map(move |p| {
             let d = p.get(skip..).unwrap_or(&[]);
@@ -226,14 +232,18 @@ impl TxBuf {
             want -= d.len();
             (!d.is_empty()).then_some(d)
         });
-        let dlen = min(
-            len,
-            parts
-                .iter()
-                .map(|d| d.len())
-                .sum::<usize>()
-                .saturating_sub(skip),
-        );
+        self.push_parts(hdr, data, dlen, dg)
+    }
+
+    /// Appends a PDU whose data, `dlen` bytes, is `data` joined.
+    fn push_parts<'a>(
+        &mut self,
+        hdr: &[u8; BHS_LEN],
+        data: impl Iterator<Item = &'a [u8]>,
+        dlen: usize,
+        dg: Digests,
+    ) -> u64 {
+        let pos = self.base + self.buf.len() as u64;
         let mut h = *hdr;
         Bhs::new_unchecked(&mut h[..]).set_data_segment_len(dlen as u32);
         self.buf.reserve(BHS_LEN + 2 * DIGEST_LEN + dlen + 3);
@@ -644,6 +654,40 @@ mod tests {
         s.put_back(b, 3);
         assert_eq!(s.get(b), Some(&3));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_pdu_from_a_range_of_parts_is_that_of_the_bytes_joined() {
+        let dg = Digests {
+            header: true,
+            data: true,
+        };
+        let mut hdr = [0u8; BHS_LEN];
+        hdr[0] = 0x25;
+        let joined: std::vec::Vec<u8> = (0..100u8).collect();
+        let parts: [&[u8]; 5] = [
+            &joined[..0],
+            &joined[..30],
+            &joined[30..30],
+            &joined[30..97],
+            &joined[97..],
+        ];
+        for (skip, len) in [
+            (0, 100),
+            (0, 500),
+            (0, 31),
+            (5, 90),
+            (30, 0),
+            (29, 2),
+            (97, 3),
+            (99, 9),
+        ] {
+            let mut a = TxBuf::default();
+            a.push_pdu_range(&hdr, &parts, skip, len, dg);
+            let mut b = TxBuf::default();
+            b.push_pdu(&hdr, &[&joined[skip..(skip + len).min(100)]], dg);
+            assert_eq!(a.buf, b.buf, "skip {skip} len {len}");
+        }
     }
 
     #[test]
