@@ -258,7 +258,7 @@ impl Target<'_> {
                 if self.express_respond(i, t) == Step::Park {
                     // The status is queued (`ResponseSent`): it never was in
                     // the task set as far as anything could tell (see
-                    // `express_start`).
+                    // `express_claim`).
                     debug_assert_eq!(self.cmds[i].state, CmdState::ResponseSent);
                     return;
                 }
