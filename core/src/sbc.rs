@@ -52,8 +52,9 @@ fn read_fua(c: &Cmd) -> bool {
 /// [`Target::check_transfer`] of command slot `c` on its LU `lu`.
 #[inline(always)]
 fn check_transfer(c: &Cmd, lu: &Lu, lba: u64, blocks: u64) -> Result<(), SenseReason> {
+    // `end <= capacity` covers `lba <= capacity` (`end >= lba`).
     match lba.checked_add(blocks) {
-        Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
+        Some(end) if end <= lu.cfg.blocks => {}
         _ => return Err(SenseReason::LbaOutOfRange),
     }
     let max = lu.cfg.max_transfer_blocks;
@@ -120,7 +121,8 @@ impl Target<'_> {
     fn check_range(&self, i: usize, lba: u64, blocks: u64) -> Result<(), SenseReason> {
         let cap = self.lus[self.lu_of(i)].cfg.blocks;
         match lba.checked_add(blocks) {
-            Some(end) if lba <= cap && end <= cap => Ok(()),
+            // `end >= lba`: the LBA is in range too.
+            Some(end) if end <= cap => Ok(()),
             _ => Err(SenseReason::LbaOutOfRange),
         }
     }
