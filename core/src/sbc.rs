@@ -52,8 +52,9 @@ fn read_fua(c: &Cmd) -> bool {
 /// [`Target::check_transfer`] of command slot `c` on its LU `lu`.
 #[inline(always)]
 fn check_transfer(c: &Cmd, lu: &Lu, lba: u64, blocks: u64) -> Result<(), SenseReason> {
+    // `end <= capacity` covers `lba <= capacity` (`end >= lba`).
     match lba.checked_add(blocks) {
-        Some(end) if lba <= lu.cfg.blocks && end <= lu.cfg.blocks => {}
+        Some(end) if end <= lu.cfg.blocks => {}
         _ => return Err(SenseReason::LbaOutOfRange),
     }
     let max = lu.cfg.max_transfer_blocks;
@@ -62,6 +63,19 @@ fn check_transfer(c: &Cmd, lu: &Lu, lba: u64, blocks: u64) -> Result<(), SenseRe
         return Err(invalid_cdb(u16::from(count.0), 7));
     }
     Ok(())
+}
+
+/// Where [`Target::read_first`] left a READ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// Its one mapped round is the whole transfer: in Respond with GOOD, no
+    /// sense, the data to go with the status and a non-empty scatter list
+    /// (what `express_respond` serves; `Step::Continue` to the loop).
+    Answer,
+    /// What the stage returned.
+    Step(Step),
+    /// Go on in the stage loop at the stage set.
+    Loop,
 }
 
 // Stages of the data-moving handlers.
@@ -107,7 +121,8 @@ impl Target<'_> {
     fn check_range(&self, i: usize, lba: u64, blocks: u64) -> Result<(), SenseReason> {
         let cap = self.lus[self.lu_of(i)].cfg.blocks;
         match lba.checked_add(blocks) {
-            Some(end) if lba <= cap && end <= cap => Ok(()),
+            // `end >= lba`: the LBA is in range too.
+            Some(end) if end <= cap => Ok(()),
             _ => Err(SenseReason::LbaOutOfRange),
         }
     }
@@ -140,10 +155,12 @@ impl Target<'_> {
         // status) is `read_first`, which goes through them in order with the
         // command slot and the LU borrowed once (each of its parts is exactly
         // the stage's arm of the loop).
-        if self.cmds[i].stage == S_PARSE
-            && let Some(step) = self.read_first(i, t, b)
-        {
-            return step;
+        if self.cmds[i].stage == S_PARSE {
+            match self.read_first(i, t, b) {
+                First::Answer => return Step::Continue,
+                First::Step(step) => return step,
+                First::Loop => {}
+            }
         }
         let l = self.lu_of(i);
         let bs = self
@@ -238,33 +255,32 @@ impl Target<'_> {
         b: &mut B,
     ) {
         let step = match self.read_first(i, t, b) {
-            Some(Step::Continue) => {
-                // `read_first` continues only into Respond.
-                debug_assert_eq!(self.cmds[i].state, CmdState::Respond);
-                let c = &self.cmds[i];
-                // Its one mapped round with the status, or (a range error,
-                // no data) the status alone.
-                let step = if c.data_with_status
-                    && c.status == ScsiStatus::Good
-                    && c.sense.is_none()
-                    && !c.segs.is_empty()
-                {
-                    self.express_respond(i, t)
-                } else {
-                    self.step_respond(i, t)
-                };
-                if step == Step::Park {
+            // Its one mapped round with the status.
+            First::Answer => {
+                if self.express_respond(i, t) == Step::Park {
                     // The status is queued (`ResponseSent`): it never was in
                     // the task set as far as anything could tell (see
-                    // `express_start`).
+                    // `express_claim`).
+                    debug_assert_eq!(self.cmds[i].state, CmdState::ResponseSent);
+                    return;
+                }
+                // The transport was busy: Respond again from the poll.
+                Step::Retry
+            }
+            First::Step(Step::Continue) => {
+                // `read_first` continues only into Respond: here (a range
+                // error, no data) with the status alone.
+                debug_assert_eq!(self.cmds[i].state, CmdState::Respond);
+                let step = self.step_respond(i, t);
+                if step == Step::Park {
                     debug_assert_eq!(self.cmds[i].state, CmdState::ResponseSent);
                     return;
                 }
                 step
             }
-            Some(step) => step,
+            First::Step(step) => step,
             // The stage loop goes on at the stage set.
-            None => Step::Retry,
+            First::Loop => Step::Retry,
         };
         self.express_enter(i);
         if step != Step::Park {
@@ -273,22 +289,19 @@ impl Target<'_> {
     }
 
     /// READ's S_PARSE stage, then (when the backend maps and no interlock
-    /// is in play) its first S_MAP and S_SEND. `None`: go on in the stage
-    /// loop of [`Self::exec_read`] at the stage set.
+    /// is in play) its first S_MAP and S_SEND. [`First::Loop`]: go on in the
+    /// stage loop of [`Self::exec_read`] at the stage set.
     #[inline(always)]
-    fn read_first<T: Transport, B: Backend>(
-        &mut self,
-        i: usize,
-        t: &mut T,
-        b: &mut B,
-    ) -> Option<Step> {
-        let l = self.lu_of(i);
-        let (Some(c), Some(lu)) = (self.cmds.get_mut(i), self.lus.get_mut(l)) else {
-            return Some(self.fail(i, SenseReason::InternalTargetFailure));
+    fn read_first<T: Transport, B: Backend>(&mut self, i: usize, t: &mut T, b: &mut B) -> First {
+        let Some(c) = self.cmds.get_mut(i) else {
+            return First::Step(self.fail(i, SenseReason::InternalTargetFailure));
+        };
+        let Some(lu) = self.lus.get_mut(usize::from(c.lu)) else {
+            return First::Step(self.fail(i, SenseReason::InternalTargetFailure));
         };
         let (lba, blocks) = lba_blocks(c);
         if let Err(r) = check_transfer(c, lu, lba, blocks) {
-            return Some(self.fail(i, r));
+            return First::Step(self.fail(i, r));
         }
         let bs = u64::from(lu.cfg.block_size);
         // S_PARSE. FUA only matters to backend I/O, which a READ done in one
@@ -300,7 +313,7 @@ impl Target<'_> {
         c.done = 0;
         lu.stats.read_cmds += 1;
         if c.aux == 0 {
-            return Some(self.good(i));
+            return First::Step(self.good(i));
         }
         c.stage = S_MAP;
         // S_MAP: `begin_media` without interlocking commands on the LU (the
@@ -308,7 +321,7 @@ impl Target<'_> {
         if !c.media_active {
             if c.media_lu != NIL || lu.atomic != 0 {
                 c.flags.fua = read_fua(c);
-                return None;
+                return First::Loop;
             }
             c.media_active = true;
         }
@@ -339,17 +352,23 @@ impl Target<'_> {
                     c.status = ScsiStatus::Good;
                     c.sense = None;
                     c.state = CmdState::Respond;
-                    return Some(Step::Continue);
+                    // `step_respond` with data sends it with the status
+                    // (`express_respond`); an empty list goes its own way.
+                    return if c.segs.is_empty() {
+                        First::Step(Step::Continue)
+                    } else {
+                        First::Answer
+                    };
                 }
                 c.flags.fua = read_fua(c);
-                Some(self.send_in(i, t, S_SENT))
+                First::Step(self.send_in(i, t, S_SENT))
             }
             Ok(Mapped::Unsupported) => {
                 c.flags.fua = read_fua(c);
                 c.stage = S_BUFFERED;
-                None
+                First::Loop
             }
-            Err(e) => Some(self.fail(i, crate::target::io_sense(e, true))),
+            Err(e) => First::Step(self.fail(i, crate::target::io_sense(e, true))),
         }
     }
 

@@ -37,7 +37,7 @@
 
 use super::{CmdState, NIL, Target};
 use crate::backend::Backend;
-use crate::cdb::{self, OpInfo, OpKind, UA_EXEMPT, WRITES};
+use crate::cdb::{self, OpKind, UA_EXEMPT, WRITES};
 use crate::ids::CmdHandle;
 use crate::time::Instant;
 use crate::transport::{CommandRequest, Rejected, TaskAttr, Transport};
@@ -62,11 +62,8 @@ impl Target<'_> {
         let (i, h) = self.submit_slot(req)?;
         accepted(t, h);
         // Nothing on the ready queue ahead of it, no TMF waiting to start.
-        if !self.tmf_work
-            && self.ready_len == 0
-            && let Some(op) = self.express_op(i)
-        {
-            self.express_start(i, op, now, t, b);
+        if !self.tmf_work && self.ready_len == 0 && self.express_claim(i, now) {
+            self.express_read(i, t, b);
         } else {
             self.enqueue(i);
         }
@@ -103,9 +100,9 @@ impl Target<'_> {
         if !fresh {
             return false;
         }
-        let Some(op) = self.express_op(i) else {
+        if !self.express_claim(i, now) {
             return false;
-        };
+        }
         // Off the ready queue (its only entry).
         self.ready_head = NIL;
         self.ready_tail = NIL;
@@ -113,27 +110,39 @@ impl Target<'_> {
         let c = &mut self.cmds[i];
         c.queued = false;
         c.next_ready = NIL;
-        self.express_start(i, op, now, t, b);
+        self.express_read(i, t, b);
         true
     }
 
-    /// The operation of command `i` (just submitted, in `Received`) if it
-    /// takes the express path: a SIMPLE READ on a quiet LU whose receive
-    /// and enabled checks would all pass and which the task set would take
-    /// unlisted. `None` changes nothing.
+    /// Whether command `i` (just submitted, in `Received`) takes the express
+    /// path: a SIMPLE READ on a quiet LU whose receive and enabled checks
+    /// would all pass and which the task set would take unlisted. If so it
+    /// is made ready to run as `step_received` and `step_enabled` leave it
+    /// in their passing cases (its operation set, in `Exec` at the first
+    /// stage); the caller then runs the READ (`express_read`), off the
+    /// ready queue. It enters the task set (unlisted) only if it outlives
+    /// that: nothing can look at the task set between here and a status
+    /// queued at once, and leaving it then is a no-op (no task is dormant).
+    /// `false` changes nothing.
     #[inline(always)]
-    fn express_op(&self, i: usize) -> Option<&'static OpInfo> {
-        let c = self.cmds.get(i)?;
+    fn express_claim(&mut self, i: usize, now: Instant) -> bool {
+        let Some(c) = self.cmds.get_mut(i) else {
+            return false;
+        };
         if c.attr != TaskAttr::Simple {
-            return None;
+            return false;
         }
-        let op = cdb::lookup_plain(c.cdb[0])?;
+        let Some(op) = cdb::lookup_plain(c.cdb[0]) else {
+            return false;
+        };
         if op.kind != OpKind::Read {
-            return None;
+            return false;
         }
         let (s, l) = (usize::from(c.session), usize::from(c.lu));
         // An unmapped LUN (NIL) has no LU.
-        let lu = self.lus.get(l)?;
+        let Some(lu) = self.lus.get(l) else {
+            return false;
+        };
         debug_assert_eq!(
             lu.quiet,
             lu.is_quiet(self.alua_restricted),
@@ -150,37 +159,19 @@ impl Target<'_> {
             || (ua != 0 && !op.has(UA_EXEMPT))
             || cdb::check_reserved(op, &c.cdb).is_err()
         {
-            return None;
+            return false;
         }
-        Some(op)
-    }
-
-    /// Run command `i`, off the ready queue, whose [`Self::express_op`] is
-    /// `op`: `step_received`'s and `step_enabled`'s passing cases, then the
-    /// READ. It enters the task set (unlisted) only if it outlives this
-    /// call: nothing can look at the task set between here and a status
-    /// queued at once, and leaving it then is a no-op (no task is dormant).
-    #[inline(always)]
-    fn express_start<T: Transport, B: Backend>(
-        &mut self,
-        i: usize,
-        op: &'static OpInfo,
-        now: Instant,
-        t: &mut T,
-        b: &mut B,
-    ) {
-        self.now = now;
-        let c = &mut self.cmds[i];
         c.op = Some(op);
         trace!("command {}: {} (express)", i as u32, op.name);
         c.state = CmdState::Exec;
         c.stage = 0;
-        self.express_read(i, t, b);
+        self.now = now;
+        true
     }
 
     /// Put command `i` of the express path in its LU's task set as
     /// `enter_task_set` does for a SIMPLE task with nothing listed or
-    /// blocking (which [`Self::express_op`] saw).
+    /// blocking (which [`Self::express_claim`] saw).
     #[inline]
     pub(crate) fn express_enter(&mut self, i: usize) {
         let c = &mut self.cmds[i];

@@ -961,21 +961,25 @@ impl<'a> Target<'a> {
     /// in `Received`, not queued yet.
     #[inline(always)]
     fn submit_slot(&mut self, req: &CommandRequest<'_>) -> Result<(usize, CmdHandle), Rejected> {
-        let s = self
-            .session_index(req.session)
-            .ok_or(Rejected::UnknownSession)?;
+        let h = req.session;
+        let s = h.index();
+        // The session looked up once (`session_index`'s test on the borrow).
+        let Some(sess) = self
+            .sessions
+            .get(s)
+            .filter(|x| x.state == SessionState::Active && x.generation == h.generation())
+        else {
+            return Err(Rejected::UnknownSession);
+        };
         let i = usize::from(self.free_head);
-        let Some(c) = self.cmds.get_mut(i) else {
+        if i >= self.cmds.len() {
             self.stats.rejected += 1;
-            return Err(if self.sessions[s].cmds > 0 {
+            return Err(if sess.cmds > 0 {
                 Rejected::TaskSetFull
             } else {
                 Rejected::Busy
             });
-        };
-        self.free_head = c.next;
-        let generation = c.generation;
-        let sess = &self.sessions[s];
+        }
         let session_gen = sess.generation;
         // The session's last LUN again (the usual case): what it named then,
         // unless a LUN map changed since.
@@ -986,7 +990,13 @@ impl<'a> Target<'a> {
         };
         let cdb = cdb16(req.cdb);
         self.next_seq = self.next_seq.wrapping_add(1);
-        let c = &mut self.cmds[i];
+        let (Some(c), Some(sess)) = (self.cmds.get_mut(i), self.sessions.get_mut(s)) else {
+            // Both were found above.
+            return Err(Rejected::Busy);
+        };
+        sess.cmds += 1;
+        self.free_head = c.next;
+        let generation = c.generation;
         c.reset(generation, self.next_seq);
         c.state = CmdState::Received;
         c.session = s as u16;
@@ -998,7 +1008,6 @@ impl<'a> Target<'a> {
         c.cdb = cdb;
         c.dir = req.dir;
         c.expected_len = req.expected_len;
-        self.sessions[s].cmds += 1;
         self.stats.commands += 1;
         Ok((i, CmdHandle::new(i as u16, generation)))
     }

@@ -496,9 +496,11 @@ impl Target<'_> {
             offset: c.seg_offset as u32,
             segs: c.segs.as_slice(),
         };
+        // Counted from the list at hand (the transport call cannot change it).
+        let bytes = c.segs.total_len();
         match t.queue_data_in(r, &data, Some(&status)) {
             Ok(()) => {
-                self.stats.data_in_bytes += c.segs.total_len();
+                self.stats.data_in_bytes += bytes;
                 c.state = CmdState::ResponseSent;
                 c.waiting_since = now;
                 Step::Park
