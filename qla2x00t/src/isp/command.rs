@@ -458,8 +458,36 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.cmd_pending.push(self.cmds, i as u16);
     }
 
+    /// [`Self::post_transfer`] of Data-In without status: compiled with the
+    /// direction known.
+    #[inline(never)]
+    fn post_data_in(&mut self, i: usize, data: &Data<'_>) -> Result<(), Busy> {
+        self.post_transfer(i, DataDir::DataIn, data, None)
+    }
+
+    /// [`Self::post_transfer`] of Data-In with the status (or of a status
+    /// alone): compiled with the direction and the status's presence known.
+    #[inline(never)]
+    fn post_data_in_status(
+        &mut self,
+        i: usize,
+        data: &Data<'_>,
+        status: &Status<'_>,
+    ) -> Result<(), Busy> {
+        self.post_transfer(i, DataDir::DataIn, data, Some(status))
+    }
+
+    /// [`Self::post_transfer`] of Data-Out, compiled with the direction known.
+    #[inline(never)]
+    fn post_data_out(&mut self, i: usize, data: &Data<'_>) -> Result<(), Busy> {
+        self.post_transfer(i, DataDir::DataOut, data, None)
+    }
+
     /// Post the CTIO7s of a data transfer (and the status CTIO7 when
-    /// `status` is given and cannot ride on the last data CTIO7).
+    /// `status` is given and cannot ride on the last data CTIO7). Called
+    /// through [`Self::post_data_in`], [`Self::post_data_in_status`] and
+    /// [`Self::post_data_out`], one copy per direction and status.
+    #[inline(always)]
     fn post_transfer(
         &mut self,
         i: usize,
@@ -677,7 +705,10 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.fail_op(i, op);
             return Ok(());
         }
-        self.post_transfer(i, DataDir::DataIn, data, status)
+        match status {
+            Some(s) => self.post_data_in_status(i, data, s),
+            None => self.post_data_in(i, data),
+        }
     }
 
     pub(crate) fn t_request_data_out(&mut self, cmd: CmdRef, data: &Data<'_>) -> Result<(), Busy> {
@@ -688,7 +719,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.fail_op(i, Op::DataOut);
             return Ok(());
         }
-        self.post_transfer(i, DataDir::DataOut, data, None)
+        self.post_data_out(i, data)
     }
 
     pub(crate) fn t_queue_status(&mut self, cmd: CmdRef, status: &Status<'_>) -> Result<(), Busy> {
@@ -703,7 +734,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             offset: 0,
             segs: &[],
         };
-        self.post_transfer(i, DataDir::DataIn, &data, Some(status))
+        self.post_data_in_status(i, &data, status)
     }
 
     pub(crate) fn t_command_aborted(&mut self, cmd: CmdRef) -> Result<(), Busy> {
