@@ -508,21 +508,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.post_transfer_cut(i, dir, data, status)
     }
 
-    /// [`Self::post_transfer`] of one data CTIO7 carrying the final handle
-    /// (and the status, with `send_status`): what the general path does for
-    /// one piece without a separate status CTIO7.
+    /// Room in the request ring for `needed` CTIO7s (and the internal
+    /// reserve) and a final handle for a CTIO7 of command `i`: its exchange
+    /// and the handle, or `Busy` (counted) when either is short.
     #[inline(always)]
-    fn post_one_ctio(
-        &mut self,
-        i: usize,
-        dir: DataDir,
-        offset: u32,
-        dsd: Dsd64,
-        send_status: bool,
-    ) -> Result<(), Busy> {
+    fn reserve_ctio(&mut self, i: usize, needed: usize) -> Result<(Exchange, IocbHandle), Busy> {
         {
             let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
-            if !self.req.reserve(&hw, 1, self.config.internal_reserve) {
+            if !self.req.reserve(&hw, needed, self.config.internal_reserve) {
                 self.stats.ring_full += 1;
                 return Err(Busy);
             }
@@ -536,6 +529,22 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.stats.handles_exhausted += 1;
             return Err(Busy);
         };
+        Ok((x, h))
+    }
+
+    /// [`Self::post_transfer`] of one data CTIO7 carrying the final handle
+    /// (and the status, with `send_status`): what the general path does for
+    /// one piece without a separate status CTIO7.
+    #[inline(always)]
+    fn post_one_ctio(
+        &mut self,
+        i: usize,
+        dir: DataDir,
+        offset: u32,
+        dsd: Dsd64,
+        send_status: bool,
+    ) -> Result<(), Busy> {
+        let (x, h) = self.reserve_ctio(i, 1)?;
         // The slot first, while the compiler still has it at hand (the ring
         // write below is a call).
         let slot = &mut self.cmds[i];
@@ -604,22 +613,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             self.cmd_pending.push(self.cmds, i as u16);
             return Ok(());
         }
-        {
-            let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
-            if !self.req.reserve(&hw, needed, self.config.internal_reserve) {
-                self.stats.ring_full += 1;
-                return Err(Busy);
-            }
-        }
-        let deadline = self.completion_deadline();
-        let x = self.cmds[i].x;
-        let Some(h) = self
-            .handles
-            .alloc(Owner::Ctio { cmd: i as u16 }, x.addr, deadline)
-        else {
-            self.stats.handles_exhausted += 1;
-            return Err(Busy);
-        };
+        let (x, h) = self.reserve_ctio(i, needed)?;
         let timeout = self.config.ctio_timeout_secs;
         // The last data CTIO7 carries the final handle (and the status when it
         // rides along); the others are intermediate, returned only on error.
