@@ -93,16 +93,16 @@ pub struct NetConfig {
     pub spin_max_batch: u32,
     /// Longest single block in the poller (bounds timer slack).
     pub max_block: Duration,
-    /// Interrupt moderation at high queue depth: after a pass that brought commands and moved
-    /// at most [`NetConfig::coalesce_max_bytes`], while the passes bring more than
+    /// Interrupt moderation at high queue depth: after a pass that brought commands and
+    /// moved at most [`NetConfig::coalesce_max_bytes`], while the passes bring more than
     /// [`NetConfig::spin_max_batch`] commands (the same test and hold-off that stop the
-    /// spin; never with a limit of 0), sleep this long before
-    /// looking at the sockets again instead of waking for the first byte, so the next
-    /// pass takes the commands that arrived meanwhile in one read and answers them in
-    /// one write. Costs up to this much latency per command at those depths; saves a
-    /// wake-up, a read and a write per command it gathers. The loop's thread runs with a
-    /// timer slack of 1 µs while it is set (Linux), so the sleep is this long and not
-    /// the default 50 µs more. `Duration::ZERO`: off (block at once).
+    /// spin; never with a limit of 0), sleep this long (at most until the next portal or
+    /// SAN deadline) before looking at the sockets again instead of waking for the first
+    /// byte, so the next pass takes the commands that arrived meanwhile in one read and
+    /// answers them in one write. Costs up to this much latency per command at those
+    /// depths; saves a wake-up, a read and a write per command it gathers. The loop's
+    /// thread runs with a timer slack of 1 µs while it is set (Linux), so the sleep is
+    /// this long and not the default 50 µs more. `Duration::ZERO`: off (block at once).
     pub coalesce: Duration,
     /// Moderate only after a pass that moved at most this many bytes through its
     /// sockets (read and written): the sleep pays where each command is small and a
@@ -347,7 +347,7 @@ impl Server {
             let timeout = if brought && !timeout.is_zero() && self.moderate() {
                 // Let the initiators' next commands gather, then take them all at once.
                 self.stats.coalesced += 1;
-                std::thread::sleep(self.cfg.coalesce);
+                std::thread::sleep(self.cfg.coalesce.min(timeout));
                 Duration::ZERO
             } else {
                 timeout
