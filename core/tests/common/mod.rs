@@ -503,6 +503,29 @@ impl<B: Backend> H<B> {
         TaskTag(self.next_tag)
     }
 
+    /// A request with the next tag, priority 0 and CRN 0.
+    fn request<'c>(
+        &mut self,
+        s: SessionHandle,
+        lun: u16,
+        attr: TaskAttr,
+        cdb: &'c [u8],
+        dir: DataDirection,
+        len: u32,
+    ) -> CommandRequest<'c> {
+        CommandRequest {
+            session: s,
+            tag: self.tag(),
+            lun: Lun::single_level(lun).unwrap(),
+            attr,
+            priority: 0,
+            crn: 0,
+            cdb,
+            expected_len: len,
+            dir,
+        }
+    }
+
     /// Submit without settling.
     #[allow(clippy::too_many_arguments)]
     pub fn submit_attr(
@@ -515,21 +538,8 @@ impl<B: Backend> H<B> {
         len: u32,
         out: &[u8],
     ) -> CmdHandle {
-        let tag = self.tag();
-        let h = self
-            .t
-            .submit(&CommandRequest {
-                session: s,
-                tag,
-                lun: Lun::single_level(lun).unwrap(),
-                attr,
-                priority: 0,
-                crn: 0,
-                cdb,
-                expected_len: len,
-                dir,
-            })
-            .expect("submit");
+        let req = self.request(s, lun, attr, cdb, dir, len);
+        let h = self.t.submit(&req).expect("submit");
         self.outs.insert(h.to_u32(), out.to_vec());
         h
     }
@@ -560,18 +570,7 @@ impl<B: Backend> H<B> {
         len: u32,
         out: &[u8],
     ) -> CmdHandle {
-        let tag = self.tag();
-        let req = CommandRequest {
-            session: s,
-            tag,
-            lun: Lun::single_level(lun).unwrap(),
-            attr,
-            priority: 0,
-            crn: 0,
-            cdb,
-            expected_len: len,
-            dir,
-        };
+        let req = self.request(s, lun, attr, cdb, dir, len);
         let mut seen = None;
         let h = self
             .t
