@@ -1573,6 +1573,7 @@ impl Target<'_> {
                 true
             }
             Ok(Submitted::Queued) => {
+                self.backend_queued += 1;
                 if let Some(op) = self.lus[l].bg.as_mut() {
                     op.io_in_flight = true;
                 }

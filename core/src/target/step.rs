@@ -719,6 +719,7 @@ impl Target<'_> {
                 Step::Continue
             }
             Ok(Submitted::Queued) => {
+                self.backend_queued += 1;
                 let c = &mut self.cmds[i];
                 c.io_result = None;
                 c.stage = next;
