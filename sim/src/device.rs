@@ -283,6 +283,15 @@ pub(crate) struct FenceCounters {
     pub release_at_last_doorbell: AtomicU64,
 }
 
+/// Register accesses by the driver, both BARs, any width. Reads are what a
+/// poller should avoid on hardware: each is an uncached round trip over PCIe
+/// (writes are posted).
+#[derive(Default)]
+pub(crate) struct MmioCounters {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+}
+
 /// The flash/NVRAM contents behind `flash_addr`/`flash_data`.
 pub(crate) struct Flash {
     /// Dword address of the NVRAM data window (24xx/25xx), if the chip has one.
@@ -404,6 +413,7 @@ pub(crate) struct Shared {
     pub iommu: Arc<Iommu>,
     pub irq: IrqLine,
     pub fence: FenceCounters,
+    pub mmio: MmioCounters,
     pub clock: AtomicU64,
     pub trace: Tracer,
     pub wake: Wake,
@@ -441,6 +451,7 @@ impl Shared {
             iommu,
             irq: IrqLine::new(),
             fence: FenceCounters::default(),
+            mmio: MmioCounters::default(),
             clock: AtomicU64::new(0),
             trace,
             wake: Wake::new(),
@@ -604,6 +615,7 @@ impl Shared {
     }
 
     pub(crate) fn mmio_read32(&self, bar: Bar, offset: u32) -> u32 {
+        self.mmio.reads.fetch_add(1, Ordering::Relaxed);
         let v = self.read32_inner(bar, offset);
         self.trace_reg(false, bar, offset, 32, v);
         v
@@ -658,6 +670,7 @@ impl Shared {
     }
 
     pub(crate) fn mmio_read16(&self, bar: Bar, offset: u32) -> u16 {
+        self.mmio.reads.fetch_add(1, Ordering::Relaxed);
         let v = if bar == Bar::Regs
             && let Some(n) = regs::mailbox_index(offset)
         {
@@ -675,6 +688,7 @@ impl Shared {
     }
 
     pub(crate) fn mmio_write16(&self, bar: Bar, offset: u32, value: u16) {
+        self.mmio.writes.fetch_add(1, Ordering::Relaxed);
         self.trace_reg(true, bar, offset, 16, value as u32);
         if bar == Bar::Regs
             && let Some(n) = regs::mailbox_index(offset)
@@ -693,6 +707,7 @@ impl Shared {
     }
 
     pub(crate) fn mmio_write32(&self, bar: Bar, offset: u32, value: u32) {
+        self.mmio.writes.fetch_add(1, Ordering::Relaxed);
         self.trace_reg(true, bar, offset, 32, value);
         let len = match bar {
             Bar::Regs => REG_BAR_LEN,

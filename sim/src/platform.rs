@@ -143,6 +143,17 @@ impl core::fmt::Debug for SimPlatform {
 }
 
 impl SimPlatform {
+    /// Register reads and writes the driver has made through this platform so far
+    /// (both BARs, any width): what `rscst bench` reports per command. On hardware
+    /// each read is an uncached round trip over PCIe; writes are posted.
+    pub fn mmio_counts(&self) -> (u64, u64) {
+        let m = &self.regs.shared.mmio;
+        (
+            m.reads.load(Ordering::Relaxed),
+            m.writes.load(Ordering::Relaxed),
+        )
+    }
+
     pub(crate) fn new(shared: Arc<Shared>, dma: SimDmaPool) -> SimPlatform {
         let mq = shared.chip.has_mq_bar().then(|| SimMmio {
             shared: Arc::clone(&shared),

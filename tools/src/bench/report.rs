@@ -14,7 +14,7 @@
 //! | `allocs_per_cmd`, `allocs` | `process` (every thread, the simulator's included) and `driver_core` (inside the driver+core turns, counted on the poller thread in both modes) |
 //! | `bytes_copied_per_cmd` | the driver's `bytes_copied` counter per command |
 //! | `host_bytes_per_cmd`, `host_bytes` | bytes the host CPU read or wrote in LUN memory (`lun`) and the core's buffer pool (`pool`): 0 on a zero-copy path |
-//! | `per_cmd` | CTIO7s, doorbells, interrupts, driver+core turns (all and busy) per command |
+//! | `per_cmd` | CTIO7s, doorbells, interrupts, register reads and writes, driver+core turns (all and busy) per command |
 //! | `verify` | `enabled`, `blocks_verified`, `errors`, `first_errors` |
 //! | `status` | `good`, `bad_status`, `failed`, `not_sent` (whole run) |
 //! | `baseline` | `memcpy_bytes`, `memcpy_ns`, and the command costs in memcpys (`driver_core_busy_x`, `poller_thread_x`) |
@@ -219,6 +219,8 @@ impl Report<'_> {
                 "ctios": r3(per(w.ctios as f64, n)),
                 "doorbells": r3(per(w.doorbells as f64, n)),
                 "interrupts": r3(per(w.interrupts as f64, n)),
+                "mmio_reads": r3(per(w.mmio_reads as f64, n)),
+                "mmio_writes": r3(per(w.mmio_writes as f64, n)),
                 "turns": r3(per(w.turns as f64, n)),
                 "busy_turns": r3(per(w.busy_turns as f64, n)),
             },
@@ -353,10 +355,12 @@ impl fmt::Display for Report<'_> {
         )?;
         writeln!(
             f,
-            "  per command  {:.2} CTIO7s, {:.2} doorbells, {:.2} interrupts, {:.2} turns ({:.2} busy)",
+            "  per command  {:.2} CTIO7s, {:.2} doorbells, {:.2} interrupts, {:.2} register reads, {:.2} register writes, {:.2} turns ({:.2} busy)",
             per(w.ctios as f64, n),
             per(w.doorbells as f64, n),
             per(w.interrupts as f64, n),
+            per(w.mmio_reads as f64, n),
+            per(w.mmio_writes as f64, n),
             per(w.turns as f64, n),
             per(w.busy_turns as f64, n)
         )?;

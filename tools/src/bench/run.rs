@@ -62,6 +62,10 @@ pub struct Window {
     pub doorbells: u64,
     /// Interrupt-status values serviced.
     pub interrupts: u64,
+    /// Register reads by the driver (uncached round trips on hardware).
+    pub mmio_reads: u64,
+    /// Register writes by the driver (posted on hardware).
+    pub mmio_writes: u64,
 }
 
 /// Counters sampled at the window's edges.
@@ -72,6 +76,7 @@ struct Snap {
     allocs: u64,
     completed: u64,
     drv: rscst_qla::Stats,
+    mmio: (u64, u64),
     lun: u64,
     pool: u64,
 }
@@ -94,6 +99,7 @@ fn snap(isp: &Driver, target: &Target<'_>, c: &Counters) -> Snap {
         allocs: crate::ALLOC.allocations(),
         completed: target.stats().completed,
         drv: isp.stats(),
+        mmio: isp.platform().mmio_counts(),
         lun: c.lun_bytes(),
         pool: c.pool_bytes(),
     }
@@ -113,6 +119,8 @@ fn window(a: &Snap, b: &Snap) -> Window {
         ctios: b.drv.ctios - a.drv.ctios,
         doorbells: b.drv.doorbells - a.drv.doorbells,
         interrupts: b.drv.interrupts - a.drv.interrupts,
+        mmio_reads: b.mmio.0 - a.mmio.0,
+        mmio_writes: b.mmio.1 - a.mmio.1,
         ..Window::default()
     }
 }
