@@ -180,10 +180,21 @@ pub trait ResponseHw {
 }
 
 /// Driver side of the response ring of `N` entries.
+///
+/// An entry is taken when its signature is no longer [`PROCESSED`] **and** the
+/// firmware's in-pointer has moved past it (reference §6.3). The in-pointer is a
+/// register — an uncached read over PCIe — so it is read only when the signature
+/// says an entry is there and the last value read does not already cover that
+/// slot: an idle poll reads no register, a drain of `k` entries reads it once.
+/// The register read comes after the signature test and before the slot is
+/// copied, so the entry's DMA (which the firmware completes before it moves the
+/// pointer) is visible when the copy is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResponseRing<const N: usize> {
     out_idx: u16,
     published: u16,
+    /// The in-pointer as last read: slots from `out_idx` up to it are written.
+    in_seen: u16,
 }
 
 impl<const N: usize> ResponseRing<N> {
@@ -192,6 +203,7 @@ impl<const N: usize> ResponseRing<N> {
         ResponseRing {
             out_idx: 0,
             published: 0,
+            in_seen: 0,
         }
     }
 
@@ -200,19 +212,28 @@ impl<const N: usize> ResponseRing<N> {
         self.out_idx
     }
 
-    /// Take the next entry if the firmware has written one: `in_ptr` is
-    /// the value of `rsp_q_in` read once for this drain.
+    /// Take the next entry if the firmware has written one. `pointer_read`
+    /// starts `false` for each drain: the in-pointer is read at most once per
+    /// drain, and a drain that has caught up with the value it read stops
+    /// there (what comes after is for the next one).
     #[inline]
     pub fn next<H: ResponseHw>(
         &mut self,
         hw: &H,
-        in_ptr: u16,
+        pointer_read: &mut bool,
         buf: &mut Entry,
     ) -> Result<bool, DmaError> {
-        if self.out_idx == in_ptr || in_ptr as usize >= N {
-            return Ok(false);
-        }
-        if hw.signature(self.out_idx) == PROCESSED {
+        if self.out_idx == self.in_seen {
+            if *pointer_read || hw.signature(self.out_idx) == PROCESSED {
+                return Ok(false);
+            }
+            *pointer_read = true;
+            let in_ptr = hw.in_pointer();
+            if in_ptr == self.out_idx || in_ptr as usize >= N {
+                return Ok(false);
+            }
+            self.in_seen = in_ptr;
+        } else if hw.signature(self.out_idx) == PROCESSED {
             return Ok(false);
         }
         hw.acquire();
@@ -368,6 +389,8 @@ mod tests {
         /// Fence count seen at each doorbell.
         doorbells: RefCell<Vec<(u16, u32)>>,
         in_ptr: Cell<u16>,
+        /// Reads of the response in-pointer register.
+        in_reads: Cell<u32>,
         written_out: Cell<u16>,
     }
 
@@ -384,6 +407,7 @@ mod tests {
                 fences: Cell::new(0),
                 doorbells: RefCell::new(Vec::new()),
                 in_ptr: Cell::new(0),
+                in_reads: Cell::new(0),
                 written_out: Cell::new(0),
             }
         }
@@ -415,6 +439,7 @@ mod tests {
 
     impl ResponseHw for Mock {
         fn in_pointer(&self) -> u16 {
+            self.in_reads.set(self.in_reads.get() + 1);
             self.in_ptr.get()
         }
         fn signature(&self, idx: u16) -> u32 {
@@ -504,23 +529,50 @@ mod tests {
         let hw = Mock::new();
         let mut r = ResponseRing::<N>::new();
         let mut buf = [0u8; ENTRY_LEN];
+        // Nothing written: the in-pointer register is not read at all.
+        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert_eq!(hw.in_reads.get(), 0, "an idle poll reads no register");
         // Firmware writes slot 0 but has not moved rsp_q_in yet.
         hw.slots.borrow_mut()[0] = entry(7);
-        assert!(!r.next(&hw, 0, &mut buf).unwrap());
+        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert_eq!(hw.in_reads.get(), 1);
         // Pointer moved past a slot whose signature is still PROCESSED.
         hw.slots.borrow_mut()[0][SIGNATURE_OFFSET..].copy_from_slice(&PROCESSED.to_le_bytes());
-        assert!(!r.next(&hw, 1, &mut buf).unwrap());
+        hw.in_ptr.set(1);
+        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
         hw.slots.borrow_mut()[0] = entry(7);
-        assert!(r.next(&hw, 1, &mut buf).unwrap());
+        assert!(r.next(&hw, &mut false, &mut buf).unwrap());
         assert_eq!(buf[4], 7);
         assert_eq!(hw.sig(0), PROCESSED);
-        assert!(!r.next(&hw, 1, &mut buf).unwrap());
+        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
         assert!(r.finish(&hw));
         assert_eq!(hw.written_out.get(), 1);
         assert!(!r.finish(&hw));
+        // Three entries behind one pointer move: one register read for all three.
+        for k in 1..4 {
+            hw.slots.borrow_mut()[k] = entry(10 + k as u32);
+        }
+        hw.in_ptr.set(4);
+        let reads = hw.in_reads.get();
+        let mut read = false;
+        for k in 1..4 {
+            assert!(r.next(&hw, &mut read, &mut buf).unwrap());
+            assert_eq!(buf[4], 10 + k as u8);
+        }
+        // An entry the firmware writes after the drain read the pointer waits
+        // for the next drain, which reads the pointer again.
+        hw.slots.borrow_mut()[4] = entry(14);
+        hw.in_ptr.set(5);
+        assert!(!r.next(&hw, &mut read, &mut buf).unwrap());
+        assert_eq!(hw.in_reads.get(), reads + 1, "one register read per drain");
+        assert!(r.next(&hw, &mut false, &mut buf).unwrap());
+        assert_eq!(buf[4], 14);
+        assert_eq!(hw.in_reads.get(), reads + 2);
         // An in-pointer outside the ring is ignored.
-        hw.slots.borrow_mut()[1] = entry(8);
-        assert!(!r.next(&hw, N as u16, &mut buf).unwrap());
+        hw.slots.borrow_mut()[5] = entry(8);
+        hw.in_ptr.set(N as u16);
+        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert_eq!(hw.sig(5), 0, "the entry stays on the ring");
     }
 
     /// Take one ATIO entry the way the driver does: its bytes, or `None`.
@@ -645,10 +697,12 @@ mod tests {
                         hw.slots.borrow_mut()[fw_in as usize] = entry(produced);
                         produced += 1;
                         fw_in = RequestRing::<N>::next(fw_in);
+                        hw.in_ptr.set(fw_in);
                     }
                 } else {
                     let mut buf = [0u8; ENTRY_LEN];
-                    while r.next(&hw, fw_in, &mut buf).unwrap() {
+                    let mut read = false;
+                    while r.next(&hw, &mut read, &mut buf).unwrap() {
                         prop_assert_eq!(u32::from_le_bytes(buf[4..8].try_into().unwrap()), seen);
                         seen += 1;
                     }

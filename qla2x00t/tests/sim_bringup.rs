@@ -189,3 +189,74 @@ fn show_events() {
     }
     println!("{}", isp.stats());
 }
+
+/// Online and idle, a poll reads no register: the interrupt line is quiet, the
+/// response ring's signature says nothing new, so neither host status nor the
+/// response in-pointer is read (each is an uncached PCIe round trip on
+/// hardware). The periodic sweep still reads host status once.
+#[test]
+fn idle_online_polls_read_no_register() {
+    let (mut sim, platform) = Sim::new(SimConfig::default());
+    let image = FirmwareImage::default_image();
+    let mut st = Storage::new();
+    let mut isp = Driver::probe(platform, &mut st, config(image.as_bytes())).unwrap();
+    run(&mut sim, &mut isp, Duration::from_secs(3));
+    assert!(isp.is_online());
+    // Let the last bring-up and login traffic settle.
+    run(&mut sim, &mut isp, Duration::from_millis(300));
+    let t = now(&sim);
+    for _ in 0..3 {
+        isp.poll(t, &mut Idle);
+    }
+    let (reads, _) = isp.platform().mmio_counts();
+    for _ in 0..1000 {
+        assert_eq!(isp.poll(t, &mut Idle), Progress::Idle);
+    }
+    assert_eq!(
+        isp.platform().mmio_counts().0,
+        reads,
+        "idle polls read registers"
+    );
+    // A sweep later, host status is read once whatever the line says.
+    let later = t.saturating_add(Duration::from_millis(250));
+    isp.poll(later, &mut Idle);
+    isp.poll(later, &mut Idle);
+    let after = isp.platform().mmio_counts().0;
+    assert!(after > reads, "the sweep's host-status read");
+    isp.poll(later, &mut Idle);
+    assert_eq!(isp.platform().mmio_counts().0, after);
+}
+
+/// The RISC halts without an async event or an interrupt: the interrupt line
+/// stays quiet, and the periodic sweep's host-status read finds the pause; the
+/// driver resets the chip and brings the port back.
+#[test]
+fn silent_risc_halt_is_found_by_the_sweep_and_recovered() {
+    let (mut sim, platform) = Sim::new(SimConfig::default());
+    let image = FirmwareImage::default_image();
+    let mut st = Storage::new();
+    let mut isp = Driver::probe(platform, &mut st, config(image.as_bytes())).unwrap();
+    run(&mut sim, &mut isp, Duration::from_secs(3));
+    assert!(isp.is_online());
+    events(&mut isp);
+    let raised = sim.interrupts_raised();
+    sim.inject(ScheduledFault::RiscHalt);
+    // Within one poll and the halt is not seen yet: nothing told the driver.
+    isp.poll(now(&sim), &mut Idle);
+    assert_eq!(
+        sim.interrupts_raised(),
+        raised,
+        "a silent halt raises nothing"
+    );
+    run(&mut sim, &mut isp, Duration::from_secs(5));
+    let ev = events(&mut isp);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Reset(rscst_qla::ResetReason::RiscPaused))),
+        "{ev:#?}"
+    );
+    assert_eq!(isp.phase(), Phase::Online, "{ev:#?}");
+    assert!(isp.link_up());
+    assert_eq!(isp.stats().resets, 2);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}

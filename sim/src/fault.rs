@@ -103,6 +103,9 @@ pub enum ScheduledFault {
     Lip,
     /// Firmware system error (async 0x8002, RISC paused).
     SystemError,
+    /// The RISC halts without a word: no async event, no interrupt; only host
+    /// status (B8, RISC paused) shows it, for a driver that reads it.
+    RiscHalt,
     /// The next mailbox command is taken and never completed.
     StallNextMailbox,
     /// The next CTIO completion is lost.
@@ -148,6 +151,8 @@ pub enum InjectedFault {
     },
     /// Firmware system error.
     SystemError,
+    /// The RISC halted silently.
+    RiscHalt,
     /// The HBA link bounced.
     LinkBounce(Duration),
     /// A LIP on the HBA link.
@@ -196,6 +201,7 @@ impl fmt::Display for InjectedFault {
             }
             InjectedFault::MailboxStall { mb0 } => write!(f, "mailbox stall mb0={mb0:#06x}"),
             InjectedFault::SystemError => f.write_str("firmware system error"),
+            InjectedFault::RiscHalt => f.write_str("RISC halted silently"),
             InjectedFault::LinkBounce(d) => write!(f, "link bounce, down {d:?}"),
             InjectedFault::Lip => f.write_str("LIP"),
             InjectedFault::InitiatorLogout(p) => write!(f, "initiator {p} logout"),

@@ -888,9 +888,10 @@ impl Sim {
                 let lo = ctx.fabric_logout_hba;
                 self.after(lo);
             }
-            ScheduledFault::SystemError => {
+            ScheduledFault::SystemError | ScheduledFault::RiscHalt => {
                 let (mut ctx, fw) = self.ctx_parts();
-                fw.system_error(&mut ctx, 0x0DEA);
+                let code = (f == ScheduledFault::SystemError).then_some(0x0DEA);
+                fw.halt(&mut ctx, code);
                 let lo = ctx.fabric_logout_hba;
                 self.after(lo);
             }

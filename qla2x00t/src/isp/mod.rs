@@ -219,6 +219,9 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     /// The job whose mailbox command is outstanding.
     pub(crate) job_running: Option<Job>,
     pub(crate) reset_requested: bool,
+    /// Read host status at the next poll even if the interrupt line is quiet
+    /// (set by the periodic sweep; see `service_interrupts`).
+    pub(crate) status_check_due: bool,
     /// Commands the driver tracks (live command slots).
     pub(crate) live_cmds: usize,
     /// Busy threshold in live commands (from the firmware's exchange count).
@@ -329,6 +332,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             jobs_queued: false,
             job_running: None,
             reset_requested: false,
+            status_check_due: false,
             live_cmds: 0,
             busy_threshold: CMDS,
             sid_cache: None,
@@ -533,13 +537,38 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         self.platform.irq().wait(timeout)
     }
 
-    /// Read and acknowledge every pending interrupt cause (reference §2.2,
+    /// Read and acknowledge the pending interrupt causes (reference §2.2,
     /// gotcha 16: loop until B15 clears, up to 50 times).
+    ///
+    /// Host status is a register: on PCIe each read is an uncached round trip
+    /// (about a microsecond), so a spinning poller must not read it on every
+    /// turn. Online, the chip's interrupts are enabled (since
+    /// INITIALIZE_FIRMWARE), so every cause — queue update, mailbox
+    /// completion, async event — raises the interrupt line, and host status is
+    /// read only when the line is latched. It is also read while a mailbox
+    /// command is outstanding, and once per sweep (every 100 ms) whatever the
+    /// line says: a RISC pause need not raise an interrupt, and a platform
+    /// whose line is not wired still sees every cause, late. Before online
+    /// (bring-up, interrupts off) it is read on every poll. The line is
+    /// acknowledged before host status is read, so a cause raised after the
+    /// read latches the line again (an edge-triggered MSI is not lost).
+    ///
+    /// The loop ends early after a queue-update cause (response or ATIO
+    /// queue): the rings are drained right after this in the same poll, and a
+    /// cause raised behind it is not lost — `poll` reports progress, so the
+    /// poller polls again, and `wait_for_work` reads host status before it
+    /// sleeps. Mailbox completions and async events keep the loop going (a
+    /// queue update may follow them).
     fn service_interrupts<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let irq = self.platform.irq();
-        if irq.pending() {
+        let latched = irq.pending();
+        if latched {
             irq.ack();
         }
+        if !latched && !self.status_check_due && self.is_online() && self.mbx.is_idle() {
+            return false;
+        }
+        self.status_check_due = false;
         let mut any = false;
         for _ in 0..50 {
             let regs = self.regs();
@@ -570,8 +599,9 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
                 self.async_event(core, rscst_fw::async_event::AsyncEvent::parse(&mb));
             } else {
                 // Queue updates: the rings are drained by signature and
-                // in-pointer anyway; just clear the cause.
+                // in-pointer anyway; just clear the cause (and stop, above).
                 self.regs().hccr(HccrCommand::ClearRiscInt);
+                break;
             }
         }
         any

@@ -148,16 +148,13 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// Take response-queue entries: completions of what the driver sent,
     /// and (24xx/25xx/81xx) ABTS_RECV.
     fn drain_responses<C: CoreApi>(&mut self, core: &mut C) -> bool {
-        let in_ptr = {
-            use crate::ring::ResponseHw;
-            hw::InHw::response(&self.platform, self.map, &self.dma.rsp).in_pointer()
-        };
         let mut n = 0;
         let mut buf = [0u8; ENTRY_LEN];
+        let mut pointer_read = false;
         while n < self.config.response_budget {
             {
                 let hw = hw::InHw::response(&self.platform, self.map, &self.dma.rsp);
-                match self.rsp.next(&hw, in_ptr, &mut buf) {
+                match self.rsp.next(&hw, &mut pointer_read, &mut buf) {
                     Ok(true) => {}
                     _ => break,
                 }
@@ -490,6 +487,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     #[inline(never)]
     fn sweep<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
+        self.status_check_due = true;
         for i in 0..self.sessions.len() {
             if let Some(d) = self.sessions[i].lost_deadline
                 && self.now >= d

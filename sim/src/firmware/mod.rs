@@ -565,19 +565,29 @@ impl Firmware {
 
     /// Firmware system error: async 0x8002, RISC paused, nothing more until reset.
     pub(crate) fn system_error(&mut self, ctx: &mut Ctx<'_>, code: u16) {
+        self.halt(ctx, Some(code));
+    }
+
+    /// The RISC stops. With `code`, it reports a system error first (async
+    /// 0x8002 with `code` in mailbox 1, an interrupt); without, it halts
+    /// silently and only host status B8 shows it.
+    pub(crate) fn halt(&mut self, ctx: &mut Ctx<'_>, code: Option<u16>) {
         if self.halted || self.phase != Phase::Running {
             return;
         }
-        ctx.shared.trace.record(
-            ctx.now,
-            TraceKind::Fault(crate::fault::InjectedFault::SystemError),
-        );
-        let ev = AsyncEvent::Other {
-            code: rscst_fw::async_event::AsyncEventCode::SystemError,
-            mb: [code, 0, 0, 0, 0, 0, 0],
+        let fault = match code {
+            Some(_) => crate::fault::InjectedFault::SystemError,
+            None => crate::fault::InjectedFault::RiscHalt,
         };
-        // The event goes out even though the RISC stops: it is the last thing it does.
-        self.causes.asyncs.push_back(ev.emit());
+        ctx.shared.trace.record(ctx.now, TraceKind::Fault(fault));
+        if let Some(code) = code {
+            let ev = AsyncEvent::Other {
+                code: rscst_fw::async_event::AsyncEventCode::SystemError,
+                mb: [code, 0, 0, 0, 0, 0, 0],
+            };
+            // The event goes out even though the RISC stops: it is the last thing it does.
+            self.causes.asyncs.push_back(ev.emit());
+        }
         self.halted = true;
         ctx.shared.set_risc_paused(true);
         ctx.shared
