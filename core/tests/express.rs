@@ -225,6 +225,35 @@ fn slow_target() -> (H<Slow<RamB>>, SessionHandle) {
     (h, s)
 }
 
+/// The core asks the backend for completions only while an I/O it answered
+/// `Queued` is outstanding: idle polls make no backend call, a held I/O is
+/// polled for until it completes, and then the polls stop again.
+#[test]
+fn backend_is_polled_only_while_io_is_queued() {
+    let (mut h, s) = slow_target();
+    h.settle();
+    let before = h.b.polls;
+    for _ in 0..10 {
+        h.settle();
+    }
+    assert_eq!(h.b.polls, before, "idle polls asked the backend");
+    h.b.hold = true;
+    let c = h.submit(s, 0, &rd10(0, 1), DataDirection::In, 512, &[]);
+    h.settle();
+    assert_eq!(h.t.cmd_state(c), Some(CmdState::Backend));
+    let held = h.b.polls;
+    h.settle();
+    assert!(h.b.polls > held, "a queued I/O is polled for");
+    h.b.release();
+    h.settle();
+    h.result(c).good();
+    let after = h.b.polls;
+    for _ in 0..10 {
+        h.settle();
+    }
+    assert_eq!(h.b.polls, after, "polled after the last completion");
+}
+
 #[test]
 fn ordered_and_head_of_queue_tasks() {
     let (mut h, s) = slow_target();

@@ -232,6 +232,8 @@ pub struct Slow<B> {
     /// The FUA of each submitted I/O, in `submitted` order.
     pub fua: Vec<bool>,
     pub busy: u32,
+    /// Calls of `poll_completions` (the core asks only while I/O is queued).
+    pub polls: u64,
 }
 
 impl<B: Backend> Slow<B> {
@@ -244,6 +246,7 @@ impl<B: Backend> Slow<B> {
             submitted: Vec::new(),
             fua: Vec::new(),
             busy: 0,
+            polls: 0,
         }
     }
 
@@ -293,6 +296,7 @@ impl<B: Backend> Backend for Slow<B> {
     }
 
     fn poll_completions(&mut self, done: &mut dyn FnMut(IoToken, Result<(), IoError>)) {
+        self.polls += 1;
         while let Some((t, r)) = self.done.pop_front() {
             done(t, r);
         }
