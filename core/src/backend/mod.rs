@@ -196,7 +196,8 @@ pub struct Io<'a> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Submitted {
-    /// In flight; the result comes from [`Backend::poll_completions`].
+    /// In flight; the result comes from [`Backend::complete`] (by default
+    /// [`Backend::poll_completions`]), exactly once.
     Queued,
     /// Finished already.
     Done(Result<(), IoError>),
@@ -315,6 +316,11 @@ pub trait Backend {
     /// I/Os, given `pool`, the memory every [`IoBuf`] of this target lies
     /// in, so a backend that completes queued reads later can copy into it
     /// (the file backend). The default calls [`Backend::poll_completions`].
+    ///
+    /// The core calls it only while some I/O this backend answered
+    /// [`Submitted::Queued`] has not been reported yet (it counts them), so
+    /// a poll with nothing queued costs no call into the backend. A backend
+    /// must not rely on being polled for anything else.
     fn complete(&mut self, pool: &dyn Memory, done: &mut dyn FnMut(IoToken, Result<(), IoError>)) {
         let _ = pool;
         self.poll_completions(done)
