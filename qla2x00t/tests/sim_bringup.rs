@@ -97,6 +97,17 @@ fn events(isp: &mut Driver<'_>) -> Vec<Event> {
         .collect()
 }
 
+/// A driver brought up on a default simulator (3 s of virtual time), its
+/// bring-up events taken.
+fn online<'s>(st: &'s mut Storage, image: &'s FirmwareImage) -> (Sim, Driver<'s>) {
+    let (mut sim, platform) = Sim::new(SimConfig::default());
+    let mut isp = Driver::probe(platform, st, config(image.as_bytes())).unwrap();
+    run(&mut sim, &mut isp, Duration::from_secs(3));
+    assert!(isp.is_online());
+    events(&mut isp);
+    (sim, isp)
+}
+
 fn bring_up(chip: ChipModel) {
     let (mut sim, platform) = Sim::new(SimConfig::with_chip(chip));
     let image = FirmwareImage::default_image();
@@ -150,13 +161,9 @@ fn mailbox_stall_resets_and_recovers() {
 
 #[test]
 fn system_error_resets_and_recovers() {
-    let (mut sim, platform) = Sim::new(SimConfig::default());
     let image = FirmwareImage::default_image();
     let mut st = Storage::new();
-    let mut isp = Driver::probe(platform, &mut st, config(image.as_bytes())).unwrap();
-    run(&mut sim, &mut isp, Duration::from_secs(3));
-    assert!(isp.is_online());
-    events(&mut isp);
+    let (mut sim, mut isp) = online(&mut st, &image);
     sim.inject(ScheduledFault::SystemError);
     run(&mut sim, &mut isp, Duration::from_secs(5));
     let ev = events(&mut isp);
@@ -196,12 +203,9 @@ fn show_events() {
 /// hardware). The periodic sweep still reads host status once.
 #[test]
 fn idle_online_polls_read_no_register() {
-    let (mut sim, platform) = Sim::new(SimConfig::default());
     let image = FirmwareImage::default_image();
     let mut st = Storage::new();
-    let mut isp = Driver::probe(platform, &mut st, config(image.as_bytes())).unwrap();
-    run(&mut sim, &mut isp, Duration::from_secs(3));
-    assert!(isp.is_online());
+    let (mut sim, mut isp) = online(&mut st, &image);
     // Let the last bring-up and login traffic settle.
     run(&mut sim, &mut isp, Duration::from_millis(300));
     let t = now(&sim);
@@ -232,13 +236,9 @@ fn idle_online_polls_read_no_register() {
 /// driver resets the chip and brings the port back.
 #[test]
 fn silent_risc_halt_is_found_by_the_sweep_and_recovered() {
-    let (mut sim, platform) = Sim::new(SimConfig::default());
     let image = FirmwareImage::default_image();
     let mut st = Storage::new();
-    let mut isp = Driver::probe(platform, &mut st, config(image.as_bytes())).unwrap();
-    run(&mut sim, &mut isp, Duration::from_secs(3));
-    assert!(isp.is_online());
-    events(&mut isp);
+    let (mut sim, mut isp) = online(&mut st, &image);
     let raised = sim.interrupts_raised();
     sim.inject(ScheduledFault::RiscHalt);
     // Within one poll and the halt is not seen yet: nothing told the driver.
