@@ -241,3 +241,31 @@ fn replug_with_new_port_id_replaces_the_session() {
         (0x12, PortId::new(0x010600))
     );
 }
+
+/// Online, host status is read only when the interrupt line is latched
+/// (`service_interrupts`). A cause the line did not signal (here the line is
+/// not wired: the chip's interrupt enable is cleared behind the driver's
+/// back) is not seen by a poll, but `wait_for_work` reads host status before
+/// it sleeps, and the poll after it handles the cause.
+#[test]
+fn a_cause_the_line_missed_is_handled_after_wait_for_work() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    // Let the jobs that follow the bring-up finish: no mailbox command
+    // outstanding (while one is, host status is read on every poll).
+    for _ in 0..20 {
+        fw.poll(&mut isp, &mut core);
+    }
+    assert!(isp.link_up());
+    fw.chip.borrow_mut().ictrl = 0;
+    // LOOP DOWN.
+    fw.async_event([0x8012, 0, 0, 0, 0, 0, 0, 0]);
+    for _ in 0..3 {
+        fw.poll(&mut isp, &mut core);
+    }
+    assert!(isp.link_up(), "the line is quiet: host status not read");
+    assert!(isp.wait_for_work(Some(core::time::Duration::ZERO)));
+    fw.poll(&mut isp, &mut core);
+    assert!(!isp.link_up(), "{:?}", events(&mut isp));
+}

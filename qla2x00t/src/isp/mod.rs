@@ -527,11 +527,17 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// deadline needs the driver. Interrupts are enabled once the firmware
     /// is initialised; during bring-up the wait ends at the next bring-up
     /// deadline.
-    pub fn wait_for_work(&self, timeout: Option<Duration>) -> bool {
+    ///
+    /// Host status is read once before sleeping; a cause found there makes
+    /// the next `poll` read host status whatever the interrupt line says, so
+    /// a platform whose line missed it costs one turn, not a spin until the
+    /// next sweep.
+    pub fn wait_for_work(&mut self, timeout: Option<Duration>) -> bool {
         if !self.cmd_pending.is_empty() || !self.tmf_pending.is_empty() || self.reset_requested {
             return true;
         }
         if self.regs().host_status().int_pending() {
+            self.status_check_due = true;
             return true;
         }
         self.platform.irq().wait(timeout)
