@@ -21,7 +21,7 @@ mod pci;
 pub use addr::{Iova, RegOffset};
 pub use dma::{DmaError, DmaPool, DmaRegion, check_range};
 pub use fence::{CpuFence, DmaFence};
-pub use irq::Irq;
+pub use irq::{Irq, Trigger};
 pub use mmio::Mmio;
 pub use pci::{PciConfig, PciId};
 

@@ -181,9 +181,20 @@ impl IrqLine {
         }
     }
 
+    /// Edge-triggered acknowledge (MSI): the message is consumed; the next
+    /// cause sends another.
+    pub(crate) fn clear(&self) {
+        self.latched.store(false, Ordering::SeqCst);
+    }
+
     /// Level-triggered re-arm: the latch keeps whatever the line says now.
-    pub(crate) fn ack(&self, level: bool) {
-        self.latched.store(level, Ordering::Release);
+    /// Cleared first and set again if `level()` is up, so a raise that comes
+    /// between the driver's look at the level and the store is never undone.
+    pub(crate) fn ack(&self, level: impl Fn() -> bool) {
+        self.latched.store(false, Ordering::SeqCst);
+        if level() {
+            self.latched.store(true, Ordering::SeqCst);
+        }
     }
 
     pub(crate) fn wait(&self, timeout: Option<StdDuration>) -> bool {
@@ -431,6 +442,9 @@ pub(crate) struct Shared {
     pub req_in_at_ack: AtomicU32,
     /// A DMA without bus mastering was reported once.
     pub bus_master_warned: AtomicBool,
+    /// The line is modelled as MSI (a message per cause, acknowledging consumes
+    /// it) instead of INTx (a level, `SimConfig::irq_trigger`).
+    pub edge_irq: bool,
     flash: Flash,
     pub pci: PciSpace,
 }
@@ -442,8 +456,10 @@ impl Shared {
         trace: Tracer,
         wwpn: Wwn,
         wwnn: Wwn,
+        edge_irq: bool,
     ) -> Shared {
         Shared {
+            edge_irq,
             flash: Flash::new(&chip, wwpn, wwnn),
             pci: PciSpace::new(&chip),
             chip,
@@ -928,9 +944,21 @@ mod tests {
         assert!(t.elapsed() < StdDuration::from_secs(10));
         r.join().unwrap();
         assert_eq!(l.raised.load(Ordering::Relaxed), 1);
-        l.ack(false);
+        l.ack(|| false);
         assert!(!l.pending());
         assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
         assert!(l.waiters.lock().unwrap().is_empty());
+        // A raise while the driver re-arms (after the clear, before its look
+        // at the level, which it saw low) stays latched.
+        l.ack(|| {
+            l.raise();
+            false
+        });
+        assert!(l.pending(), "a raise during the re-arm was lost");
+        // The level still up at the re-arm: latched again.
+        l.ack(|| true);
+        assert!(l.pending());
+        l.ack(|| false);
+        assert!(!l.pending());
     }
 }

@@ -50,9 +50,12 @@ impl Mmio for SimMmio {
 
 /// The interrupt line of the simulated function.
 ///
-/// Level-triggered (INTx): [`Irq::ack`] re-arms the host-side latch with the current
-/// level, so an interrupt raised while the driver was busy is never lost (at worst one
-/// spurious wake-up). [`Irq::wait`] sleeps in threaded mode; in stepped mode nothing can
+/// Level-triggered by default (INTx, [`Irq::trigger`] is `Level`): [`Irq::ack`] re-arms the
+/// host-side latch with the current level, so an interrupt raised while the driver was
+/// busy is never lost; the driver acknowledges after clearing the cause, so the cause
+/// it handled does not latch the line again. With `SimConfig::irq_trigger` set to
+/// `Edge` it is an MSI line instead: each new cause sends a message (latches the line)
+/// and [`Irq::ack`] consumes it. [`Irq::wait`] sleeps in threaded mode; in stepped mode nothing can
 /// change while the caller waits (the test steps the simulator), so it returns at once.
 #[derive(Clone)]
 pub struct SimIrq {
@@ -70,13 +73,26 @@ impl Irq for SimIrq {
         self.shared.irq.pending()
     }
     fn ack(&self) {
-        self.shared.irq.ack(self.shared.irq_level());
+        if self.shared.edge_irq {
+            self.shared.irq.clear();
+        } else {
+            self.shared.irq.ack(|| self.shared.irq_level());
+        }
     }
     fn wait(&self, timeout: Option<Duration>) -> bool {
         if !self.shared.threaded.load(Ordering::Acquire) {
             return self.pending();
         }
         self.shared.irq.wait(timeout)
+    }
+    /// INTx (the level of `host_status` B15 with the interrupt enabled) unless
+    /// the simulator was configured with an MSI line (`SimConfig::irq_trigger`).
+    fn trigger(&self) -> rscst_hba::Trigger {
+        if self.shared.edge_irq {
+            rscst_hba::Trigger::Edge
+        } else {
+            rscst_hba::Trigger::Level
+        }
     }
 }
 

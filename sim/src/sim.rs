@@ -60,6 +60,9 @@ pub struct SimConfig {
     pub iova_base: u64,
     /// Panic when the [`Sim`] is dropped with IOMMU faults the test did not take.
     pub fail_on_iommu_fault: bool,
+    /// The interrupt line: `Level` (INTx, the default) or `Edge` (MSI: a message
+    /// per cause, consumed by the driver's acknowledge).
+    pub irq_trigger: rscst_hba::Trigger,
 }
 
 impl Default for SimConfig {
@@ -73,6 +76,7 @@ impl Default for SimConfig {
             trace: TraceConfig::default(),
             iova_base: DEFAULT_IOVA_BASE,
             fail_on_iommu_fault: true,
+            irq_trigger: rscst_hba::Trigger::Level,
         }
     }
 }
@@ -273,6 +277,7 @@ impl Sim {
             tracer,
             cfg.firmware.wwpn,
             cfg.firmware.wwnn,
+            cfg.irq_trigger == rscst_hba::Trigger::Edge,
         ));
         let dma = DmaView::new(Arc::clone(&iommu));
         let pool = SimDmaPool::new(iommu);

@@ -269,3 +269,40 @@ fn a_cause_the_line_missed_is_handled_after_wait_for_work() {
     fw.poll(&mut isp, &mut core);
     assert!(!isp.link_up(), "{:?}", events(&mut isp));
 }
+
+/// On an edge-triggered line (MSI) the driver acknowledges before it reads host
+/// status: a cause the firmware posts as soon as the driver clears the one it
+/// read (here an async event behind a queue update) sends a message that
+/// latches the line again, and the next poll reads it. Acknowledging after the
+/// clear, as for a level line, would consume that message and leave the cause
+/// unseen until the sweep.
+#[test]
+fn edge_line_keeps_a_cause_posted_behind_the_one_read() {
+    let mut st = HStorage::new();
+    let mut core = RecCore::default();
+    let (mut isp, mut fw) = online(&mut st, &mut core);
+    for _ in 0..20 {
+        fw.poll(&mut isp, &mut core);
+    }
+    while isp.pop_event().is_some() {}
+    {
+        let mut c = fw.chip.borrow_mut();
+        c.edge = true;
+        c.latch = false;
+        // TEMPERATURE_ALERT, posted when the driver clears the queue update.
+        c.next_cause = Some((0x8070 << 16 | 0x8000 | 0x12, [0x8070, 7, 0, 0, 0, 0, 0, 0]));
+    }
+    fw.queue_update();
+    fw.poll(&mut isp, &mut core);
+    assert!(
+        fw.chip.borrow().next_cause.is_none(),
+        "the queue update was cleared"
+    );
+    fw.poll(&mut isp, &mut core);
+    let ev = events(&mut isp);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Async(a) if u16::from(a.code()) == 0x8070)),
+        "{ev:?}"
+    );
+}

@@ -49,6 +49,13 @@ pub(crate) struct State {
     pub device_id: u16,
     /// Login state GET_PORT_DATABASE reports (0 = not logged in: status 0x400A).
     pub pdb_state: u8,
+    /// The interrupt line is an MSI (edge: `latch` set per posted cause,
+    /// cleared by `ack`) instead of the INTx level.
+    pub edge: bool,
+    pub latch: bool,
+    /// A cause (host status, mailboxes) the "firmware" posts as soon as the
+    /// driver clears the current one.
+    pub next_cause: Option<(u32, [u16; 8])>,
 }
 
 impl State {
@@ -245,7 +252,14 @@ impl Mmio for FakeRegs {
             r::ICTRL => s.ictrl = v,
             r::HCCR => match v {
                 0x5000_0000 => s.mailbox(),
-                0xA000_0000 => s.host_status = 0,
+                0xA000_0000 => {
+                    s.host_status = 0;
+                    if let Some((hs, mb)) = s.next_cause.take() {
+                        s.host_status = hs;
+                        s.mbx[1..8].copy_from_slice(&mb[1..]);
+                        s.latch = true;
+                    }
+                }
                 0x2000_0000 => s.mbx[0] = 0,
                 _ => {}
             },
@@ -299,11 +313,28 @@ pub(crate) struct FakeIrq(pub Shared);
 impl Irq for FakeIrq {
     fn pending(&self) -> bool {
         let s = self.0.borrow();
-        s.ictrl & 8 != 0 && s.host_status & 0x8000 != 0
+        s.ictrl & 8 != 0
+            && if s.edge {
+                s.latch
+            } else {
+                s.host_status & 0x8000 != 0
+            }
     }
-    fn ack(&self) {}
+    fn ack(&self) {
+        let mut s = self.0.borrow_mut();
+        if s.edge {
+            s.latch = false;
+        }
+    }
     fn wait(&self, _timeout: Option<Duration>) -> bool {
         self.pending()
+    }
+    fn trigger(&self) -> rscst_hba::Trigger {
+        if self.0.borrow().edge {
+            rscst_hba::Trigger::Edge
+        } else {
+            rscst_hba::Trigger::Level
+        }
     }
 }
 

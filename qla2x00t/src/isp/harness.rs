@@ -183,6 +183,14 @@ impl Fw {
         let mut c = self.chip.borrow_mut();
         c.mbx[1..8].copy_from_slice(&mb[1..]);
         c.host_status = (mb[0] as u32) << 16 | 0x8000 | 0x12;
+        c.latch = true;
+    }
+
+    /// Raise a response-queue update cause (host status type 0x13).
+    pub fn queue_update(&mut self) {
+        let mut c = self.chip.borrow_mut();
+        c.host_status = 0x8000 | 0x13;
+        c.latch = true;
     }
 }
 

@@ -555,9 +555,11 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// command is outstanding, and once per sweep (every 100 ms) whatever the
     /// line says: a RISC pause need not raise an interrupt, and a platform
     /// whose line is not wired still sees every cause, late. Before online
-    /// (bring-up, interrupts off) it is read on every poll. The line is
-    /// acknowledged before host status is read, so a cause raised after the
-    /// read latches the line again (an edge-triggered MSI is not lost).
+    /// (bring-up, interrupts off) it is read on every poll. An edge-triggered
+    /// line (MSI, MSI-X) is acknowledged before host status is read, so a
+    /// message sent after the read latches it again; a level-triggered one
+    /// (INTx) after the causes were cleared, so that it does not latch again
+    /// at once for the cause just handled (`rscst_hba::Trigger`).
     ///
     /// The loop ends early after a queue-update cause (response or ATIO
     /// queue): the rings are drained right after this in the same poll, and a
@@ -568,13 +570,24 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     fn service_interrupts<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let irq = self.platform.irq();
         let latched = irq.pending();
-        if latched {
-            irq.ack();
-        }
         if !latched && !self.status_check_due && self.is_online() && self.mbx.is_idle() {
             return false;
         }
+        let level = irq.trigger() == rscst_hba::Trigger::Level;
+        if latched && !level {
+            irq.ack();
+        }
         self.status_check_due = false;
+        let any = self.read_causes(core);
+        if latched && level {
+            self.platform.irq().ack();
+        }
+        any
+    }
+
+    /// The host-status loop of `service_interrupts`.
+    #[inline(always)]
+    fn read_causes<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut any = false;
         for _ in 0..50 {
             let regs = self.regs();
