@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant as HostInstant};
 
 use rscst_core::Instant;
+use rscst_hba::Trigger;
 use rscst_hil::{INITIATOR_WWPN, SimStack, StackConfig, scenario};
 use rscst_qla::Progress;
 use rscst_sim::{InitiatorConfig, SimConfig, SimThread, WorkloadSpec};
@@ -13,11 +14,24 @@ fn now(th: &SimThread) -> Instant {
     Instant::from_nanos(th.now().as_nanos())
 }
 
+/// An MSI line (the simulator's default): a message per cause.
 #[test]
 fn poller_sleeps_when_idle_and_wakes_on_interrupts() {
+    sleeps_and_wakes(Trigger::Edge);
+}
+
+/// An INTx line: a level, acknowledged after the cause is cleared.
+#[test]
+fn poller_sleeps_and_wakes_on_a_level_line() {
+    sleeps_and_wakes(Trigger::Level);
+}
+
+fn sleeps_and_wakes(trigger: Trigger) {
     scenario("threaded", false, || {
+        let mut sim = SimConfig::threaded();
+        sim.irq_trigger = trigger;
         let s = SimStack::new(StackConfig {
-            sim: SimConfig::threaded(),
+            sim,
             ..StackConfig::default()
         });
         let (sim, mut isp, mut target, mut backend) = s.into_parts();

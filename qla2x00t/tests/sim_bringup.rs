@@ -9,6 +9,7 @@ use rscst_core::{
     TmfRequest, TransferError, TransportId,
 };
 use rscst_fw::Wwn;
+use rscst_hba::Trigger;
 use rscst_qla::{CoreApi, Event, FirmwareSource, Isp, IspConfig, IspStorage, Phase, Progress};
 use rscst_sim::{ChipModel, FirmwareImage, ScheduledFault, Sim, SimConfig, SimPlatform, SimTime};
 
@@ -100,7 +101,19 @@ fn events(isp: &mut Driver<'_>) -> Vec<Event> {
 /// A driver brought up on a default simulator (3 s of virtual time), its
 /// bring-up events taken.
 fn online<'s>(st: &'s mut Storage, image: &'s FirmwareImage) -> (Sim, Driver<'s>) {
-    let (mut sim, platform) = Sim::new(SimConfig::default());
+    online_with(st, image, Trigger::Edge)
+}
+
+/// [`online`] with the interrupt line of the given kind.
+fn online_with<'s>(
+    st: &'s mut Storage,
+    image: &'s FirmwareImage,
+    trigger: Trigger,
+) -> (Sim, Driver<'s>) {
+    let (mut sim, platform) = Sim::new(SimConfig {
+        irq_trigger: trigger,
+        ..SimConfig::default()
+    });
     let mut isp = Driver::probe(platform, st, config(image.as_bytes())).unwrap();
     run(&mut sim, &mut isp, Duration::from_secs(3));
     assert!(isp.is_online());
@@ -161,9 +174,19 @@ fn mailbox_stall_resets_and_recovers() {
 
 #[test]
 fn system_error_resets_and_recovers() {
+    system_error_recovery(Trigger::Edge);
+}
+
+/// The same on an INTx line (acknowledged after the cause is cleared).
+#[test]
+fn system_error_resets_and_recovers_on_a_level_line() {
+    system_error_recovery(Trigger::Level);
+}
+
+fn system_error_recovery(trigger: Trigger) {
     let image = FirmwareImage::default_image();
     let mut st = Storage::new();
-    let (mut sim, mut isp) = online(&mut st, &image);
+    let (mut sim, mut isp) = online_with(&mut st, &image, trigger);
     sim.inject(ScheduledFault::SystemError);
     run(&mut sim, &mut isp, Duration::from_secs(5));
     let ev = events(&mut isp);

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | registers | [`SimMmio`] | the register BAR (and, on 27xx, the MQ BAR) of `crate::device` |
 //! | DMA | [`SimDmaPool`] | host memory entered in the simulated IOMMU at chosen IOVAs |
-//! | interrupt | [`SimIrq`] | level = `host_status` B15 && `ictrl` B3, latched until `ack` |
+//! | interrupt | [`SimIrq`] | MSI by default: a message per posted cause, latched until `ack`; or INTx (`SimConfig::irq_trigger`): level = `host_status` B15 && `ictrl` B3 |
 //! | fence | [`SimFence`] | CPU fences, counted so tests can check one precedes each doorbell |
 //! | PCI config | [`SimPci`] | vendor 0x1077, the modelled device id, class FC |
 
@@ -50,13 +50,15 @@ impl Mmio for SimMmio {
 
 /// The interrupt line of the simulated function.
 ///
-/// Level-triggered by default (INTx, [`Irq::trigger`] is `Level`): [`Irq::ack`] re-arms the
-/// host-side latch with the current level, so an interrupt raised while the driver was
-/// busy is never lost; the driver acknowledges after clearing the cause, so the cause
-/// it handled does not latch the line again. With `SimConfig::irq_trigger` set to
-/// `Edge` it is an MSI line instead: each new cause sends a message (latches the line)
-/// and [`Irq::ack`] consumes it. [`Irq::wait`] sleeps in threaded mode; in stepped mode nothing can
-/// change while the caller waits (the test steps the simulator), so it returns at once.
+/// An MSI line by default ([`Irq::trigger`] is `Edge`, `SimConfig::irq_trigger`): each
+/// cause the firmware posts in `host_status` sends a message that latches the line, and
+/// [`Irq::ack`] consumes it (the driver acknowledges before it reads the cause). As an
+/// INTx line (`Level`) the latch follows the level of `host_status` B15 with the
+/// interrupt enabled: [`Irq::ack`] re-arms it with the current level, race-free, and the
+/// driver acknowledges after clearing the cause, so the cause it handled does not latch
+/// the line again. Either way an interrupt raised while the driver was busy is never
+/// lost. [`Irq::wait`] sleeps in threaded mode; in stepped mode nothing can change while
+/// the caller waits (the test steps the simulator), so it returns at once.
 #[derive(Clone)]
 pub struct SimIrq {
     shared: Arc<Shared>,

@@ -60,8 +60,10 @@ pub struct SimConfig {
     pub iova_base: u64,
     /// Panic when the [`Sim`] is dropped with IOMMU faults the test did not take.
     pub fail_on_iommu_fault: bool,
-    /// The interrupt line: `Level` (INTx, the default) or `Edge` (MSI: a message
-    /// per cause, consumed by the driver's acknowledge).
+    /// The interrupt line: `Edge` (MSI, the default, as the ISP24xx and later
+    /// are run under VFIO: a message per posted cause, consumed by the driver's
+    /// acknowledge) or `Level` (INTx: the level of `host_status` B15 with the
+    /// interrupt enabled, re-armed by the acknowledge).
     pub irq_trigger: rscst_hba::Trigger,
 }
 
@@ -76,7 +78,7 @@ impl Default for SimConfig {
             trace: TraceConfig::default(),
             iova_base: DEFAULT_IOVA_BASE,
             fail_on_iommu_fault: true,
-            irq_trigger: rscst_hba::Trigger::Level,
+            irq_trigger: rscst_hba::Trigger::Edge,
         }
     }
 }
