@@ -295,6 +295,13 @@ impl SegList {
         self.n = 0;
     }
 
+    /// Make the list `seg` alone.
+    #[inline]
+    pub(crate) fn set_one(&mut self, seg: Seg) {
+        self.segs[0] = seg;
+        self.n = 1;
+    }
+
     /// Append a segment, merging it with the last one when contiguous.
     /// `Err(seg)` when the list is full.
     #[inline]

@@ -379,9 +379,19 @@ impl<B: Backend + ?Sized> Backend for &mut B {
 /// at most `u32::MAX` bytes; returns the bytes that fit.
 #[inline]
 pub(crate) fn push_range(segs: &mut SegList, mut addr: u64, len: u64) -> u64 {
+    /// The longest segment: 4 GiB less one page, page-aligned lengths.
+    const MAX_SEG: u64 = (u32::MAX & !0xfff) as u64;
+    // The usual map: one segment into the empty list.
+    if segs.is_empty() && len != 0 && len <= MAX_SEG {
+        segs.set_one(Seg {
+            addr,
+            len: len as u32,
+        });
+        return len;
+    }
     let mut done = 0;
     while done < len {
-        let n = (len - done).min(u64::from(u32::MAX) & !0xfff);
+        let n = (len - done).min(MAX_SEG);
         if segs
             .push(Seg {
                 addr,
