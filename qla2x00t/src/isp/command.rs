@@ -513,6 +513,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// and the handle, or `Busy` (counted) when either is short.
     #[inline(always)]
     fn reserve_ctio(&mut self, i: usize, needed: usize) -> Result<(Exchange, IocbHandle), Busy> {
+        let h = self.reserve_ctio_handle(i, needed)?;
+        Ok((self.cmds[i].x, h))
+    }
+
+    /// [`Self::reserve_ctio`] without the copy of the exchange (the one-CTIO7
+    /// path reads it where it lies in the slot).
+    #[inline(always)]
+    fn reserve_ctio_handle(&mut self, i: usize, needed: usize) -> Result<IocbHandle, Busy> {
         {
             let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
             if !self.req.reserve(&hw, needed, self.config.internal_reserve) {
@@ -521,15 +529,15 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             }
         }
         let deadline = self.completion_deadline();
-        let x = self.cmds[i].x;
+        let addr = self.cmds[i].x.addr;
         let Some(h) = self
             .handles
-            .alloc(Owner::Ctio { cmd: i as u16 }, x.addr, deadline)
+            .alloc(Owner::Ctio { cmd: i as u16 }, addr, deadline)
         else {
             self.stats.handles_exhausted += 1;
             return Err(Busy);
         };
-        Ok((x, h))
+        Ok(h)
     }
 
     /// [`Self::post_transfer`] of one data CTIO7 carrying the final handle
@@ -544,7 +552,7 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         dsd: Dsd64,
         send_status: bool,
     ) -> Result<(), Busy> {
-        let (x, h) = self.reserve_ctio(i, 1)?;
+        let h = self.reserve_ctio_handle(i, 1)?;
         // The slot first, while the compiler still has it at hand (the ring
         // write below is a call).
         let slot = &mut self.cmds[i];
@@ -566,7 +574,16 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         };
         let mut e = [0u8; 64];
         let timeout = self.config.ctio_timeout_secs;
-        iocb::data_ctio_one(&x, h.0, dir, offset, dsd, flags, timeout, &mut e);
+        iocb::data_ctio_one(
+            &self.cmds[i].x,
+            h.0,
+            dir,
+            offset,
+            dsd,
+            flags,
+            timeout,
+            &mut e,
+        );
         let _ = self.post_reserved(core::slice::from_ref(&e));
         self.stats.ctios += 1;
         let len = u64::from(dsd.length);
