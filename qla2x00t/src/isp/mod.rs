@@ -220,7 +220,8 @@ pub struct Isp<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: 
     pub(crate) job_running: Option<Job>,
     pub(crate) reset_requested: bool,
     /// Read host status at the next poll even if the interrupt line is quiet
-    /// (set by the periodic sweep; see `service_interrupts`).
+    /// (set by the periodic sweep, and by `wait_for_work` when it found a
+    /// cause; see `service_interrupts`).
     pub(crate) status_check_due: bool,
     /// Commands the driver tracks (live command slots).
     pub(crate) live_cmds: usize,
