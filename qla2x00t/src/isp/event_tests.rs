@@ -242,6 +242,16 @@ fn replug_with_new_port_id_replaces_the_session() {
     );
 }
 
+/// Let the jobs that follow the bring-up finish (no mailbox command
+/// outstanding: while one is, host status is read on every poll) and drop
+/// the events so far.
+fn settle(fw: &mut Fw, isp: &mut HIsp<'_>, core: &mut RecCore) {
+    for _ in 0..20 {
+        fw.poll(isp, core);
+    }
+    while isp.pop_event().is_some() {}
+}
+
 /// Online, host status is read only when the interrupt line is latched
 /// (`service_interrupts`). A cause the line did not signal (here the line is
 /// not wired: the chip's interrupt enable is cleared behind the driver's
@@ -252,11 +262,7 @@ fn a_cause_the_line_missed_is_handled_after_wait_for_work() {
     let mut st = HStorage::new();
     let mut core = RecCore::default();
     let (mut isp, mut fw) = online(&mut st, &mut core);
-    // Let the jobs that follow the bring-up finish: no mailbox command
-    // outstanding (while one is, host status is read on every poll).
-    for _ in 0..20 {
-        fw.poll(&mut isp, &mut core);
-    }
+    settle(&mut fw, &mut isp, &mut core);
     assert!(isp.link_up());
     fw.chip.borrow_mut().ictrl = 0;
     // LOOP DOWN.
@@ -281,10 +287,7 @@ fn edge_line_keeps_a_cause_posted_behind_the_one_read() {
     let mut st = HStorage::new();
     let mut core = RecCore::default();
     let (mut isp, mut fw) = online(&mut st, &mut core);
-    for _ in 0..20 {
-        fw.poll(&mut isp, &mut core);
-    }
-    while isp.pop_event().is_some() {}
+    settle(&mut fw, &mut isp, &mut core);
     {
         let mut c = fw.chip.borrow_mut();
         c.edge = true;
