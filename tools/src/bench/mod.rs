@@ -58,6 +58,15 @@ pub enum IdleArg {
     Irq,
 }
 
+/// The simulated HBA's interrupt line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IrqArg {
+    /// MSI: a message per posted cause, acknowledged before the cause is read.
+    Msi,
+    /// INTx: a level, acknowledged after the cause is cleared.
+    Intx,
+}
+
 /// Arguments of `rscst bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -116,6 +125,9 @@ pub struct BenchArgs {
     /// Threaded mode: what the poller does when idle.
     #[arg(long, value_enum, default_value_t = IdleArg::Spin)]
     pub idle: IdleArg,
+    /// The simulated HBA's interrupt line (how the driver acknowledges it).
+    #[arg(long, value_enum, default_value_t = IrqArg::Msi)]
+    pub irq: IrqArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -190,6 +202,10 @@ impl BenchArgs {
     fn stack_config(&self) -> StackConfig {
         let mut sim = SimConfig::threaded();
         sim.seed = self.seed;
+        sim.irq_trigger = match self.irq {
+            IrqArg::Msi => rscst_hba::Trigger::Edge,
+            IrqArg::Intx => rscst_hba::Trigger::Level,
+        };
         if self.trace.is_some() {
             sim.trace = TraceConfig {
                 enabled: true,

@@ -185,6 +185,7 @@ impl Report<'_> {
                 "lun": a.lun.to_string(),
                 "lun_mib": a.lun_mib,
                 "seed": a.seed,
+                "irq": format!("{:?}", a.irq).to_lowercase(),
                 "idle": if a.deterministic { Value::Null } else { json!(format!("{:?}", a.idle).to_lowercase()) },
             },
             "commands": n,
