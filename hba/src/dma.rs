@@ -6,6 +6,7 @@
 //! [`DmaRegion::store_u32`]), and every offset is checked against the region.
 
 use core::fmt;
+use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering;
 
 use crate::Iova;
@@ -89,6 +90,20 @@ pub trait DmaRegion {
     fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), DmaError>;
     /// Copy `data` into the region at `offset`.
     fn write(&self, offset: usize, data: &[u8]) -> Result<(), DmaError>;
+    /// Copy the 64 bytes at `offset` (one ring entry, one cache line) into
+    /// `buf` and return them, initialised. What a ring drain reads every
+    /// entry with: `buf` need not be zeroed before the copy, as the buffer of
+    /// [`read`](Self::read) must. The default zeroes it and calls `read`; a
+    /// region that can copy into uninitialised memory overrides it.
+    fn read64<'b>(
+        &self,
+        offset: usize,
+        buf: &'b mut MaybeUninit<[u8; 64]>,
+    ) -> Result<&'b mut [u8; 64], DmaError> {
+        let b = buf.write([0u8; 64]);
+        self.read(offset, b)?;
+        Ok(b)
+    }
     /// Set `len` bytes at `offset` to `byte`.
     fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), DmaError>;
     /// Atomically load the little-endian 32-bit word at `offset` (4-aligned).
@@ -118,6 +133,13 @@ impl<R: DmaRegion + ?Sized> DmaRegion for &R {
     }
     fn write(&self, offset: usize, data: &[u8]) -> Result<(), DmaError> {
         (**self).write(offset, data)
+    }
+    fn read64<'b>(
+        &self,
+        offset: usize,
+        buf: &'b mut MaybeUninit<[u8; 64]>,
+    ) -> Result<&'b mut [u8; 64], DmaError> {
+        (**self).read64(offset, buf)
     }
     fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), DmaError> {
         (**self).fill(offset, len, byte)

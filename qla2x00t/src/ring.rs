@@ -17,6 +17,8 @@
 //!   not read); an entry occupies `entry_count` consecutive slots, possibly
 //!   wrapping; each is stamped; `atio_q_out` is written once per drain.
 
+use core::mem::MaybeUninit;
+
 use rscst_hba::DmaError;
 
 /// Bytes of one ring entry (IOCB).
@@ -171,8 +173,13 @@ pub trait ResponseHw {
     fn signature(&self, idx: u16) -> u32;
     /// Acquire fence: reads after it see the firmware's slot writes.
     fn acquire(&self);
-    /// Copy slot `idx` out.
-    fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError>;
+    /// Copy slot `idx` into `buf` (which need not be initialised) and
+    /// return it.
+    fn read_slot<'b>(
+        &self,
+        idx: u16,
+        buf: &'b mut MaybeUninit<Entry>,
+    ) -> Result<&'b mut Entry, DmaError>;
     /// Write [`PROCESSED`] into slot `idx`'s signature.
     fn stamp(&self, idx: u16);
     /// Write the out-pointer register.
@@ -217,30 +224,30 @@ impl<const N: usize> ResponseRing<N> {
     /// drain, and a drain that has caught up with the value it read stops
     /// there (what comes after is for the next one).
     #[inline]
-    pub fn next<H: ResponseHw>(
+    pub fn next<'b, H: ResponseHw>(
         &mut self,
         hw: &H,
         pointer_read: &mut bool,
-        buf: &mut Entry,
-    ) -> Result<bool, DmaError> {
+        buf: &'b mut MaybeUninit<Entry>,
+    ) -> Result<Option<&'b mut Entry>, DmaError> {
         if self.out_idx == self.in_seen {
             if *pointer_read || hw.signature(self.out_idx) == PROCESSED {
-                return Ok(false);
+                return Ok(None);
             }
             *pointer_read = true;
             let in_ptr = hw.in_pointer();
             if in_ptr == self.out_idx || in_ptr as usize >= N {
-                return Ok(false);
+                return Ok(None);
             }
             self.in_seen = in_ptr;
         } else if hw.signature(self.out_idx) == PROCESSED {
-            return Ok(false);
+            return Ok(None);
         }
         hw.acquire();
-        hw.read_slot(self.out_idx, buf)?;
+        let entry = hw.read_slot(self.out_idx, buf)?;
         hw.stamp(self.out_idx);
         self.out_idx = RequestRing::<N>::next(self.out_idx);
-        Ok(true)
+        Ok(Some(entry))
     }
 
     /// Write the out-pointer if entries were consumed since the last call.
@@ -261,8 +268,13 @@ pub trait AtioHw {
     fn signature(&self, idx: u16) -> u32;
     /// Acquire fence.
     fn acquire(&self);
-    /// Copy slot `idx` out.
-    fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError>;
+    /// Copy slot `idx` into `buf` (which need not be initialised) and
+    /// return it.
+    fn read_slot<'b>(
+        &self,
+        idx: u16,
+        buf: &'b mut MaybeUninit<Entry>,
+    ) -> Result<&'b mut Entry, DmaError>;
     /// Write [`PROCESSED`] into slot `idx`'s signature.
     fn stamp(&self, idx: u16);
     /// Write the out-pointer register.
@@ -306,17 +318,21 @@ impl<const N: usize> AtioRing<N> {
         hw.signature(self.out_idx) != PROCESSED
     }
 
-    /// The entry at the out-index, if all of its slots are written: its first slot is
-    /// copied into `first` (after the acquire fence) and its slot count returned. An
+    /// The entry at the out-index, if all of its slots are written: its slot count and
+    /// its first slot, copied into `first` (after the acquire fence). An
     /// `entry_count` of 0 counts as 1; one larger than the ring is clamped. Nothing is
     /// consumed: [`consume`](Self::consume) does that.
     #[inline]
-    pub fn peek<H: AtioHw>(&self, hw: &H, first: &mut Entry) -> Result<Option<usize>, DmaError> {
+    pub fn peek<'b, H: AtioHw>(
+        &self,
+        hw: &H,
+        first: &'b mut MaybeUninit<Entry>,
+    ) -> Result<Option<(usize, &'b mut Entry)>, DmaError> {
         if hw.signature(self.out_idx) == PROCESSED {
             return Ok(None);
         }
         hw.acquire();
-        hw.read_slot(self.out_idx, first)?;
+        let first = hw.read_slot(self.out_idx, first)?;
         let slots = (first[1] as usize).clamp(1, N - 1);
         if slots > 1 {
             // Every slot of a multi-slot entry must be written before it is taken.
@@ -327,7 +343,7 @@ impl<const N: usize> AtioRing<N> {
             }
             hw.acquire();
         }
-        Ok(Some(slots))
+        Ok(Some((slots, first)))
     }
 
     /// Copy slots `1..slots` of the entry [`peek`](Self::peek) found into `rest`, one
@@ -340,9 +356,8 @@ impl<const N: usize> AtioRing<N> {
     ) -> Result<(), DmaError> {
         let n = slots.min(MAX_ATIO_SLOTS).saturating_sub(1);
         for (k, chunk) in rest.chunks_exact_mut(ENTRY_LEN).take(n).enumerate() {
-            let mut e = [0u8; ENTRY_LEN];
-            hw.read_slot(Self::advance(self.out_idx, k + 1), &mut e)?;
-            chunk.copy_from_slice(&e);
+            let mut e = MaybeUninit::uninit();
+            chunk.copy_from_slice(hw.read_slot(Self::advance(self.out_idx, k + 1), &mut e)?);
         }
         Ok(())
     }
@@ -446,9 +461,12 @@ mod tests {
             self.sig(idx)
         }
         fn acquire(&self) {}
-        fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError> {
-            *buf = self.slots.borrow()[idx as usize];
-            Ok(())
+        fn read_slot<'b>(
+            &self,
+            idx: u16,
+            buf: &'b mut MaybeUninit<Entry>,
+        ) -> Result<&'b mut Entry, DmaError> {
+            Ok(buf.write(self.slots.borrow()[idx as usize]))
         }
         fn stamp(&self, idx: u16) {
             self.slots.borrow_mut()[idx as usize][SIGNATURE_OFFSET..]
@@ -464,15 +482,30 @@ mod tests {
             self.sig(idx)
         }
         fn acquire(&self) {}
-        fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError> {
-            *buf = self.slots.borrow()[idx as usize];
-            Ok(())
+        fn read_slot<'b>(
+            &self,
+            idx: u16,
+            buf: &'b mut MaybeUninit<Entry>,
+        ) -> Result<&'b mut Entry, DmaError> {
+            Ok(buf.write(self.slots.borrow()[idx as usize]))
         }
         fn stamp(&self, idx: u16) {
             ResponseHw::stamp(self, idx)
         }
         fn write_out(&self, out: u16) {
             self.written_out.set(out);
+        }
+    }
+
+    /// `ResponseRing::next` with the entry copied into `buf`: whether one was taken.
+    fn next(r: &mut ResponseRing<N>, hw: &Mock, read: &mut bool, buf: &mut Entry) -> bool {
+        let mut e = MaybeUninit::uninit();
+        match r.next(hw, read, &mut e).unwrap() {
+            Some(e) => {
+                *buf = *e;
+                true
+            }
+            None => false,
         }
     }
 
@@ -530,21 +563,21 @@ mod tests {
         let mut r = ResponseRing::<N>::new();
         let mut buf = [0u8; ENTRY_LEN];
         // Nothing written: the in-pointer register is not read at all.
-        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut false, &mut buf));
         assert_eq!(hw.in_reads.get(), 0, "an idle poll reads no register");
         // Firmware writes slot 0 but has not moved rsp_q_in yet.
         hw.slots.borrow_mut()[0] = entry(7);
-        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut false, &mut buf));
         assert_eq!(hw.in_reads.get(), 1);
         // Pointer moved past a slot whose signature is still PROCESSED.
         hw.slots.borrow_mut()[0][SIGNATURE_OFFSET..].copy_from_slice(&PROCESSED.to_le_bytes());
         hw.in_ptr.set(1);
-        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut false, &mut buf));
         hw.slots.borrow_mut()[0] = entry(7);
-        assert!(r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(next(&mut r, &hw, &mut false, &mut buf));
         assert_eq!(buf[4], 7);
         assert_eq!(hw.sig(0), PROCESSED);
-        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut false, &mut buf));
         assert!(r.finish(&hw));
         assert_eq!(hw.written_out.get(), 1);
         assert!(!r.finish(&hw));
@@ -556,29 +589,30 @@ mod tests {
         let reads = hw.in_reads.get();
         let mut read = false;
         for k in 1..4 {
-            assert!(r.next(&hw, &mut read, &mut buf).unwrap());
+            assert!(next(&mut r, &hw, &mut read, &mut buf));
             assert_eq!(buf[4], 10 + k as u8);
         }
         // An entry the firmware writes after the drain read the pointer waits
         // for the next drain, which reads the pointer again.
         hw.slots.borrow_mut()[4] = entry(14);
         hw.in_ptr.set(5);
-        assert!(!r.next(&hw, &mut read, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut read, &mut buf));
         assert_eq!(hw.in_reads.get(), reads + 1, "one register read per drain");
-        assert!(r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(next(&mut r, &hw, &mut false, &mut buf));
         assert_eq!(buf[4], 14);
         assert_eq!(hw.in_reads.get(), reads + 2);
         // An in-pointer outside the ring is ignored.
         hw.slots.borrow_mut()[5] = entry(8);
         hw.in_ptr.set(N as u16);
-        assert!(!r.next(&hw, &mut false, &mut buf).unwrap());
+        assert!(!next(&mut r, &hw, &mut false, &mut buf));
         assert_eq!(hw.sig(5), 0, "the entry stays on the ring");
     }
 
     /// Take one ATIO entry the way the driver does: its bytes, or `None`.
     fn take_atio(r: &mut AtioRing<N>, hw: &Mock) -> Option<Vec<u8>> {
-        let mut first = [0u8; ENTRY_LEN];
-        let slots = r.peek(hw, &mut first).unwrap()?;
+        let mut first = MaybeUninit::uninit();
+        let (slots, first) = r.peek(hw, &mut first).unwrap()?;
+        let first = *first;
         let mut rest = [0u8; ENTRY_LEN * (MAX_ATIO_SLOTS - 1)];
         r.read_rest(hw, slots, &mut rest).unwrap();
         r.consume(hw, slots);
@@ -702,7 +736,7 @@ mod tests {
                 } else {
                     let mut buf = [0u8; ENTRY_LEN];
                     let mut read = false;
-                    while r.next(&hw, &mut read, &mut buf).unwrap() {
+                    while next(&mut r, &hw, &mut read, &mut buf) {
                         prop_assert_eq!(u32::from_le_bytes(buf[4..8].try_into().unwrap()), seen);
                         seen += 1;
                     }

@@ -1,5 +1,6 @@
 //! The ring traits of `crate::ring` over real DMA memory and registers.
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering;
 
 use rscst_fw::regs::QueuePointer;
@@ -112,8 +113,12 @@ impl<P: Platform, R: DmaRegion> ResponseHw for InHw<'_, P, R> {
     fn acquire(&self) {
         self.fence.acquire();
     }
-    fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError> {
-        self.region.read(slot_off(idx), buf)
+    fn read_slot<'b>(
+        &self,
+        idx: u16,
+        buf: &'b mut MaybeUninit<Entry>,
+    ) -> Result<&'b mut Entry, DmaError> {
+        self.region.read64(slot_off(idx), buf)
     }
     fn stamp(&self, idx: u16) {
         self.stamp_slot(idx)
@@ -135,8 +140,12 @@ impl<P: Platform, R: DmaRegion> AtioHw for InHw<'_, P, R> {
     fn acquire(&self) {
         self.fence.acquire();
     }
-    fn read_slot(&self, idx: u16, buf: &mut Entry) -> Result<(), DmaError> {
-        self.region.read(slot_off(idx), buf)
+    fn read_slot<'b>(
+        &self,
+        idx: u16,
+        buf: &'b mut MaybeUninit<Entry>,
+    ) -> Result<&'b mut Entry, DmaError> {
+        self.region.read64(slot_off(idx), buf)
     }
     fn stamp(&self, idx: u16) {
         self.stamp_slot(idx)

@@ -7,6 +7,7 @@
 //! completion for its outstanding operation (`Err(Aborted)`), every I_T
 //! nexus ends (the initiators log in again), and the bring-up runs again.
 
+use core::mem::MaybeUninit;
 use core::time::Duration;
 
 use rscst_core::Instant;
@@ -81,16 +82,16 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     fn drain_atio<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut n = 0;
         while n < self.config.atio_budget {
-            let mut first = [0u8; ENTRY_LEN];
-            let slots = {
+            let mut buf = MaybeUninit::uninit();
+            let (slots, first) = {
                 // Room for the answer and a MARKER that may have to precede it.
                 let req = hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
                 if self.deferred_len > 0 || !self.req.reserve(&req, 2, 0) {
                     break;
                 }
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
-                match self.atio.peek(&hw, &mut first) {
-                    Ok(Some(slots)) => slots,
+                match self.atio.peek(&hw, &mut buf) {
+                    Ok(Some(found)) => found,
                     _ => break,
                 }
             };
@@ -99,8 +100,8 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             if slots == 1 {
                 let hw = hw::InHw::atio(&self.platform, self.map, &self.dma.atio);
                 self.atio.consume(&hw, 1);
-                self.atio_entry(core, &first, &first);
-            } else if !self.atio_multi(core, &first, slots) {
+                self.atio_entry(core, first, first);
+            } else if !self.atio_multi(core, first, slots) {
                 break;
             }
         }
@@ -149,23 +150,23 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
     /// and (24xx/25xx/81xx) ABTS_RECV.
     fn drain_responses<C: CoreApi>(&mut self, core: &mut C) -> bool {
         let mut n = 0;
-        let mut buf = [0u8; ENTRY_LEN];
+        let mut buf = MaybeUninit::uninit();
         let mut pointer_read = false;
         while n < self.config.response_budget {
-            {
+            let buf = {
                 let hw = hw::InHw::response(&self.platform, self.map, &self.dma.rsp);
                 match self.rsp.next(&hw, &mut pointer_read, &mut buf) {
-                    Ok(true) => {}
+                    Ok(Some(entry)) => entry,
                     _ => break,
                 }
-            }
+            };
             n += 1;
             self.stats.response_entries += 1;
             // The usual completion without the full parse; anything else parsed.
-            if !self.ctio_completion_ok(core, &buf) {
-                match Ctio7CompletionRepr::parse_bytes(&buf) {
+            if !self.ctio_completion_ok(core, buf) {
+                match Ctio7CompletionRepr::parse_bytes(&*buf) {
                     Ok(c) => self.ctio_completion(core, &c),
-                    Err(_) => self.response_entry(core, &buf),
+                    Err(_) => self.response_entry(core, buf),
                 }
             }
             if self.phase() != super::Phase::Online {
