@@ -552,10 +552,24 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
         dsd: Dsd64,
         send_status: bool,
     ) -> Result<(), Busy> {
-        let h = self.reserve_ctio_handle(i, 1)?;
-        // The slot first, while the compiler still has it at hand (the ring
-        // write below is a call).
+        {
+            let hw = super::hw::ReqHw::new(&self.platform, self.map, &self.dma.req);
+            if !self.req.reserve(&hw, 1, self.config.internal_reserve) {
+                self.stats.ring_full += 1;
+                return Err(Busy);
+            }
+        }
+        let deadline = self.completion_deadline();
+        // The slot looked up once, for the handle, its own fields and the
+        // entry (the ring write below is a call).
         let slot = &mut self.cmds[i];
+        let Some(h) = self
+            .handles
+            .alloc(Owner::Ctio { cmd: i as u16 }, slot.x.addr, deadline)
+        else {
+            self.stats.handles_exhausted += 1;
+            return Err(Busy);
+        };
         slot.op = match dir {
             DataDir::DataOut => Op::DataOut,
             _ => Op::DataIn {
@@ -573,15 +587,14 @@ impl<'s, P: Platform, const REQ: usize, const RSP: usize, const ATIO: usize>
             Ctio7Flags::empty()
         };
         let mut e = [0u8; 64];
-        let timeout = self.config.ctio_timeout_secs;
         iocb::data_ctio_one(
-            &self.cmds[i].x,
+            &slot.x,
             h.0,
             dir,
             offset,
             dsd,
             flags,
-            timeout,
+            self.config.ctio_timeout_secs,
             &mut e,
         );
         let _ = self.post_reserved(core::slice::from_ref(&e));
